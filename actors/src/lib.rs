@@ -1,0 +1,1 @@
+//! Supervised connection actors. No pyo3 here.

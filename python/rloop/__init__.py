@@ -1,0 +1,23 @@
+"""rloop: a drop-in asyncio event loop written in Rust.
+
+    import rloop
+    rloop.run(main())                 # like asyncio.run, on RLoop
+    rloop.install()                   # asyncio.new_event_loop() -> RLoop
+    asyncio.Runner(loop_factory=rloop.new_event_loop)
+"""
+
+from ._rloop import Handle, TimerHandle
+from .loop import RLoop
+from .policy import EventLoopPolicy, install, new_event_loop
+from .runners import run
+
+__all__ = [
+    "EventLoopPolicy",
+    "Handle",
+    "RLoop",
+    "TimerHandle",
+    "install",
+    "new_event_loop",
+    "run",
+]
+__version__ = "0.1.0"

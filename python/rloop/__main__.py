@@ -1,0 +1,34 @@
+"""python -m rloop [--loop rloop] SCRIPT [ARGS...]: run a script on rloop."""
+
+from __future__ import annotations
+
+import argparse
+import runpy
+import sys
+from typing import Optional, Sequence
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m rloop",
+        description="Run a Python script with rloop as its asyncio event loop.",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["rloop"],
+        default="rloop",
+        help="which rloop loop to install (default: rloop, the mio loop)",
+    )
+    parser.add_argument("script", help="the script to run, as `python SCRIPT` would")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
+    ns = parser.parse_args(argv)
+
+    from . import install
+
+    install()
+    sys.argv = [ns.script, *ns.args]
+    runpy.run_path(ns.script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

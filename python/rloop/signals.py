@@ -1,0 +1,140 @@
+"""add_signal_handler/remove_signal_handler, as asyncio's Unix loop has them.
+
+Python's C-level signal handler writes the signal number to a wakeup fd
+(`signal.set_wakeup_fd`); the loop watches the other end with add_reader
+and schedules the registered callback on the loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import errno
+import signal
+import socket
+import sys
+import warnings
+from typing import Any, Callable, NamedTuple, Optional
+
+from asyncio.log import logger
+
+
+class _SignalHandler(NamedTuple):
+    callback: Callable[..., Any]
+    args: tuple[Any, ...]
+    context: contextvars.Context
+
+
+def _noop(signum: int, frame: Any) -> None:
+    """Installed as the Python handler: the work happens on the loop."""
+
+
+def _check_signal(sig: Any) -> None:
+    if not isinstance(sig, int):
+        raise TypeError(f"sig must be an int, not {sig!r}")
+    if sig not in signal.valid_signals():
+        raise ValueError(f"invalid signal number {sig}")
+
+
+class SignalMixin:
+    _signal_handlers: dict[int, _SignalHandler]
+    _signal_socks: Optional[tuple[socket.socket, socket.socket]]
+
+    def __init__(self) -> None:
+        self._signal_handlers = {}
+        self._signal_socks = None
+
+    def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
+        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        _check_signal(sig)
+        loop: Any = self
+        loop._check_closed()
+        wsock = self._signal_wakeup_sock()
+        try:
+            # Fails outside the main thread, as in asyncio.
+            signal.set_wakeup_fd(wsock.fileno())
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc)) from None
+
+        self._signal_handlers[sig] = _SignalHandler(callback, args, contextvars.copy_context())
+        try:
+            signal.signal(sig, _noop)
+            # Don't make system calls fail with EINTR because of this signal.
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self._signal_handlers[sig]
+            if not self._signal_handlers:
+                self._reset_wakeup_fd()
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        _check_signal(sig)
+        try:
+            del self._signal_handlers[sig]
+        except KeyError:
+            return False
+        handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig:d} cannot be caught") from None
+            raise
+        if not self._signal_handlers:
+            self._reset_wakeup_fd()
+        return True
+
+    def _signal_wakeup_sock(self) -> socket.socket:
+        if self._signal_socks is None:
+            rsock, wsock = socket.socketpair()
+            rsock.setblocking(False)
+            wsock.setblocking(False)
+            self._signal_socks = (rsock, wsock)
+            loop: Any = self
+            loop.add_reader(rsock.fileno(), self._read_signals)
+        return self._signal_socks[1]
+
+    def _read_signals(self) -> None:
+        socks = self._signal_socks
+        if socks is None:
+            return
+        loop: Any = self
+        while True:
+            try:
+                data = socks[0].recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                return
+            for signum in data:
+                handler = self._signal_handlers.get(signum)
+                if handler is not None:
+                    loop.call_soon(handler.callback, *handler.args, context=handler.context)
+
+    def _reset_wakeup_fd(self) -> None:
+        try:
+            signal.set_wakeup_fd(-1)
+        except (ValueError, OSError) as exc:
+            logger.info("set_wakeup_fd(-1) failed: %s", exc)
+
+    def _close_signals(self) -> None:
+        if sys.is_finalizing():
+            if self._signal_handlers:
+                warnings.warn(
+                    f"Closing the loop {self!r} on interpreter shutdown "
+                    f"stage, skipping signal handlers removal",
+                    ResourceWarning,
+                    source=self,
+                )
+                self._signal_handlers.clear()
+        else:
+            for sig in list(self._signal_handlers):
+                self.remove_signal_handler(sig)
+        socks = self._signal_socks
+        if socks is not None:
+            self._signal_socks = None
+            for s in socks:
+                s.close()

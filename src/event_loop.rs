@@ -1,0 +1,458 @@
+//! The loop core shared by RLoop and TokioLoop: the ready queue, the timer
+//! heap and `run_forever`. Scheduling, tasks, I/O watchers, the exception
+//! handler and debug live in sibling files as more `#[pymethods]` blocks.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::clock;
+use crate::handles::Handle;
+use crate::mio_reactor::MioReactor;
+use crate::py_imports;
+use crate::reactor::{Reactor, Readiness, Wake};
+use crate::timers::TimerHeap;
+
+/// asyncio caps one wait at a day, so a clock jump can't freeze the loop.
+const MAX_WAIT: f64 = 24.0 * 3600.0;
+
+/// A unit of work in the ready queue.
+pub enum Item {
+    Call(Py<Handle>),
+    /// A reader or writer callback for a raw fd; the fd is re-armed after it.
+    FdCall(RawFd, Py<Handle>),
+}
+
+#[pyclass(subclass, frozen, module = "rloop._rloop")]
+pub struct EventLoop {
+    pub(crate) ready: Mutex<VecDeque<Item>>,
+    pub(crate) timers: Mutex<TimerHeap>,
+    reactor: Mutex<Option<Box<dyn Reactor>>>,
+    waker: Mutex<Option<Arc<dyn Wake>>>,
+    readiness: Mutex<Vec<Readiness>>,
+    pub(crate) readers: Mutex<HashMap<RawFd, Py<Handle>>>,
+    pub(crate) writers: Mutex<HashMap<RawFd, Py<Handle>>>,
+    stopping: AtomicBool,
+    closed: AtomicBool,
+    running: AtomicBool,
+    pub(crate) thread_id: AtomicU64,
+    pub(crate) debug: AtomicBool,
+    pub(crate) slow_callback_duration: Mutex<f64>,
+    pub(crate) exception_handler: Mutex<Option<PyObject>>,
+    pub(crate) task_factory: Mutex<Option<PyObject>>,
+    pub(crate) current_handle: Mutex<Option<Py<Handle>>>,
+    pub(crate) saved_origin_depth: Mutex<Option<PyObject>>,
+    clock_resolution: f64,
+}
+
+pub fn current_thread_id() -> u64 {
+    // SAFETY: pthread_self has no preconditions. It is what
+    // threading.get_ident() returns on Linux.
+    unsafe { libc::pthread_self() as u64 }
+}
+
+fn closed_error() -> PyErr {
+    PyRuntimeError::new_err("Event loop is closed")
+}
+
+impl EventLoop {
+    pub fn with_reactor(reactor: Box<dyn Reactor>) -> Self {
+        let waker = reactor.waker();
+        EventLoop {
+            ready: Mutex::new(VecDeque::with_capacity(1024)),
+            timers: Mutex::new(TimerHeap::new()),
+            reactor: Mutex::new(Some(reactor)),
+            waker: Mutex::new(Some(waker)),
+            readiness: Mutex::new(Vec::with_capacity(1024)),
+            readers: Mutex::new(HashMap::new()),
+            writers: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            thread_id: AtomicU64::new(0),
+            debug: AtomicBool::new(false),
+            slow_callback_duration: Mutex::new(0.1),
+            exception_handler: Mutex::new(None),
+            task_factory: Mutex::new(None),
+            current_handle: Mutex::new(None),
+            saved_origin_depth: Mutex::new(None),
+            clock_resolution: clock::resolution(),
+        }
+    }
+
+    pub fn check_closed(&self) -> PyResult<()> {
+        if self.closed.load(Ordering::Relaxed) {
+            Err(closed_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn is_debug(&self) -> bool {
+        self.debug.load(Ordering::Relaxed)
+    }
+
+    pub fn wake(&self) {
+        let waker = self.waker.lock().clone();
+        if let Some(w) = waker {
+            // A failed wake means the eventfd is full: the loop is awake anyway.
+            let _ = w.wake();
+        }
+    }
+
+    /// The reactor, for a Python method on the loop thread. Another thread
+    /// may hold it while blocked in poll: wake it and wait without the GIL.
+    pub fn reactor<'a>(
+        &'a self,
+        py: Python<'_>,
+    ) -> PyResult<MutexGuard<'a, Option<Box<dyn Reactor>>>> {
+        let guard = match self.reactor.try_lock() {
+            Some(g) => g,
+            None => {
+                self.wake();
+                py.allow_threads(|| self.reactor.lock())
+            }
+        };
+        if guard.is_none() {
+            return Err(closed_error());
+        }
+        Ok(guard)
+    }
+
+    pub fn push_ready(&self, item: Item) {
+        self.ready.lock().push_back(item);
+    }
+
+    fn check_not_running(&self, py: Python<'_>) -> PyResult<()> {
+        if self.running.load(Ordering::Relaxed) {
+            return Err(PyRuntimeError::new_err(
+                "This event loop is already running",
+            ));
+        }
+        if !py_imports::get_running_loop(py)?.call0()?.is_none() {
+            return Err(PyRuntimeError::new_err(
+                "Cannot run the event loop while another loop is running",
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long the next poll may block.
+    fn poll_timeout(&self, py: Python<'_>) -> Option<Duration> {
+        if self.stopping.load(Ordering::Relaxed) || !self.ready.lock().is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut timers = self.timers.lock();
+        timers.compact_if_mostly_cancelled(py);
+        let when = timers.next_when(py)?;
+        let wait = (when - clock::monotonic()).clamp(0.0, MAX_WAIT);
+        Some(Duration::from_secs_f64(wait))
+    }
+
+    /// One iteration: wait for I/O or the next timer, queue what became
+    /// ready, then run exactly the callbacks that were ready at that point.
+    fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let timeout = this.poll_timeout(py);
+
+        let mut readiness = std::mem::take(&mut *this.readiness.lock());
+        readiness.clear();
+        let polled = {
+            let mut reactor = this.reactor(py)?;
+            match reactor.as_mut() {
+                Some(r) => py.allow_threads(|| r.turn(timeout, &mut readiness)),
+                None => return Err(closed_error()),
+            }
+        };
+        if let Err(e) = polled {
+            *this.readiness.lock() = readiness;
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                // A signal arrived: run Python's handlers (KeyboardInterrupt
+                // surfaces here, as it would from select()).
+                py.check_signals()?;
+                return Ok(());
+            }
+            return Err(e.into());
+        }
+        this.queue_io(py, &readiness);
+        *this.readiness.lock() = readiness;
+        this.queue_due_timers(py);
+
+        let ntodo = this.ready.lock().len();
+        for _ in 0..ntodo {
+            let item = match this.ready.lock().pop_front() {
+                Some(item) => item,
+                None => break,
+            };
+            match item {
+                Item::Call(handle) => Self::run_handle(slf, &handle)?,
+                Item::FdCall(fd, handle) => {
+                    let result = Self::run_handle(slf, &handle);
+                    this.rearm_if_watched(py, fd, &handle);
+                    result?
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn queue_io(&self, py: Python<'_>, readiness: &[Readiness]) {
+        for r in readiness {
+            if let Readiness::Fd {
+                fd,
+                readable,
+                writable,
+            } = *r
+            {
+                if readable {
+                    self.queue_fd_side(py, fd, &self.readers);
+                }
+                if writable {
+                    self.queue_fd_side(py, fd, &self.writers);
+                }
+            }
+        }
+    }
+
+    fn queue_fd_side(&self, py: Python<'_>, fd: RawFd, side: &Mutex<HashMap<RawFd, Py<Handle>>>) {
+        let handle = side.lock().get(&fd).map(|h| h.clone_ref(py));
+        if let Some(h) = handle {
+            if !h.get().is_cancelled() {
+                self.push_ready(Item::FdCall(fd, h));
+            }
+        }
+    }
+
+    fn rearm_if_watched(&self, py: Python<'_>, fd: RawFd, handle: &Py<Handle>) {
+        let still = |side: &Mutex<HashMap<RawFd, Py<Handle>>>| {
+            side.lock().get(&fd).is_some_and(|h| h.is(handle))
+        };
+        if still(&self.readers) || still(&self.writers) {
+            if let Ok(mut reactor) = self.reactor(py) {
+                if let Some(r) = reactor.as_mut() {
+                    r.rearm_fd(fd);
+                }
+            }
+        }
+    }
+
+    fn queue_due_timers(&self, py: Python<'_>) {
+        let end = clock::monotonic() + self.clock_resolution;
+        loop {
+            let due = self.timers.lock().pop_due(py, end);
+            match due {
+                Some(h) => self.push_ready(Item::Call(h)),
+                None => break,
+            }
+        }
+    }
+
+    fn run_handle(slf: &Bound<'_, Self>, handle: &Py<Handle>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let h = handle.get();
+        if h.is_cancelled() {
+            return Ok(());
+        }
+        let result = if this.is_debug() {
+            this.run_timed(py, handle)
+        } else {
+            h.run(py)
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) => Self::report_callback_error(slf, handle, err),
+        }
+    }
+
+    /// Debug mode: remember the running handle and warn about slow ones.
+    fn run_timed(&self, py: Python<'_>, handle: &Py<Handle>) -> PyResult<()> {
+        *self.current_handle.lock() = Some(handle.clone_ref(py));
+        let t0 = clock::monotonic();
+        let result = handle.get().run(py);
+        let dt = clock::monotonic() - t0;
+        let previous = self.current_handle.lock().take();
+        drop(previous);
+        if dt >= *self.slow_callback_duration.lock() {
+            let described = py_imports::format_handle(py)?.call1((handle.bind(py),))?;
+            py_imports::asyncio_logger(py)?
+                .call_method1("warning", ("Executing %s took %.3f seconds", described, dt))?;
+        }
+        result
+    }
+
+    pub(crate) fn set_origin_tracking(&self, py: Python<'_>, enabled: bool) -> PyResult<()> {
+        let sys = py.import("sys")?;
+        if enabled {
+            let mut saved = self.saved_origin_depth.lock();
+            if saved.is_none() {
+                *saved = Some(
+                    sys.call_method0("get_coroutine_origin_tracking_depth")?
+                        .unbind(),
+                );
+                sys.call_method1("set_coroutine_origin_tracking_depth", (10,))?;
+            }
+        } else {
+            let saved = self.saved_origin_depth.lock().take();
+            if let Some(depth) = saved {
+                sys.call_method1("set_coroutine_origin_tracking_depth", (depth,))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn closed_flag(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    pub fn is_running_flag(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    pub fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+        let fd: i64 = if let Ok(fd) = obj.extract::<i64>() {
+            fd
+        } else {
+            match obj
+                .call_method0("fileno")
+                .and_then(|f| f.call_method0("__index__"))
+                .and_then(|f| f.extract::<i64>())
+            {
+                Ok(fd) => fd,
+                Err(_) => {
+                    return Err(PyValueError::new_err(format!(
+                        "Invalid file object: {}",
+                        obj.repr()?
+                    )))
+                }
+            }
+        };
+        if fd < 0 || fd > i32::MAX as i64 {
+            return Err(PyValueError::new_err(format!(
+                "Invalid file descriptor: {fd}"
+            )));
+        }
+        Ok(fd as RawFd)
+    }
+}
+
+#[pymethods]
+impl EventLoop {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(
+        _args: &Bound<'_, pyo3::types::PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        Ok(EventLoop::with_reactor(Box::new(MioReactor::new()?)))
+    }
+
+    fn time(&self) -> f64 {
+        clock::monotonic()
+    }
+
+    fn is_running(&self) -> bool {
+        self.is_running_flag()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    fn run_forever(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check_closed()?;
+        this.check_not_running(py)?;
+
+        let sys = py.import("sys")?;
+        let old_hooks = sys.call_method0("get_asyncgen_hooks")?;
+        if let (Ok(first), Ok(fin)) = (
+            slf.getattr("_asyncgen_firstiter_hook"),
+            slf.getattr("_asyncgen_finalizer_hook"),
+        ) {
+            sys.call_method1("set_asyncgen_hooks", (first, fin))?;
+        }
+        this.thread_id.store(current_thread_id(), Ordering::Relaxed);
+        this.set_origin_tracking(py, this.is_debug())?;
+        py_imports::set_running_loop(py)?.call1((slf,))?;
+        this.running.store(true, Ordering::Relaxed);
+
+        let result = loop {
+            if let Err(e) = Self::run_once(slf) {
+                break Err(e);
+            }
+            if this.stopping.load(Ordering::Relaxed) {
+                break Ok(());
+            }
+        };
+
+        this.stopping.store(false, Ordering::Relaxed);
+        this.running.store(false, Ordering::Relaxed);
+        this.thread_id.store(0, Ordering::Relaxed);
+        let cleanup = (|| -> PyResult<()> {
+            py_imports::set_running_loop(py)?.call1((py.None(),))?;
+            this.set_origin_tracking(py, false)?;
+            sys.call_method1(
+                "set_asyncgen_hooks",
+                old_hooks.downcast::<pyo3::types::PyTuple>()?,
+            )?;
+            Ok(())
+        })();
+        result.and(cleanup)
+    }
+
+    /// Closes the loop: drops every pending callback and timer, and the
+    /// reactor with its file descriptors. Idempotent.
+    fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        if this.is_running_flag() {
+            return Err(PyRuntimeError::new_err("Cannot close a running event loop"));
+        }
+        if this.closed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if this.is_debug() {
+            py_imports::asyncio_logger(py)?.call_method1("debug", ("Close %r", slf))?;
+        }
+        this.closed.store(true, Ordering::Relaxed);
+        // Take everything out first and drop it after the locks are released:
+        // a finalizer run by a drop may call back into the loop.
+        let ready = std::mem::take(&mut *this.ready.lock());
+        let timers = this.timers.lock().clear();
+        let readers = std::mem::take(&mut *this.readers.lock());
+        let writers = std::mem::take(&mut *this.writers.lock());
+        let reactor = this.reactor.lock().take();
+        let waker = this.waker.lock().take();
+        drop((ready, timers, readers, writers));
+        drop((reactor, waker));
+        Ok(())
+    }
+
+    #[getter(_closed)]
+    fn closed_attr(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    #[getter(_stopping)]
+    fn stopping_attr(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    fn _run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::run_once(slf)
+    }
+}

@@ -1,0 +1,123 @@
+//! asyncio's `add_reader`/`remove_reader`/`add_writer`/`remove_writer`:
+//! callbacks run when a raw fd (or file object) becomes readable/writable.
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::event_loop::EventLoop;
+use crate::handles::Handle;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Side {
+    Read,
+    Write,
+}
+
+impl EventLoop {
+    fn side(&self, side: Side) -> &Mutex<HashMap<RawFd, Py<Handle>>> {
+        match side {
+            Side::Read => &self.readers,
+            Side::Write => &self.writers,
+        }
+    }
+
+    /// Tells the reactor the interest that the reader/writer tables imply.
+    fn sync_interest(&self, py: Python<'_>, fd: RawFd) -> PyResult<()> {
+        let read = self.readers.lock().contains_key(&fd);
+        let write = self.writers.lock().contains_key(&fd);
+        let mut reactor = self.reactor(py)?;
+        if let Some(r) = reactor.as_mut() {
+            r.watch_fd(fd, read, write)?;
+        }
+        Ok(())
+    }
+
+    fn add_watcher(
+        &self,
+        py: Python<'_>,
+        side: Side,
+        fileobj: &Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
+        self.check_closed()?;
+        let fd = Self::fd_of(fileobj)?;
+        let tb = self.source_traceback(py)?;
+        let handle = Py::new(
+            py,
+            Handle::new(py, callback.unbind(), args.unbind(), None, tb)?,
+        )?;
+        let old = self.side(side).lock().insert(fd, handle);
+        if let Some(old) = &old {
+            old.get().cancel_once();
+        }
+        if let Err(e) = self.sync_interest(py, fd) {
+            // Registration failed (e.g. a regular file): leave no trace.
+            let failed = self.side(side).lock().remove(&fd);
+            drop(failed);
+            return Err(e);
+        }
+        drop(old);
+        Ok(())
+    }
+
+    fn remove_watcher(
+        &self,
+        py: Python<'_>,
+        side: Side,
+        fileobj: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        if self.closed_flag() {
+            return Ok(false);
+        }
+        let fd = Self::fd_of(fileobj)?;
+        let removed = self.side(side).lock().remove(&fd);
+        match removed {
+            None => Ok(false),
+            Some(handle) => {
+                handle.get().cancel_once();
+                // The fd may be closed already; the kernel forgot it then.
+                let _ = self.sync_interest(py, fd);
+                drop(handle);
+                Ok(true)
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl EventLoop {
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_reader(
+        &self,
+        py: Python<'_>,
+        fd: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
+        self.add_watcher(py, Side::Read, &fd, callback, args)
+    }
+
+    fn remove_reader(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
+        self.remove_watcher(py, Side::Read, &fd)
+    }
+
+    #[pyo3(signature = (fd, callback, *args))]
+    fn add_writer(
+        &self,
+        py: Python<'_>,
+        fd: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
+        self.add_watcher(py, Side::Write, &fd, callback, args)
+    }
+
+    fn remove_writer(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
+        self.remove_watcher(py, Side::Write, &fd)
+    }
+}

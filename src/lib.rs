@@ -1,0 +1,25 @@
+//! rloop's extension module: the loop core and its schedulers.
+
+use pyo3::prelude::*;
+
+mod clock;
+mod context;
+mod debug;
+mod event_loop;
+mod exception_handler;
+mod handles;
+mod io_watch;
+mod mio_reactor;
+mod py_imports;
+mod reactor;
+mod scheduling;
+mod tasks;
+mod timers;
+
+#[pymodule]
+fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<event_loop::EventLoop>()?;
+    m.add_class::<handles::Handle>()?;
+    m.add_class::<handles::TimerHandle>()?;
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! Python objects the core looks up once per interpreter.
+
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+
+macro_rules! cached {
+    ($name:ident, $module:expr, $attr:expr) => {
+        pub fn $name(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+            static CELL: GILOnceCell<PyObject> = GILOnceCell::new();
+            CELL.import(py, $module, $attr)
+        }
+    };
+}
+
+cached!(get_running_loop, "asyncio.events", "_get_running_loop");
+cached!(set_running_loop, "asyncio.events", "_set_running_loop");
+cached!(future_class, "asyncio", "Future");
+cached!(task_class, "asyncio", "Task");
+cached!(iscoroutine, "asyncio.coroutines", "iscoroutine");
+cached!(
+    iscoroutinefunction,
+    "asyncio.coroutines",
+    "iscoroutinefunction"
+);
+cached!(extract_stack, "asyncio.format_helpers", "extract_stack");
+cached!(format_handle, "asyncio.base_events", "_format_handle");
+cached!(asyncio_logger, "asyncio.log", "logger");

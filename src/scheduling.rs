@@ -1,0 +1,125 @@
+//! `call_soon`, `call_soon_threadsafe`, `call_later`, `call_at`.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::clock;
+use crate::debug::check_callback;
+use crate::event_loop::{EventLoop, Item};
+use crate::handles::{Handle, TimerHandle};
+
+impl EventLoop {
+    fn new_handle(
+        &self,
+        py: Python<'_>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Handle> {
+        let tb = self.source_traceback(py)?;
+        Handle::new(py, callback.unbind(), args.unbind(), context, tb)
+    }
+}
+
+#[pymethods]
+impl EventLoop {
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon(
+        &self,
+        py: Python<'_>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<Handle>> {
+        self.check_closed()?;
+        if self.is_debug() {
+            self.check_thread()?;
+            check_callback(py, &callback, "call_soon")?;
+        }
+        let handle = Py::new(py, self.new_handle(py, callback, args, context)?)?;
+        self.push_ready(Item::Call(handle.clone_ref(py)));
+        Ok(handle)
+    }
+
+    #[pyo3(signature = (callback, *args, context=None))]
+    fn call_soon_threadsafe(
+        &self,
+        py: Python<'_>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<Handle>> {
+        self.check_closed()?;
+        if self.is_debug() {
+            check_callback(py, &callback, "call_soon_threadsafe")?;
+        }
+        let handle = Py::new(py, self.new_handle(py, callback, args, context)?)?;
+        self.push_ready(Item::Call(handle.clone_ref(py)));
+        self.wake();
+        Ok(handle)
+    }
+
+    #[pyo3(signature = (delay, callback, *args, context=None))]
+    fn call_later(
+        &self,
+        py: Python<'_>,
+        delay: Option<Bound<'_, PyAny>>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<TimerHandle>> {
+        let delay = match delay {
+            None => return Err(PyTypeError::new_err("delay must not be None")),
+            Some(d) => d.extract::<f64>()?,
+        };
+        self.schedule_at(
+            py,
+            clock::monotonic() + delay,
+            callback,
+            args,
+            context,
+            "call_later",
+        )
+    }
+
+    #[pyo3(signature = (when, callback, *args, context=None))]
+    fn call_at(
+        &self,
+        py: Python<'_>,
+        when: Option<Bound<'_, PyAny>>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<PyObject>,
+    ) -> PyResult<Py<TimerHandle>> {
+        let when = match when {
+            None => return Err(PyTypeError::new_err("when cannot be None")),
+            Some(w) => w.extract::<f64>()?,
+        };
+        self.schedule_at(py, when, callback, args, context, "call_at")
+    }
+}
+
+impl EventLoop {
+    fn schedule_at(
+        &self,
+        py: Python<'_>,
+        when: f64,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<PyObject>,
+        method: &str,
+    ) -> PyResult<Py<TimerHandle>> {
+        self.check_closed()?;
+        if self.is_debug() {
+            self.check_thread()?;
+            check_callback(py, &callback, method)?;
+        }
+        let base = self.new_handle(py, callback, args, context)?;
+        let mut timers = self.timers.lock();
+        let timer = TimerHandle::new(when, timers.cancel_counter());
+        let handle = Py::new(py, (timer, base))?;
+        timers.push(when, handle.clone_ref(py));
+        Ok(handle)
+    }
+}

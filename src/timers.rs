@@ -1,0 +1,141 @@
+//! The timer heap: earliest deadline first, ties in scheduling order.
+//! Cancelled timers are removed lazily: skipped when they reach the top, and
+//! the heap is compacted when they are most of it.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use crate::handles::{Handle, TimerHandle};
+
+struct Entry {
+    when: f64,
+    seq: u64,
+    handle: Py<TimerHandle>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Entry {
+    // Reversed: BinaryHeap is a max-heap and we want the earliest first.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        other
+            .when
+            .total_cmp(&self.when)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+/// Below this many cancelled timers the heap is never compacted.
+const MIN_CANCELLED_TO_COMPACT: usize = 100;
+
+pub struct TimerHeap {
+    heap: BinaryHeap<Entry>,
+    seq: u64,
+    cancelled: Arc<AtomicUsize>,
+}
+
+impl TimerHeap {
+    pub fn new() -> Self {
+        TimerHeap {
+            heap: BinaryHeap::new(),
+            seq: 0,
+            cancelled: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn cancel_counter(&self) -> Arc<AtomicUsize> {
+        self.cancelled.clone()
+    }
+
+    pub fn push(&mut self, when: f64, handle: Py<TimerHandle>) {
+        self.seq += 1;
+        self.heap.push(Entry {
+            when,
+            seq: self.seq,
+            handle,
+        });
+    }
+
+    /// Deadline of the earliest live timer, dropping dead ones on top.
+    pub fn next_when(&mut self, py: Python<'_>) -> Option<f64> {
+        while let Some(top) = self.heap.peek() {
+            if top.handle.bind(py).as_super().get().is_cancelled() {
+                if let Some(dead) = self.heap.pop() {
+                    dead.handle.get().in_heap.store(false, Ordering::Relaxed);
+                }
+                self.uncount_one();
+                continue;
+            }
+            return Some(top.when);
+        }
+        None
+    }
+
+    /// Pops the next live timer due before `end`.
+    pub fn pop_due(&mut self, py: Python<'_>, end: f64) -> Option<Py<Handle>> {
+        loop {
+            let top = self.heap.peek()?;
+            if top.when >= end {
+                return None;
+            }
+            let entry = self.heap.pop()?;
+            let bound = entry.handle.into_bound(py);
+            bound.get().in_heap.store(false, Ordering::Relaxed);
+            if bound.as_super().get().is_cancelled() {
+                self.uncount_one();
+                continue;
+            }
+            return Some(bound.into_super().unbind());
+        }
+    }
+
+    /// Rebuilds the heap without cancelled timers when they dominate it, so
+    /// that many far-future timeouts created and cancelled don't pile up.
+    pub fn compact_if_mostly_cancelled(&mut self, py: Python<'_>) {
+        let cancelled = self.cancelled.load(Ordering::Relaxed);
+        if cancelled < MIN_CANCELLED_TO_COMPACT || cancelled * 2 < self.heap.len() {
+            return;
+        }
+        let entries = std::mem::take(&mut self.heap).into_vec();
+        let live: Vec<Entry> = entries
+            .into_iter()
+            .filter(|e| {
+                let dead = e.handle.bind(py).as_super().get().is_cancelled();
+                if dead {
+                    e.handle.get().in_heap.store(false, Ordering::Relaxed);
+                }
+                !dead
+            })
+            .collect();
+        self.heap = BinaryHeap::from(live);
+        self.cancelled.store(0, Ordering::Relaxed);
+    }
+
+    fn uncount_one(&self) {
+        let _ = self
+            .cancelled
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    pub fn clear(&mut self) -> Vec<Py<TimerHandle>> {
+        self.cancelled.store(0, Ordering::Relaxed);
+        std::mem::take(&mut self.heap)
+            .into_vec()
+            .into_iter()
+            .map(|e| e.handle)
+            .collect()
+    }
+}

@@ -72,6 +72,11 @@ impl EventLoop {
         Ok(())
     }
 
+    #[getter(_debug)]
+    fn debug_attr(&self) -> bool {
+        self.is_debug()
+    }
+
     #[getter]
     fn get_slow_callback_duration(&self) -> f64 {
         *self.slow_callback_duration.lock()

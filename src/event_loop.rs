@@ -15,10 +15,11 @@ use pyo3::types::PyDict;
 
 use crate::clock;
 use crate::handles::Handle;
-use crate::mio_reactor::MioReactor;
 use crate::py_imports;
-use crate::reactor::{Reactor, Readiness, Wake};
+use crate::reactor::{ConnId, ListenerId, Reactor, Ready, Wake};
+use crate::server_io::Listening;
 use crate::timers::TimerHeap;
+use crate::transport::SocketTransport;
 
 /// asyncio caps one wait at a day, so a clock jump can't freeze the loop.
 const MAX_WAIT: f64 = 24.0 * 3600.0;
@@ -26,8 +27,16 @@ const MAX_WAIT: f64 = 24.0 * 3600.0;
 /// A unit of work in the ready queue.
 pub enum Item {
     Call(Py<Handle>),
-    /// A reader or writer callback for a raw fd; the fd is re-armed after it.
-    FdCall(RawFd, Py<Handle>),
+    /// A connection actor is readable and/or writable.
+    Conn {
+        id: ConnId,
+        readable: bool,
+        writable: bool,
+    },
+    /// A listener may have connections to accept.
+    Accept(ListenerId),
+    /// Deliver connection_lost(exc) and release the transport.
+    ConnectionLost(Py<SocketTransport>, Option<PyObject>),
 }
 
 #[pyclass(subclass, frozen, module = "rloop._rloop")]
@@ -36,7 +45,11 @@ pub struct EventLoop {
     pub(crate) timers: Mutex<TimerHeap>,
     reactor: Mutex<Option<Box<dyn Reactor>>>,
     waker: Mutex<Option<Arc<dyn Wake>>>,
-    readiness: Mutex<Vec<Readiness>>,
+    readiness: Mutex<Vec<Ready>>,
+    pub(crate) transports: Mutex<HashMap<ConnId, Py<SocketTransport>>>,
+    /// fds (the actor's and the Python socket's) of live transports.
+    pub(crate) transport_fds: Mutex<HashMap<RawFd, ConnId>>,
+    pub(crate) listeners: Mutex<HashMap<ListenerId, Listening>>,
     pub(crate) readers: Mutex<HashMap<RawFd, Py<Handle>>>,
     pub(crate) writers: Mutex<HashMap<RawFd, Py<Handle>>>,
     stopping: AtomicBool,
@@ -71,6 +84,9 @@ impl EventLoop {
             reactor: Mutex::new(Some(reactor)),
             waker: Mutex::new(Some(waker)),
             readiness: Mutex::new(Vec::with_capacity(1024)),
+            transports: Mutex::new(HashMap::new()),
+            transport_fds: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(HashMap::new()),
             readers: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
@@ -194,30 +210,51 @@ impl EventLoop {
             };
             match item {
                 Item::Call(handle) => Self::run_handle(slf, &handle)?,
-                Item::FdCall(fd, handle) => {
-                    let result = Self::run_handle(slf, &handle);
-                    this.rearm_if_watched(py, fd, &handle);
-                    result?
+                Item::Conn {
+                    id,
+                    readable,
+                    writable,
+                } => {
+                    let transport = this.transports.lock().get(&id).map(|t| t.clone_ref(py));
+                    if let Some(t) = transport {
+                        SocketTransport::on_ready(t.bind(py), readable, writable)?;
+                    }
+                }
+                Item::Accept(id) => Self::accept_connections(slf, id)?,
+                Item::ConnectionLost(transport, exc) => {
+                    SocketTransport::connection_lost(transport.bind(py), exc)?
                 }
             }
         }
         Ok(())
     }
 
-    fn queue_io(&self, py: Python<'_>, readiness: &[Readiness]) {
+    fn queue_io(&self, py: Python<'_>, readiness: &[Ready]) {
         for r in readiness {
-            if let Readiness::Fd {
-                fd,
-                readable,
-                writable,
-            } = *r
-            {
-                if readable {
-                    self.queue_fd_side(py, fd, &self.readers);
+            match *r {
+                Ready::Woken => {}
+                Ready::Fd {
+                    fd,
+                    readable,
+                    writable,
+                } => {
+                    if readable {
+                        self.queue_fd_side(py, fd, &self.readers);
+                    }
+                    if writable {
+                        self.queue_fd_side(py, fd, &self.writers);
+                    }
                 }
-                if writable {
-                    self.queue_fd_side(py, fd, &self.writers);
-                }
+                Ready::Conn {
+                    id,
+                    readable,
+                    writable,
+                } => self.push_ready(Item::Conn {
+                    id,
+                    readable,
+                    writable,
+                }),
+                Ready::Listener { id } => self.push_ready(Item::Accept(id)),
             }
         }
     }
@@ -226,20 +263,7 @@ impl EventLoop {
         let handle = side.lock().get(&fd).map(|h| h.clone_ref(py));
         if let Some(h) = handle {
             if !h.get().is_cancelled() {
-                self.push_ready(Item::FdCall(fd, h));
-            }
-        }
-    }
-
-    fn rearm_if_watched(&self, py: Python<'_>, fd: RawFd, handle: &Py<Handle>) {
-        let still = |side: &Mutex<HashMap<RawFd, Py<Handle>>>| {
-            side.lock().get(&fd).is_some_and(|h| h.is(handle))
-        };
-        if still(&self.readers) || still(&self.writers) {
-            if let Ok(mut reactor) = self.reactor(py) {
-                if let Some(r) = reactor.as_mut() {
-                    r.rearm_fd(fd);
-                }
+                self.push_ready(Item::Call(h));
             }
         }
     }
@@ -352,7 +376,9 @@ impl EventLoop {
         _args: &Bound<'_, pyo3::types::PyTuple>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        Ok(EventLoop::with_reactor(Box::new(MioReactor::new()?)))
+        Ok(EventLoop::with_reactor(Box::new(
+            actors::MioScheduler::new()?,
+        )))
     }
 
     fn time(&self) -> f64 {
@@ -428,6 +454,7 @@ impl EventLoop {
         if this.is_debug() {
             py_imports::asyncio_logger(py)?.call_method1("debug", ("Close %r", slf))?;
         }
+        Self::close_transports(slf)?;
         this.closed.store(true, Ordering::Relaxed);
         // Take everything out first and drop it after the locks are released:
         // a finalizer run by a drop may call back into the loop.
@@ -435,6 +462,8 @@ impl EventLoop {
         let timers = this.timers.lock().clear();
         let readers = std::mem::take(&mut *this.readers.lock());
         let writers = std::mem::take(&mut *this.writers.lock());
+        let listeners = std::mem::take(&mut *this.listeners.lock());
+        drop(listeners);
         let reactor = this.reactor.lock().take();
         let waker = this.waker.lock().take();
         drop((ready, timers, readers, writers));

@@ -72,6 +72,17 @@ impl Handle {
             parts.push("cancelled".to_string());
         }
         parts.push(self.format_callback(py)?);
+        if let Some(tb) = &self.source_traceback {
+            let tb = tb.bind(py);
+            if tb.len()? > 0 {
+                let frame = tb.get_item(-1)?;
+                parts.push(format!(
+                    "created at {}:{}",
+                    frame.get_item(0)?.str()?,
+                    frame.get_item(1)?.str()?
+                ));
+            }
+        }
         Ok(parts)
     }
 }

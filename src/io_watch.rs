@@ -43,7 +43,7 @@ impl EventLoop {
         fileobj: &Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Py<Handle>> {
         self.check_closed()?;
         let fd = Self::fd_of(fileobj)?;
         let tb = self.source_traceback(py)?;
@@ -51,7 +51,7 @@ impl EventLoop {
             py,
             Handle::new(py, callback.unbind(), args.unbind(), None, tb)?,
         )?;
-        let old = self.side(side).lock().insert(fd, handle);
+        let old = self.side(side).lock().insert(fd, handle.clone_ref(py));
         if let Some(old) = &old {
             old.get().cancel_once();
         }
@@ -62,7 +62,7 @@ impl EventLoop {
             return Err(e);
         }
         drop(old);
-        Ok(())
+        Ok(handle)
     }
 
     fn remove_watcher(
@@ -100,6 +100,7 @@ impl EventLoop {
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
         self.add_watcher(py, Side::Read, &fd, callback, args)
+            .map(drop)
     }
 
     fn remove_reader(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
@@ -115,9 +116,33 @@ impl EventLoop {
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
         self.add_watcher(py, Side::Write, &fd, callback, args)
+            .map(drop)
     }
 
     fn remove_writer(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
         self.remove_watcher(py, Side::Write, &fd)
+    }
+
+    /// asyncio's private form, used by the sock_* helpers: returns the handle.
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_reader(
+        &self,
+        py: Python<'_>,
+        fd: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        self.add_watcher(py, Side::Read, &fd, callback, args)
+    }
+
+    #[pyo3(signature = (fd, callback, *args))]
+    fn _add_writer(
+        &self,
+        py: Python<'_>,
+        fd: Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<Py<Handle>> {
+        self.add_watcher(py, Side::Write, &fd, callback, args)
     }
 }

@@ -13,13 +13,16 @@ mod mio_reactor;
 mod py_imports;
 mod reactor;
 mod scheduling;
+mod server_io;
 mod tasks;
 mod timers;
+mod transport;
 
 #[pymodule]
 fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event_loop::EventLoop>()?;
     m.add_class::<handles::Handle>()?;
     m.add_class::<handles::TimerHandle>()?;
+    m.add_class::<transport::SocketTransport>()?;
     Ok(())
 }

@@ -1,118 +1,91 @@
-//! The mio reactor behind RLoop: one epoll, single-threaded.
+//! RLoop's reactor: the single-threaded mio scheduler of the actors crate.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use actors::MioScheduler;
 
-use crate::reactor::{Reactor, Readiness, Wake};
+use crate::reactor::*;
 
-const WAKER: Token = Token(usize::MAX);
+struct MioWake(Arc<mio::Waker>);
 
-struct MioWaker(mio::Waker);
-
-impl Wake for MioWaker {
+impl Wake for MioWake {
     fn wake(&self) -> io::Result<()> {
         self.0.wake()
     }
 }
 
-pub struct MioReactor {
-    poll: Poll,
-    events: Events,
-    waker: Arc<MioWaker>,
-    /// Raw fds registered for add_reader/add_writer, with their interest.
-    fds: HashMap<RawFd, Interest>,
-}
-
-impl MioReactor {
-    pub fn new() -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let waker = Arc::new(MioWaker(mio::Waker::new(poll.registry(), WAKER)?));
-        Ok(MioReactor {
-            poll,
-            events: Events::with_capacity(1024),
-            waker,
-            fds: HashMap::new(),
-        })
+impl Reactor for MioScheduler {
+    fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
+        MioScheduler::turn(self, timeout, out)
     }
-}
-
-fn interest(read: bool, write: bool) -> Option<Interest> {
-    match (read, write) {
-        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-        (true, false) => Some(Interest::READABLE),
-        (false, true) => Some(Interest::WRITABLE),
-        (false, false) => None,
-    }
-}
-
-impl Reactor for MioReactor {
-    fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Readiness>) -> io::Result<()> {
-        self.poll.poll(&mut self.events, timeout)?;
-        for ev in self.events.iter() {
-            if ev.token() == WAKER {
-                out.push(Readiness::Woken);
-                continue;
-            }
-            let fd = ev.token().0 as RawFd;
-            // An error or hang-up wakes both sides, as select() would.
-            let broken = ev.is_error() || ev.is_read_closed() || ev.is_write_closed();
-            out.push(Readiness::Fd {
-                fd,
-                readable: ev.is_readable() || broken,
-                writable: ev.is_writable() || broken,
-            });
-        }
-        Ok(())
-    }
-
     fn waker(&self) -> Arc<dyn Wake> {
-        self.waker.clone()
+        Arc::new(MioWake(MioScheduler::waker(self)))
     }
-
     fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
-        let registry = self.poll.registry();
-        match (self.fds.get(&fd).copied(), interest(read, write)) {
-            (None, None) => Ok(()),
-            (Some(_), None) => {
-                self.fds.remove(&fd);
-                // The fd may be closed already; the kernel then forgot it.
-                let _ = registry.deregister(&mut SourceFd(&fd));
-                Ok(())
-            }
-            (None, Some(i)) => {
-                let token = Token(fd as usize);
-                match registry.register(&mut SourceFd(&fd), token, i) {
-                    // A dup of a closed fd can still be in the epoll set.
-                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                        registry.reregister(&mut SourceFd(&fd), token, i)?
-                    }
-                    r => r?,
-                }
-                self.fds.insert(fd, i);
-                Ok(())
-            }
-            (Some(_), Some(i)) => {
-                registry.reregister(&mut SourceFd(&fd), Token(fd as usize), i)?;
-                self.fds.insert(fd, i);
-                Ok(())
-            }
-        }
+        MioScheduler::watch_fd(self, fd, read, write)
     }
-
-    fn rearm_fd(&mut self, fd: RawFd) {
-        if let Some(i) = self.fds.get(&fd).copied() {
-            // Re-registering makes epoll report the fd again if it is still
-            // ready: level-triggered behaviour on top of mio's edge trigger.
-            let _ = self
-                .poll
-                .registry()
-                .reregister(&mut SourceFd(&fd), Token(fd as usize), i);
-        }
+    fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId> {
+        MioScheduler::add_connection(self, stream)
+    }
+    fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
+        MioScheduler::read(self, id, out)
+    }
+    fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
+        MioScheduler::read_into(self, id, buf, out)
+    }
+    fn writelines(
+        &mut self,
+        id: ConnId,
+        chunks: &[&[u8]],
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        MioScheduler::writelines(self, id, chunks, out)
+    }
+    fn command(
+        &mut self,
+        id: ConnId,
+        cmd: Command,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        MioScheduler::command(self, id, cmd, out)
+    }
+    fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>) {
+        MioScheduler::on_writable(self, id, out)
+    }
+    fn is_reading(&self, id: ConnId) -> bool {
+        MioScheduler::is_reading(self, id)
+    }
+    fn write_buffer_size(&self, id: ConnId) -> Option<usize> {
+        MioScheduler::write_buffer_size(self, id)
+    }
+    fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)> {
+        MioScheduler::write_buffer_limits(self, id)
+    }
+    fn info(&self, id: ConnId) -> Option<ConnInfo> {
+        MioScheduler::info(self, id)
+    }
+    fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool {
+        MioScheduler::set_fault(self, id, plan)
+    }
+    fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>) {
+        MioScheduler::close_all(self, out)
+    }
+    fn add_listener(&mut self, listener: Listener) -> io::Result<ListenerId> {
+        MioScheduler::add_listener(self, listener)
+    }
+    fn accept(&mut self, id: ListenerId) -> io::Result<Option<(Stream, Addr)>> {
+        MioScheduler::accept(self, id)
+    }
+    fn pause_listener(&mut self, id: ListenerId) -> io::Result<()> {
+        MioScheduler::pause_listener(self, id)
+    }
+    fn resume_listener(&mut self, id: ListenerId) -> io::Result<()> {
+        MioScheduler::resume_listener(self, id)
+    }
+    fn remove_listener(&mut self, id: ListenerId) -> Option<Listener> {
+        MioScheduler::remove_listener(self, id)
     }
 }

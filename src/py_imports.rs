@@ -25,3 +25,10 @@ cached!(
 cached!(extract_stack, "asyncio.format_helpers", "extract_stack");
 cached!(format_handle, "asyncio.base_events", "_format_handle");
 cached!(asyncio_logger, "asyncio.log", "logger");
+cached!(buffered_protocol_class, "asyncio", "BufferedProtocol");
+cached!(transport_socket, "asyncio.trsock", "TransportSocket");
+cached!(
+    set_result_unless_cancelled,
+    "asyncio.futures",
+    "_set_result_unless_cancelled"
+);

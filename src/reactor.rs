@@ -1,23 +1,20 @@
-//! What the loop core needs from an I/O scheduler. RLoop plugs in mio;
-//! TokioLoop plugs in tokio. The core never knows which one runs.
+//! What the loop core needs from an I/O scheduler. RLoop plugs in the mio
+//! scheduler of the `actors` crate; the core never knows which one runs.
+//!
+//! The API is pull-style: a scheduler never calls back into the core.
+//! `turn` reports readiness; the core then asks the scheduler to act on a
+//! connection (read, write, command) and gets that connection's events
+//! back as values, so no scheduler borrow is held while Python code runs.
 
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One readiness report from a `turn`.
-#[derive(Debug, Clone, Copy)]
-pub enum Readiness {
-    /// Another thread woke the loop (call_soon_threadsafe).
-    Woken,
-    /// A raw fd watched for asyncio's add_reader/add_writer.
-    Fd {
-        fd: RawFd,
-        readable: bool,
-        writable: bool,
-    },
-}
+pub use actors::{
+    ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Event, FaultPlan, Listener,
+    ListenerId, ReadCount, ReadResult, Ready, Stream,
+};
 
 /// Wakes a loop blocked in `turn`, from any thread.
 pub trait Wake: Send + Sync {
@@ -28,14 +25,38 @@ pub trait Reactor: Send {
     /// Waits at most `timeout` (None: forever) for readiness. An interrupted
     /// wait returns `ErrorKind::Interrupted` so the caller can run Python's
     /// signal handlers.
-    fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Readiness>) -> io::Result<()>;
-
+    fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()>;
     fn waker(&self) -> Arc<dyn Wake>;
 
-    /// Sets the interest for a raw fd; both false stops watching it.
+    /// Raw fds (asyncio's add_reader/add_writer), level-triggered: an fd
+    /// still ready after its callback ran is reported again.
     fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()>;
 
-    /// Asks again for readiness of a watched fd. asyncio's readers are
-    /// level-triggered: a callback that left data unread must fire again.
-    fn rearm_fd(&mut self, fd: RawFd);
+    // Connection actors.
+    fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId>;
+    fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_>;
+    fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount;
+    fn writelines(
+        &mut self,
+        id: ConnId,
+        chunks: &[&[u8]],
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError>;
+    fn command(&mut self, id: ConnId, cmd: Command, out: &mut Vec<Event>)
+        -> Result<(), ActorError>;
+    fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>);
+    fn is_reading(&self, id: ConnId) -> bool;
+    fn write_buffer_size(&self, id: ConnId) -> Option<usize>;
+    fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)>;
+    fn info(&self, id: ConnId) -> Option<ConnInfo>;
+    fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool;
+    /// Loop shutdown: every live actor ends, each with exactly one Closed.
+    fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>);
+
+    // Acceptors.
+    fn add_listener(&mut self, listener: Listener) -> io::Result<ListenerId>;
+    fn accept(&mut self, id: ListenerId) -> io::Result<Option<(Stream, Addr)>>;
+    fn pause_listener(&mut self, id: ListenerId) -> io::Result<()>;
+    fn resume_listener(&mut self, id: ListenerId) -> io::Result<()>;
+    fn remove_listener(&mut self, id: ListenerId) -> Option<Listener>;
 }

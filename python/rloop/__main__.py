@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import runpy
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m rloop",
         description="Run a Python script with rloop as its asyncio event loop.",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 
 class ExecutorMixin:
-    _default_executor: Optional[concurrent.futures.ThreadPoolExecutor]
+    _default_executor: concurrent.futures.ThreadPoolExecutor | None
     _executor_shutdown_called: bool
 
     def __init__(self) -> None:
@@ -17,7 +17,7 @@ class ExecutorMixin:
         self._executor_shutdown_called = False
 
     def run_in_executor(
-        self, executor: Optional[concurrent.futures.Executor], func: Callable[..., Any], *args: Any
+        self, executor: concurrent.futures.Executor | None, func: Callable[..., Any], *args: Any
     ) -> asyncio.Future[Any]:
         loop: Any = self
         loop._check_closed()
@@ -37,7 +37,7 @@ class ExecutorMixin:
             raise TypeError("executor must be ThreadPoolExecutor instance")
         self._default_executor = executor
 
-    async def shutdown_default_executor(self, timeout: Optional[float] = None) -> None:
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Wait for the default executor's threads, without blocking the loop."""
         loop: Any = self
         self._executor_shutdown_called = True
@@ -49,7 +49,7 @@ class ExecutorMixin:
         def shutdown() -> None:
             try:
                 executor.shutdown(wait=True)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - handed to the awaiting future
                 if not loop.is_closed():
                     loop.call_soon_threadsafe(_set_exception_unless_done, done, exc)
             else:

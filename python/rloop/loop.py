@@ -8,8 +8,11 @@ from typing import Any
 
 from ._rloop import EventLoop
 from .asyncgens import AsyncGenMixin
+from .connections import ConnectionsMixin
 from .executor import ExecutorMixin
+from .server import ServersMixin
 from .signals import SignalMixin
+from .sockets import SocketsMixin
 
 
 def _stop_loop_when_done(fut: asyncio.Future[Any]) -> None:
@@ -21,7 +24,16 @@ def _stop_loop_when_done(fut: asyncio.Future[Any]) -> None:
     fut.get_loop().stop()
 
 
-class LoopBase(ExecutorMixin, AsyncGenMixin, SignalMixin, EventLoop, asyncio.AbstractEventLoop):
+class LoopBase(
+    ServersMixin,
+    ConnectionsMixin,
+    SocketsMixin,
+    ExecutorMixin,
+    AsyncGenMixin,
+    SignalMixin,
+    EventLoop,
+    asyncio.AbstractEventLoop,
+):
     """What RLoop and TokioLoop share on the Python side."""
 
     def __init__(self) -> None:

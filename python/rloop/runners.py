@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any, Callable, Coroutine, Optional, TypeVar
+from collections.abc import Coroutine
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -12,10 +13,13 @@ T = TypeVar("T")
 def run(
     main: Coroutine[Any, Any, T],
     *,
-    debug: Optional[bool] = None,
-    loop_factory: Optional[Callable[[], asyncio.AbstractEventLoop]] = None,
+    debug: bool | None = None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
 ) -> T:
     """Run a coroutine to completion on a new loop, then close it, as asyncio.run does."""
+    if asyncio.events._get_running_loop() is not None:
+        # Checked first, as asyncio.run() does, so no loop is made for nothing.
+        raise RuntimeError("rloop.run() cannot be called from a running event loop")
     if loop_factory is None:
         from .policy import new_event_loop
 
@@ -28,11 +32,9 @@ def run(
 
 def _run_before_311(
     main: Coroutine[Any, Any, T],
-    debug: Optional[bool],
+    debug: bool | None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop],
 ) -> T:
-    if asyncio.events._get_running_loop() is not None:
-        raise RuntimeError("asyncio.run() cannot be called from a running event loop")
     if not asyncio.iscoroutine(main):
         raise ValueError(f"a coroutine was expected, got {main!r}")
     loop = loop_factory()

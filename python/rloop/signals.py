@@ -14,9 +14,8 @@ import signal
 import socket
 import sys
 import warnings
-from typing import Any, Callable, NamedTuple, Optional
-
 from asyncio.log import logger
+from typing import Any, Callable, NamedTuple
 
 
 class _SignalHandler(NamedTuple):
@@ -38,7 +37,7 @@ def _check_signal(sig: Any) -> None:
 
 class SignalMixin:
     _signal_handlers: dict[int, _SignalHandler]
-    _signal_socks: Optional[tuple[socket.socket, socket.socket]]
+    _signal_socks: tuple[socket.socket, socket.socket] | None
 
     def __init__(self) -> None:
         self._signal_handlers = {}

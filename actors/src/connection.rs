@@ -1,0 +1,505 @@
+//! The connection actor's state machine: one socket, its read buffer, its
+//! write queue, and the asyncio transport rules around them.
+//!
+//! A `Connection` never calls anyone: results come back as return values
+//! and events are pushed into the caller's `out` vector. It emits its own
+//! `Closed` for every ending except a panic (the supervisor's job).
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+
+use mio::Interest;
+
+use crate::addr::Addr;
+use crate::error::ActorError;
+use crate::event::{CloseError, Event};
+use crate::fault::{FaultPlan, FaultState, Faulty};
+use crate::stream::Stream;
+use crate::write_queue::WriteQueue;
+
+/// Default read buffer, reused for every read.
+pub const DEFAULT_READ_BUFFER: usize = 256 * 1024;
+/// Most iovecs one immediate `writelines` hands to `writev`.
+const MAX_IOVECS: usize = 64;
+
+/// One read, with the data lent from the connection's buffer.
+#[derive(Debug)]
+pub enum ReadResult<'a> {
+    /// Bytes received; the borrow must end before the caller runs Python.
+    Data(&'a [u8]),
+    /// The peer shut down its side. Reading stops; the caller decides
+    /// whether to close (asyncio: unless `eof_received()` returns true).
+    Eof,
+    /// Nothing to read now (or reading is paused/closing/after EOF).
+    WouldBlock,
+    /// The connection is gone: either this read failed and `Closed(Some)`
+    /// was pushed to `out`, or it had already been closed.
+    Closed,
+}
+
+/// One read into a caller buffer (BufferedProtocol); like [`ReadResult`]
+/// but with a byte count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadCount {
+    /// Bytes placed at the start of the caller's buffer. `Data(0)` only for
+    /// an empty caller buffer (no syscall is made).
+    Data(usize),
+    Eof,
+    WouldBlock,
+    Closed,
+}
+
+/// Socket and addresses, for `get_extra_info`.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub fd: RawFd,
+    pub kind: crate::stream::StreamKind,
+    pub peer: Option<Addr>,
+    pub local: Option<Addr>,
+}
+
+/// State machine of one connection.
+#[derive(Debug)]
+pub struct Connection {
+    stream: Stream,
+    rbuf: Box<[u8]>,
+    queue: WriteQueue,
+    /// Not paused by the protocol.
+    reading: bool,
+    eof_received: bool,
+    /// `write_eof()` was called.
+    eof_requested: bool,
+    eof_written: bool,
+    closing: bool,
+    /// `Closed` has been emitted; nothing happens any more.
+    finished: bool,
+    /// Reads may still find data: the last read neither hit WouldBlock nor
+    /// came back short. mio is edge-triggered, so without this a caller
+    /// that reads once per readiness could stall.
+    read_hot: bool,
+    /// The poller reported the peer's FIN/HUP. A short read then does not
+    /// mean "drained": the EOF is still to be read and will not raise a
+    /// new edge.
+    read_closed_seen: bool,
+    fault: FaultState,
+}
+
+impl Connection {
+    pub fn new(stream: Stream) -> Self {
+        Self::with_read_buffer(stream, DEFAULT_READ_BUFFER)
+    }
+
+    /// `size` is clamped to at least 1 byte.
+    pub fn with_read_buffer(stream: Stream, size: usize) -> Self {
+        Connection {
+            stream,
+            rbuf: vec![0u8; size.max(1)].into_boxed_slice(),
+            queue: WriteQueue::new(),
+            reading: true,
+            eof_received: false,
+            eof_requested: false,
+            eof_written: false,
+            closing: false,
+            finished: false,
+            read_hot: false,
+            read_closed_seen: false,
+            fault: FaultState::default(),
+        }
+    }
+
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    pub(crate) fn stream_mut(&mut self) -> &mut Stream {
+        &mut self.stream
+    }
+
+    pub fn info(&self) -> ConnInfo {
+        ConnInfo {
+            fd: self.stream.as_raw_fd(),
+            kind: self.stream.kind(),
+            peer: self.stream.peer_addr().ok(),
+            local: self.stream.local_addr().ok(),
+        }
+    }
+
+    pub fn set_fault(&mut self, plan: FaultPlan) {
+        self.fault.install(plan);
+    }
+
+    /// `Closed` was emitted.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// asyncio `is_closing()`.
+    pub fn is_closing(&self) -> bool {
+        self.closing || self.finished
+    }
+
+    /// asyncio `is_reading()`.
+    pub fn is_reading(&self) -> bool {
+        self.reading && !self.closing && !self.finished
+    }
+
+    fn wants_read(&self) -> bool {
+        self.is_reading() && !self.eof_received
+    }
+
+    /// Whether a readiness report is due even without a new OS event.
+    pub fn read_pending(&self) -> bool {
+        self.read_hot && self.wants_read()
+    }
+
+    /// Records that the poller saw the read side closed (FIN, HUP, error).
+    pub(crate) fn note_read_closed(&mut self) {
+        self.read_closed_seen = true;
+    }
+
+    /// The readiness this connection needs now; `None` means it should not
+    /// be registered at all.
+    pub fn interest(&self) -> Option<Interest> {
+        let read = self.wants_read();
+        let write = !self.finished && !self.queue.is_empty();
+        match (read, write) {
+            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        }
+    }
+
+    pub fn write_buffer_size(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// `(low, high)` like asyncio's `get_write_buffer_limits()`.
+    pub fn write_buffer_limits(&self) -> (usize, usize) {
+        self.queue.limits()
+    }
+
+    /// The first `n` bytes of the read buffer (after `read_count`).
+    pub(crate) fn read_data(&self, n: usize) -> &[u8] {
+        &self.rbuf[..n.min(self.rbuf.len())]
+    }
+
+    /// One read into the internal buffer.
+    pub fn read(&mut self, out: &mut Vec<Event>) -> ReadResult<'_> {
+        match self.read_count(out) {
+            ReadCount::Data(n) => ReadResult::Data(self.read_data(n)),
+            ReadCount::Eof => ReadResult::Eof,
+            ReadCount::WouldBlock => ReadResult::WouldBlock,
+            ReadCount::Closed => ReadResult::Closed,
+        }
+    }
+
+    /// One read into the internal buffer, returning only the count (the
+    /// scheduler lends the bytes afterwards via `read_data`).
+    pub(crate) fn read_count(&mut self, out: &mut Vec<Event>) -> ReadCount {
+        if let Some(early) = self.read_gate() {
+            return early;
+        }
+        let Connection {
+            stream,
+            rbuf,
+            fault,
+            ..
+        } = self;
+        let r = read_once(
+            &mut Faulty {
+                inner: stream,
+                fault,
+            },
+            rbuf,
+        );
+        self.after_read(r, out)
+    }
+
+    /// One read into `buf` (BufferedProtocol's `get_buffer()` memory).
+    pub fn read_into(&mut self, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
+        if let Some(early) = self.read_gate() {
+            return early;
+        }
+        if buf.is_empty() {
+            return ReadCount::Data(0);
+        }
+        let Connection { stream, fault, .. } = self;
+        let r = read_once(
+            &mut Faulty {
+                inner: stream,
+                fault,
+            },
+            buf,
+        );
+        self.after_read(r, out)
+    }
+
+    /// Answers without a syscall when no read may happen.
+    fn read_gate(&self) -> Option<ReadCount> {
+        if self.finished {
+            Some(ReadCount::Closed)
+        } else if !self.wants_read() {
+            Some(ReadCount::WouldBlock)
+        } else {
+            None
+        }
+    }
+
+    fn after_read(&mut self, r: io::Result<(usize, usize)>, out: &mut Vec<Event>) -> ReadCount {
+        match r {
+            Ok((0, _)) => {
+                self.eof_received = true;
+                self.read_hot = false;
+                ReadCount::Eof
+            }
+            Ok((n, cap)) => {
+                // A short read drained the socket buffer (Linux stream
+                // sockets copy until the queue is empty) and data arriving
+                // later raises a fresh edge — unless a FIN was already
+                // seen: that EOF is still unread and raises no new edge.
+                self.read_hot = n == cap || self.read_closed_seen;
+                ReadCount::Data(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.read_hot = false;
+                ReadCount::WouldBlock
+            }
+            Err(e) => {
+                self.finish(Some(CloseError::Io(e)), out);
+                ReadCount::Closed
+            }
+        }
+    }
+
+    /// asyncio `write()`: try the socket at once when nothing is queued,
+    /// queue (a copy of) whatever is left. A fatal socket error ends the
+    /// actor (`Closed(Some)` in `out`) and still returns `Ok`.
+    pub fn write(&mut self, data: &[u8], out: &mut Vec<Event>) -> Result<(), ActorError> {
+        self.writelines(&[data], out)
+    }
+
+    /// asyncio `writelines()`: like `write` with the chunks concatenated,
+    /// but sent with one `writev` instead of being joined first.
+    pub fn writelines(&mut self, chunks: &[&[u8]], out: &mut Vec<Event>) -> Result<(), ActorError> {
+        self.check_writable()?;
+        let mut skip = 0; // bytes of `chunks` already sent
+        if self.queue.is_empty() {
+            match self.write_now(chunks) {
+                Ok(n) => skip = n,
+                Err(e) => {
+                    self.finish(Some(CloseError::Io(e)), out);
+                    return Ok(());
+                }
+            }
+        }
+        for chunk in chunks {
+            if skip >= chunk.len() {
+                skip -= chunk.len();
+                continue;
+            }
+            if let Some(ev) = self.queue.push(&chunk[skip..]) {
+                out.push(ev);
+            }
+            skip = 0;
+        }
+        Ok(())
+    }
+
+    /// Queues an owned buffer (the `Command::Write` path) without copying
+    /// when it has to wait.
+    pub fn write_owned(&mut self, data: Vec<u8>, out: &mut Vec<Event>) -> Result<(), ActorError> {
+        self.check_writable()?;
+        let mut sent = 0;
+        if self.queue.is_empty() {
+            match self.write_now(&[&data]) {
+                Ok(n) => sent = n,
+                Err(e) => {
+                    self.finish(Some(CloseError::Io(e)), out);
+                    return Ok(());
+                }
+            }
+        }
+        let ev = if sent == 0 {
+            self.queue.push_owned(data)
+        } else {
+            self.queue.push(&data[sent.min(data.len())..])
+        };
+        if let Some(ev) = ev {
+            out.push(ev);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<(), ActorError> {
+        if self.finished {
+            Err(ActorError::Closed)
+        } else if self.eof_requested {
+            Err(ActorError::WriteAfterEof)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sends as much of `chunks` as the socket takes right now, with a
+    /// single write/writev. `Ok(n)` is the byte count sent (0 on WouldBlock).
+    fn write_now(&mut self, chunks: &[&[u8]]) -> io::Result<usize> {
+        let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for c in chunks.iter().filter(|c| !c.is_empty()).take(MAX_IOVECS) {
+            slices[count] = io::IoSlice::new(c);
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(0);
+        }
+        let mut dst = Faulty {
+            inner: &mut self.stream,
+            fault: &mut self.fault,
+        };
+        loop {
+            let r = if count == 1 {
+                dst.write(&slices[0])
+            } else {
+                dst.write_vectored(&slices[..count])
+            };
+            match r {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The socket is writable: flush, then resume the protocol / do the
+    /// deferred shutdown / finish a pending close, in asyncio's order.
+    pub fn on_writable(&mut self, out: &mut Vec<Event>) {
+        if self.finished {
+            return;
+        }
+        if !self.queue.is_empty() {
+            let Connection {
+                stream,
+                queue,
+                fault,
+                ..
+            } = self;
+            if let Err(e) = queue.flush_to(&mut Faulty {
+                inner: stream,
+                fault,
+            }) {
+                self.finish(Some(CloseError::Io(e)), out);
+                return;
+            }
+            if let Some(ev) = self.queue.maybe_resume() {
+                out.push(ev);
+            }
+        }
+        if self.queue.is_empty() {
+            if self.closing {
+                self.finish(None, out);
+            } else if self.eof_requested && !self.eof_written {
+                self.eof_written = true;
+                // asyncio lets this error escape from the writer callback;
+                // here it is fatal for the connection, never silent.
+                if let Err(e) = self.stream.shutdown_write() {
+                    self.finish(Some(CloseError::Io(e)), out);
+                }
+            }
+        }
+    }
+
+    /// asyncio `write_eof()`: shut down the write side now if nothing is
+    /// queued, else once the queue drains. Ignored when closing or repeated.
+    pub fn write_eof(&mut self) -> Result<(), ActorError> {
+        if self.is_closing() || self.eof_requested {
+            return Ok(());
+        }
+        self.eof_requested = true;
+        if self.queue.is_empty() {
+            self.eof_written = true;
+            self.stream.shutdown_write().map_err(ActorError::Io)?;
+        }
+        Ok(())
+    }
+
+    /// asyncio `can_write_eof()`: always true for stream sockets.
+    pub fn can_write_eof(&self) -> bool {
+        true
+    }
+
+    /// asyncio `pause_reading()`; ignored unless reading.
+    pub fn pause_reading(&mut self) {
+        if self.is_reading() {
+            self.reading = false;
+        }
+    }
+
+    /// asyncio `resume_reading()`; ignored when closing or not paused.
+    pub fn resume_reading(&mut self) {
+        if self.is_closing() || self.reading {
+            return;
+        }
+        self.reading = true;
+        // Data may have arrived while paused without raising a new edge.
+        self.read_hot = true;
+    }
+
+    /// asyncio `close()`: stop reading; finish now if nothing is queued,
+    /// else after the queue has been flushed. Ignored when already closing.
+    pub fn close(&mut self, out: &mut Vec<Event>) {
+        if self.is_closing() {
+            return;
+        }
+        self.closing = true;
+        if self.queue.is_empty() {
+            self.finish(None, out);
+        }
+    }
+
+    /// asyncio `abort()`: drop queued data and finish now.
+    pub fn abort(&mut self, out: &mut Vec<Event>) {
+        self.closing = true;
+        self.finish(None, out);
+    }
+
+    /// asyncio `set_write_buffer_limits(high, low)`; may pause the protocol.
+    pub fn set_write_buffer_limits(
+        &mut self,
+        high: Option<usize>,
+        low: Option<usize>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        if self.finished {
+            return Err(ActorError::Closed);
+        }
+        self.queue.set_limits(high, low)?;
+        if let Some(ev) = self.queue.maybe_pause() {
+            out.push(ev);
+        }
+        Ok(())
+    }
+
+    /// Ends the actor: the only place that emits `Closed`, and only once.
+    pub(crate) fn finish(&mut self, err: Option<CloseError>, out: &mut Vec<Event>) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.closing = true;
+        self.read_hot = false;
+        self.queue.clear();
+        out.push(Event::Closed(err));
+    }
+}
+
+fn read_once<R: Read>(src: &mut R, buf: &mut [u8]) -> io::Result<(usize, usize)> {
+    loop {
+        match src.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(|n| (n, buf.len())),
+        }
+    }
+}

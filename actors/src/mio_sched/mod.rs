@@ -1,0 +1,557 @@
+//! Single-threaded mio scheduler: owns the poller, the connection actors,
+//! the listeners and the raw-fd watchers, all in one token space.
+//!
+//! Pull style (see the crate docs): `turn` reports readiness as values;
+//! the caller then calls back in (`read`, `on_writable`, `accept`, ...) and
+//! gets events as values. Every call into a connection is supervised.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::acceptor::Listener;
+use crate::command::Command;
+use crate::connection::{ConnInfo, Connection, ReadCount, ReadResult};
+use crate::error::ActorError;
+use crate::event::{CloseError, Event};
+use crate::fault::FaultPlan;
+use crate::stream::Stream;
+use crate::supervisor::supervise;
+
+mod fds;
+mod listeners;
+
+/// Reserved token of the cross-thread waker; slab keys never reach it.
+const WAKER_TOKEN: Token = Token(usize::MAX);
+const EVENTS_CAPACITY: usize = 1024;
+
+/// Handle of a connection actor. Carries a generation, so an id whose
+/// actor has ended never reaches a newer actor that reused the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    key: usize,
+    gen: u64,
+}
+
+/// Handle of a listener; generation-checked like [`ConnId`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId {
+    key: usize,
+    gen: u64,
+}
+
+/// One readiness record produced by [`MioScheduler::turn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// The waker was triggered (at most once per turn).
+    Woken,
+    /// A watched raw fd; flags only for directions being watched. Errors
+    /// and hang-ups set every watched direction, like `selectors`.
+    Fd {
+        fd: RawFd,
+        readable: bool,
+        writable: bool,
+    },
+    /// A connection: call `read` (until `WouldBlock`, or once — the
+    /// scheduler reports it again next turn if data may remain) and/or
+    /// `on_writable`.
+    Conn {
+        id: ConnId,
+        readable: bool,
+        writable: bool,
+    },
+    /// A listener has (or may have) pending connections: call `accept`.
+    Listener { id: ListenerId },
+}
+
+struct ConnSlot {
+    gen: u64,
+    conn: Connection,
+    registered: Option<Interest>,
+    /// Already in `hot`.
+    queued_hot: bool,
+    /// Turn number and `out` index of this turn's record, for merging.
+    seen_turn: u64,
+    out_idx: usize,
+}
+
+struct ListenerSlot {
+    gen: u64,
+    listener: Listener,
+    /// Registered (not paused).
+    active: bool,
+    /// The last accept did not hit WouldBlock: more may be pending.
+    hot: bool,
+    queued_hot: bool,
+    seen_turn: u64,
+}
+
+struct FdSlot {
+    fd: RawFd,
+    interest: Interest,
+}
+
+enum Entry {
+    Conn(ConnSlot),
+    Listener(ListenerSlot),
+    Fd(FdSlot),
+}
+
+/// See the module docs.
+pub struct MioScheduler {
+    poll: Poll,
+    events: Events,
+    waker: Arc<Waker>,
+    slab: Slab<Entry>,
+    fds: HashMap<RawFd, usize>,
+    /// Slab keys that must be reported next turn without an OS event.
+    hot: Vec<(usize, u64)>,
+    /// Fds reported last turn, re-armed before the next poll so fd
+    /// watchers get asyncio's level-triggered behaviour on top of
+    /// edge-triggered epoll.
+    fired_fds: Vec<RawFd>,
+    next_gen: u64,
+    turn_no: u64,
+}
+
+impl MioScheduler {
+    pub fn new() -> io::Result<Self> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+        Ok(MioScheduler {
+            poll,
+            events: Events::with_capacity(EVENTS_CAPACITY),
+            waker,
+            slab: Slab::new(),
+            fds: HashMap::new(),
+            hot: Vec::new(),
+            fired_fds: Vec::new(),
+            next_gen: 0,
+            turn_no: 0,
+        })
+    }
+
+    /// Wakes a blocked (or the next) `turn` from any thread.
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    fn gen(&mut self) -> u64 {
+        self.next_gen += 1;
+        self.next_gen
+    }
+
+    /// Polls once and appends readiness records to `out`. Blocks up to
+    /// `timeout` (`None` = forever) unless something is already pending.
+    /// `EINTR` is returned as `Err(Interrupted)` so the caller can run
+    /// signal handlers; nothing is lost by it.
+    pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
+        self.rearm_fds();
+        let timeout = if self.hot.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        self.poll.poll(&mut self.events, timeout)?;
+        self.turn_no += 1;
+        let turn = self.turn_no;
+        let mut woken = false;
+        for ev in self.events.iter() {
+            let token = ev.token();
+            if token == WAKER_TOKEN {
+                if !woken {
+                    woken = true;
+                    out.push(Ready::Woken);
+                }
+                continue;
+            }
+            let closed_or_err = ev.is_error();
+            match self.slab.get_mut(token.0) {
+                Some(Entry::Conn(s)) => {
+                    if ev.is_read_closed() || closed_or_err {
+                        s.conn.note_read_closed();
+                    }
+                    s.seen_turn = turn;
+                    s.out_idx = out.len();
+                    out.push(Ready::Conn {
+                        id: ConnId {
+                            key: token.0,
+                            gen: s.gen,
+                        },
+                        readable: ev.is_readable() || ev.is_read_closed() || closed_or_err,
+                        writable: ev.is_writable() || ev.is_write_closed() || closed_or_err,
+                    });
+                }
+                Some(Entry::Listener(s)) => {
+                    s.seen_turn = turn;
+                    out.push(Ready::Listener {
+                        id: ListenerId {
+                            key: token.0,
+                            gen: s.gen,
+                        },
+                    });
+                }
+                Some(Entry::Fd(s)) => {
+                    let r = s.interest.is_readable()
+                        && (ev.is_readable() || ev.is_read_closed() || closed_or_err);
+                    let w = s.interest.is_writable()
+                        && (ev.is_writable() || ev.is_write_closed() || closed_or_err);
+                    self.fired_fds.push(s.fd);
+                    if r || w {
+                        out.push(Ready::Fd {
+                            fd: s.fd,
+                            readable: r,
+                            writable: w,
+                        });
+                    }
+                }
+                // Removed earlier in this batch's processing; stale.
+                None => {}
+            }
+        }
+        self.report_hot(turn, out);
+        Ok(())
+    }
+
+    /// Re-reports actors whose last read/accept may have left data behind.
+    fn report_hot(&mut self, turn: u64, out: &mut Vec<Ready>) {
+        let hot = std::mem::take(&mut self.hot);
+        for &(key, gen) in &hot {
+            match self.slab.get_mut(key) {
+                Some(Entry::Conn(s)) if s.gen == gen => {
+                    s.queued_hot = false;
+                    if !s.conn.read_pending() {
+                        continue;
+                    }
+                    if s.seen_turn == turn {
+                        if let Some(Ready::Conn { readable, .. }) = out.get_mut(s.out_idx) {
+                            *readable = true;
+                        }
+                    } else {
+                        out.push(Ready::Conn {
+                            id: ConnId { key, gen },
+                            readable: true,
+                            writable: false,
+                        });
+                    }
+                }
+                Some(Entry::Listener(s)) if s.gen == gen => {
+                    s.queued_hot = false;
+                    if s.hot && s.active && s.seen_turn != turn {
+                        out.push(Ready::Listener {
+                            id: ListenerId { key, gen },
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        // Keep the allocation for the next turn.
+        let mut hot = hot;
+        hot.clear();
+        if self.hot.is_empty() {
+            self.hot = hot;
+        }
+    }
+
+    fn rearm_fds(&mut self) {
+        for fd in std::mem::take(&mut self.fired_fds) {
+            let Some(&key) = self.fds.get(&fd) else {
+                continue;
+            };
+            if let Some(Entry::Fd(s)) = self.slab.get(key) {
+                // EPOLL_CTL_MOD re-queues the fd if it is still ready. A
+                // failure means the fd was closed behind our back; the
+                // watcher stays until unwatch_fd, as with asyncio.
+                let _ = self
+                    .poll
+                    .registry()
+                    .reregister(&mut SourceFd(&fd), Token(key), s.interest);
+            }
+        }
+    }
+
+    /// Adopts a connected non-blocking stream as a new actor (reading).
+    pub fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId> {
+        self.add_actor(Connection::new(stream))
+    }
+
+    /// Adopts a pre-configured actor (e.g. custom read buffer size).
+    pub fn add_actor(&mut self, mut conn: Connection) -> io::Result<ConnId> {
+        let gen = self.gen();
+        let entry = self.slab.vacant_entry();
+        let key = entry.key();
+        let registered = conn.interest();
+        if let Some(i) = registered {
+            self.poll
+                .registry()
+                .register(conn.stream_mut(), Token(key), i)?;
+        }
+        entry.insert(Entry::Conn(ConnSlot {
+            gen,
+            conn,
+            registered,
+            queued_hot: false,
+            seen_turn: 0,
+            out_idx: 0,
+        }));
+        Ok(ConnId { key, gen })
+    }
+
+    fn slot(&self, id: ConnId) -> Option<&ConnSlot> {
+        match self.slab.get(id.key) {
+            Some(Entry::Conn(s)) if s.gen == id.gen => Some(s),
+            _ => None,
+        }
+    }
+
+    fn slot_mut(&mut self, id: ConnId) -> Option<&mut ConnSlot> {
+        match self.slab.get_mut(id.key) {
+            Some(Entry::Conn(s)) if s.gen == id.gen => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` on a live actor under the supervisor, then applies the
+    /// result: drop a finished actor, re-register changed interest, queue
+    /// a re-report. `None` if the id is dead or the call panicked.
+    fn supervised<R>(
+        &mut self,
+        id: ConnId,
+        out: &mut Vec<Event>,
+        f: impl FnOnce(&mut Connection, &mut Vec<Event>) -> R,
+    ) -> Option<R> {
+        let slot = self.slot_mut(id)?;
+        let conn = &mut slot.conn;
+        match supervise(|| f(conn, out)) {
+            Ok(r) => {
+                self.settle(id, out);
+                Some(r)
+            }
+            Err(panic) => {
+                let already_closed = slot.conn.is_finished();
+                if !already_closed {
+                    out.push(Event::Closed(Some(panic)));
+                }
+                self.remove_conn(id);
+                None
+            }
+        }
+    }
+
+    /// Post-call bookkeeping for a live-or-just-finished actor.
+    fn settle(&mut self, id: ConnId, out: &mut Vec<Event>) {
+        let registry = self.poll.registry();
+        let Some(Entry::Conn(slot)) = self.slab.get_mut(id.key) else {
+            return;
+        };
+        if slot.conn.is_finished() {
+            self.remove_conn(id);
+            return;
+        }
+        let want = slot.conn.interest();
+        if want != slot.registered {
+            let stream = slot.conn.stream_mut();
+            let r = match (slot.registered, want) {
+                (Some(_), None) => registry.deregister(stream),
+                (None, Some(i)) => registry.register(stream, Token(id.key), i),
+                (Some(_), Some(i)) => registry.reregister(stream, Token(id.key), i),
+                (None, None) => Ok(()),
+            };
+            match r {
+                Ok(()) => slot.registered = want,
+                Err(e) => {
+                    // Without a registration the actor would hang forever.
+                    slot.conn.finish(Some(CloseError::Io(e)), out);
+                    self.remove_conn(id);
+                    return;
+                }
+            }
+        }
+        if slot.conn.read_pending() && !slot.queued_hot {
+            slot.queued_hot = true;
+            self.hot.push((id.key, id.gen));
+        }
+    }
+
+    /// Deregisters and drops (closes) an actor's socket.
+    fn remove_conn(&mut self, id: ConnId) {
+        if self.slot(id).is_none() {
+            return;
+        }
+        if let Entry::Conn(mut slot) = self.slab.remove(id.key) {
+            if slot.registered.is_some() {
+                // Closing the fd below removes it from epoll regardless.
+                let _ = self.poll.registry().deregister(slot.conn.stream_mut());
+            }
+        }
+    }
+
+    /// One read (see [`Connection::read`]). The data borrows the
+    /// scheduler: copy or consume it before calling into Python.
+    pub fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
+        match self.supervised(id, out, |c, out| c.read_count(out)) {
+            Some(ReadCount::Data(n)) => match self.slot(id) {
+                Some(s) => ReadResult::Data(s.conn.read_data(n)),
+                None => ReadResult::Closed,
+            },
+            Some(ReadCount::Eof) => ReadResult::Eof,
+            Some(ReadCount::WouldBlock) => ReadResult::WouldBlock,
+            Some(ReadCount::Closed) | None => ReadResult::Closed,
+        }
+    }
+
+    /// One read into a caller buffer (BufferedProtocol).
+    pub fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
+        self.supervised(id, out, |c, out| c.read_into(buf, out))
+            .unwrap_or(ReadCount::Closed)
+    }
+
+    /// asyncio `write()`; see [`Connection::write`].
+    pub fn write(
+        &mut self,
+        id: ConnId,
+        data: &[u8],
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        self.supervised(id, out, |c, out| c.write(data, out))
+            .unwrap_or(Err(ActorError::Closed))
+    }
+
+    /// asyncio `writelines()`; see [`Connection::writelines`].
+    pub fn writelines(
+        &mut self,
+        id: ConnId,
+        chunks: &[&[u8]],
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        self.supervised(id, out, |c, out| c.writelines(chunks, out))
+            .unwrap_or(Err(ActorError::Closed))
+    }
+
+    /// Applies one [`Command`]. On a dead id, `Close`, `Abort`, `WriteEof`,
+    /// `PauseReading` and `ResumeReading` are ignored (`Ok`), the rest
+    /// return `ActorError::Closed`.
+    pub fn command(
+        &mut self,
+        id: ConnId,
+        cmd: Command,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        let ignorable = matches!(
+            cmd,
+            Command::Close
+                | Command::Abort
+                | Command::WriteEof
+                | Command::PauseReading
+                | Command::ResumeReading
+        );
+        let r = self.supervised(id, out, |c, out| match cmd {
+            Command::Write(data) => c.write_owned(data, out),
+            Command::WriteEof => c.write_eof(),
+            Command::PauseReading => {
+                c.pause_reading();
+                Ok(())
+            }
+            Command::ResumeReading => {
+                c.resume_reading();
+                Ok(())
+            }
+            Command::Close => {
+                c.close(out);
+                Ok(())
+            }
+            Command::Abort => {
+                c.abort(out);
+                Ok(())
+            }
+            Command::SetWriteBufferLimits { high, low } => {
+                c.set_write_buffer_limits(high, low, out)
+            }
+        });
+        match r {
+            Some(r) => r,
+            None if ignorable => Ok(()),
+            None => Err(ActorError::Closed),
+        }
+    }
+
+    /// The connection was reported writable: flush and follow up.
+    pub fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>) {
+        self.supervised(id, out, |c, out| c.on_writable(out));
+    }
+
+    /// Installs a fault plan; `false` if the id is dead.
+    pub fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool {
+        match self.slot_mut(id) {
+            Some(s) => {
+                s.conn.set_fault(plan);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the actor has not yet emitted `Closed`.
+    pub fn is_alive(&self, id: ConnId) -> bool {
+        self.slot(id).is_some()
+    }
+
+    pub fn is_reading(&self, id: ConnId) -> bool {
+        self.slot(id).is_some_and(|s| s.conn.is_reading())
+    }
+
+    /// asyncio `is_closing()`; true for dead ids.
+    pub fn is_closing(&self, id: ConnId) -> bool {
+        self.slot(id).is_none_or(|s| s.conn.is_closing())
+    }
+
+    /// Pending write bytes; `None` for dead ids (asyncio reports 0).
+    pub fn write_buffer_size(&self, id: ConnId) -> Option<usize> {
+        self.slot(id).map(|s| s.conn.write_buffer_size())
+    }
+
+    /// `(low, high)`; `None` for dead ids.
+    pub fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)> {
+        self.slot(id).map(|s| s.conn.write_buffer_limits())
+    }
+
+    /// Fd, family and addresses (queried now); `None` for dead ids.
+    pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
+        self.slot(id).map(|s| s.conn.info())
+    }
+
+    /// Live connection actors.
+    pub fn connection_count(&self) -> usize {
+        self.slab
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Conn(_)))
+            .count()
+    }
+
+    /// Scheduler shutdown: every live actor ends with one `Closed(None)`;
+    /// queued data is dropped. Listeners and fd watchers are untouched.
+    pub fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>) {
+        let ids: Vec<ConnId> = self
+            .slab
+            .iter()
+            .filter_map(|(key, e)| match e {
+                Entry::Conn(s) => Some(ConnId { key, gen: s.gen }),
+                _ => None,
+            })
+            .collect();
+        let mut evs = Vec::new();
+        for id in ids {
+            self.command(id, Command::Abort, &mut evs).ok();
+            // Defensive: an actor that somehow did not end is dropped too.
+            self.remove_conn(id);
+            out.extend(evs.drain(..).map(|e| (id, e)));
+        }
+    }
+}

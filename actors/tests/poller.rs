@@ -1,0 +1,166 @@
+//! Scheduler-level polling: waker, raw fd watchers, EINTR-free basics.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use actors::{MioScheduler, Ready};
+
+#[test]
+fn waker_from_another_thread_ends_turn() {
+    let mut sched = MioScheduler::new().unwrap();
+    let waker = sched.waker();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        waker.wake().unwrap();
+        waker.wake().unwrap();
+    });
+    let start = Instant::now();
+    let mut ready = Vec::new();
+    while ready.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        sched
+            .turn(Some(Duration::from_secs(10)), &mut ready)
+            .unwrap();
+    }
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(ready, vec![Ready::Woken]);
+    t.join().unwrap();
+}
+
+#[test]
+fn turn_times_out_empty() {
+    let mut sched = MioScheduler::new().unwrap();
+    let mut ready = Vec::new();
+    let start = Instant::now();
+    sched
+        .turn(Some(Duration::from_millis(30)), &mut ready)
+        .unwrap();
+    assert!(ready.is_empty());
+    assert!(start.elapsed() >= Duration::from_millis(20));
+}
+
+#[test]
+fn fd_watchers_are_level_triggered() {
+    let mut sched = MioScheduler::new().unwrap();
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    b.set_nonblocking(true).unwrap();
+    let fd = b.as_raw_fd();
+    sched.watch_fd(fd, true, false).unwrap();
+    assert_eq!(sched.fd_interest(fd), Some((true, false)));
+    a.write_all(b"0123456789").unwrap();
+    let mut ready = Vec::new();
+    // Not consuming the data: it must be reported on every turn.
+    for _ in 0..3 {
+        ready.clear();
+        sched
+            .turn(Some(Duration::from_secs(5)), &mut ready)
+            .unwrap();
+        assert_eq!(
+            ready,
+            vec![Ready::Fd {
+                fd,
+                readable: true,
+                writable: false
+            }]
+        );
+    }
+    let mut buf = [0u8; 16];
+    assert_eq!(b.read(&mut buf).unwrap(), 10);
+    ready.clear();
+    sched
+        .turn(Some(Duration::from_millis(30)), &mut ready)
+        .unwrap();
+    assert!(ready.is_empty(), "{ready:?}");
+    // Add the write direction: one registration, both reported.
+    sched.watch_fd(fd, true, true).unwrap();
+    a.write_all(b"x").unwrap();
+    ready.clear();
+    sched
+        .turn(Some(Duration::from_secs(5)), &mut ready)
+        .unwrap();
+    assert_eq!(
+        ready,
+        vec![Ready::Fd {
+            fd,
+            readable: true,
+            writable: true
+        }]
+    );
+    // Only write now.
+    sched.watch_fd(fd, false, true).unwrap();
+    ready.clear();
+    sched
+        .turn(Some(Duration::from_secs(5)), &mut ready)
+        .unwrap();
+    assert_eq!(
+        ready,
+        vec![Ready::Fd {
+            fd,
+            readable: false,
+            writable: true
+        }]
+    );
+    // Unwatching via (false, false).
+    sched.watch_fd(fd, false, false).unwrap();
+    assert_eq!(sched.fd_interest(fd), None);
+    assert!(!sched.unwatch_fd(fd));
+    ready.clear();
+    sched
+        .turn(Some(Duration::from_millis(30)), &mut ready)
+        .unwrap();
+    assert!(ready.is_empty());
+}
+
+#[test]
+fn watch_regular_file_fails_cleanly() {
+    let mut sched = MioScheduler::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("actors-poller-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = std::fs::File::create(dir.join("f")).unwrap();
+    let err = sched.watch_fd(f.as_raw_fd(), true, false).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    assert_eq!(sched.fd_interest(f.as_raw_fd()), None);
+    drop(f);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn paused_listener_is_not_reported() {
+    let mut sched = MioScheduler::new().unwrap();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let lid = sched
+        .add_listener(actors::Listener::from_std_tcp(l).unwrap())
+        .unwrap();
+    sched.pause_listener(lid).unwrap();
+    let _c1 = std::net::TcpStream::connect(addr).unwrap();
+    let _c2 = std::net::TcpStream::connect(addr).unwrap();
+    let mut ready = Vec::new();
+    sched
+        .turn(Some(Duration::from_millis(50)), &mut ready)
+        .unwrap();
+    assert!(ready.is_empty());
+    sched.resume_listener(lid).unwrap();
+    sched
+        .turn(Some(Duration::from_secs(5)), &mut ready)
+        .unwrap();
+    assert_eq!(ready, vec![Ready::Listener { id: lid }]);
+    // Accept just one: the listener must be reported again.
+    assert!(sched.accept(lid).unwrap().is_some());
+    ready.clear();
+    sched
+        .turn(Some(Duration::from_secs(5)), &mut ready)
+        .unwrap();
+    assert_eq!(ready, vec![Ready::Listener { id: lid }]);
+    assert!(sched.accept(lid).unwrap().is_some());
+    assert!(sched.accept(lid).unwrap().is_none());
+    ready.clear();
+    sched
+        .turn(Some(Duration::from_millis(30)), &mut ready)
+        .unwrap();
+    assert!(ready.is_empty());
+    assert!(sched.remove_listener(lid).is_some());
+    assert!(sched.accept(lid).is_err());
+}

@@ -1,0 +1,323 @@
+//! Load client for the rloop benchmarks.
+//!
+//! Opens `--conns` connections on a single-threaded tokio runtime; each
+//! connection keeps exactly one request in flight:
+//!   * `echo`: send `--size` bytes, wait until all of them came back, repeat;
+//!   * `http`: send a GET, read one Content-Length framed response, repeat.
+//!
+//! Runs `--warmup` seconds unmeasured, then `--duration` seconds measured, and
+//! prints one JSON object. When `--server-pid` is given, the server's
+//! utime+stime (/proc/PID/stat) is sampled exactly at the start and the end of
+//! the measured window. A watchdog thread ends the process if anything stalls.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use loadclient::{
+    clock_ticks_per_second, content_length, find_header_end, loopback_host, pin_to_cpu,
+    process_cpu_ticks, Args,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{sleep_until, timeout_at, Instant};
+
+const HTTP_REQUEST: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: rloop-loadclient\r\n\r\n";
+/// Extra time allowed after the measured window before everything is abandoned.
+const GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Echo,
+    Http,
+}
+
+#[derive(Clone, Copy)]
+struct Plan {
+    addr: SocketAddr,
+    mode: Mode,
+    size: usize,
+    start: Instant,
+    end: Instant,
+    hard: Instant,
+}
+
+#[derive(Default)]
+struct ConnResult {
+    messages: u64,
+    bytes: u64,
+    errors: u64,
+    latencies_ns: Vec<u64>,
+}
+
+impl ConnResult {
+    fn record(&mut self, plan: &Plan, begin: Instant, done: Instant, bytes: usize) {
+        if done >= plan.start && done <= plan.end {
+            self.messages += 1;
+            self.bytes += bytes as u64;
+            self.latencies_ns
+                .push(u64::try_from((done - begin).as_nanos()).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+async fn connect(plan: &Plan) -> Option<TcpStream> {
+    match timeout_at(plan.hard, TcpStream::connect(plan.addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Some(stream)
+        }
+        Ok(Err(e)) => {
+            eprintln!("loadclient: connect failed: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+async fn echo_conn(plan: Plan) -> ConnResult {
+    let mut res = ConnResult::default();
+    let Some(mut stream) = connect(&plan).await else {
+        res.errors += 1;
+        return res;
+    };
+    let message: Vec<u8> = (0..plan.size).map(|i| (i % 251) as u8).collect();
+    let mut buf = vec![0u8; plan.size];
+    let (mut rd, mut wr) = stream.split();
+    let mut verified = false;
+    loop {
+        let begin = Instant::now();
+        if begin >= plan.end {
+            break;
+        }
+        // Write and read concurrently so large messages cannot deadlock on
+        // full socket buffers.
+        let io = async { tokio::try_join!(wr.write_all(&message), rd.read_exact(&mut buf)) };
+        match timeout_at(plan.hard, io).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                eprintln!("loadclient: echo I/O error: {e}");
+                res.errors += 1;
+                break;
+            }
+            Err(_) => {
+                res.errors += 1;
+                break;
+            }
+        }
+        if !verified {
+            if buf != message {
+                eprintln!("loadclient: echo payload mismatch");
+                res.errors += 1;
+                break;
+            }
+            verified = true;
+        }
+        res.record(&plan, begin, Instant::now(), plan.size);
+    }
+    res
+}
+
+/// Read one Content-Length framed response; returns its size in bytes.
+async fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Result<usize, String> {
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(end) = find_header_end(pending) {
+            let head = &pending[..end];
+            if !head.starts_with(b"HTTP/1.1 200") && !head.starts_with(b"HTTP/1.0 200") {
+                return Err("non-200 response".to_string());
+            }
+            let body = content_length(head).ok_or("bad Content-Length")?;
+            let total = end + 4 + body;
+            while pending.len() < total {
+                let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("EOF inside body".to_string());
+                }
+                pending.extend_from_slice(&chunk[..n]);
+            }
+            pending.drain(..total);
+            return Ok(total);
+        }
+        if pending.len() > 65536 {
+            return Err("response header too large".to_string());
+        }
+        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("EOF before response".to_string());
+        }
+        pending.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn http_conn(plan: Plan) -> ConnResult {
+    let mut res = ConnResult::default();
+    let Some(mut stream) = connect(&plan).await else {
+        res.errors += 1;
+        return res;
+    };
+    let mut pending: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let begin = Instant::now();
+        if begin >= plan.end {
+            break;
+        }
+        let io = async {
+            stream
+                .write_all(HTTP_REQUEST)
+                .await
+                .map_err(|e| e.to_string())?;
+            read_response(&mut stream, &mut pending).await
+        };
+        match timeout_at(plan.hard, io).await {
+            Ok(Ok(n)) => res.record(&plan, begin, Instant::now(), n),
+            Ok(Err(e)) => {
+                eprintln!("loadclient: http error: {e}");
+                res.errors += 1;
+                break;
+            }
+            Err(_) => {
+                res.errors += 1;
+                break;
+            }
+        }
+    }
+    res
+}
+
+fn percentile_us(sorted_ns: &[u64], q: f64) -> f64 {
+    if sorted_ns.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted_ns.len() - 1) as f64 * q).round() as usize;
+    sorted_ns[idx.min(sorted_ns.len() - 1)] as f64 / 1000.0
+}
+
+fn json_opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "null".to_string(), |x| x.to_string())
+}
+
+async fn run(plan: Plan, conns: usize, server_pid: Option<u32>) -> String {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..conns {
+        match plan.mode {
+            Mode::Echo => tasks.spawn(echo_conn(plan)),
+            Mode::Http => tasks.spawn(http_conn(plan)),
+        };
+    }
+
+    sleep_until(plan.start).await;
+    let server_cpu0 = server_pid.and_then(|p| process_cpu_ticks(Some(p)));
+    let client_cpu0 = process_cpu_ticks(None);
+    sleep_until(plan.end).await;
+    let server_cpu1 = server_pid.and_then(|p| process_cpu_ticks(Some(p)));
+    let client_cpu1 = process_cpu_ticks(None);
+
+    let mut total = ConnResult::default();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(r) => {
+                total.messages += r.messages;
+                total.bytes += r.bytes;
+                total.errors += r.errors;
+                total.latencies_ns.extend(r.latencies_ns);
+            }
+            Err(_) => total.errors += 1,
+        }
+    }
+    total.latencies_ns.sort_unstable();
+    let window = (plan.end - plan.start).as_secs_f64();
+    let delta = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
+    format!(
+        concat!(
+            "{{\"mode\":\"{}\",\"size\":{},\"conns\":{},\"window_s\":{:.6},",
+            "\"messages\":{},\"msgs_per_s\":{:.1},\"mib_per_s\":{:.3},",
+            "\"p50_us\":{:.1},\"p99_us\":{:.1},\"errors\":{},",
+            "\"server_cpu_ticks\":{},\"client_cpu_ticks\":{},\"clk_tck\":{}}}"
+        ),
+        if plan.mode == Mode::Echo {
+            "echo"
+        } else {
+            "http"
+        },
+        plan.size,
+        conns,
+        window,
+        total.messages,
+        total.messages as f64 / window,
+        total.bytes as f64 / window / (1024.0 * 1024.0),
+        percentile_us(&total.latencies_ns, 0.50),
+        percentile_us(&total.latencies_ns, 0.99),
+        total.errors,
+        json_opt(delta(server_cpu0, server_cpu1)),
+        json_opt(delta(client_cpu0, client_cpu1)),
+        clock_ticks_per_second(),
+    )
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("loadclient: {e}");
+        std::process::exit(2);
+    }
+}
+
+fn real_main() -> Result<(), String> {
+    let args = Args::from_env()?;
+    let mode = match args.get_str("mode", "echo").as_str() {
+        "echo" => Mode::Echo,
+        "http" => Mode::Http,
+        other => return Err(format!("unknown --mode {other:?} (echo|http)")),
+    };
+    let host = loopback_host(&args.get_str("host", "127.0.0.1"))?;
+    let port: u16 = args.get_opt("port")?.ok_or("--port is required")?;
+    let size: usize = args.get("size", 1024)?;
+    let conns: usize = args.get("conns", 1)?;
+    let warmup: f64 = args.get("warmup", 0.5)?;
+    let duration: f64 = args.get("duration", 2.0)?;
+    let server_pid: Option<u32> = args.get_opt("server-pid")?;
+    if size == 0 || conns == 0 {
+        return Err("--size and --conns must be positive".to_string());
+    }
+    // Bounded runs only: also rejects NaN and infinities.
+    if !(0.0..=3600.0).contains(&duration) || duration == 0.0 {
+        return Err("--duration must be in (0, 3600] seconds".to_string());
+    }
+    if !(0.0..=600.0).contains(&warmup) {
+        return Err("--warmup must be in [0, 600] seconds".to_string());
+    }
+    if let Some(cpu) = args.get_opt::<usize>("cpu")? {
+        pin_to_cpu(cpu)?;
+    }
+
+    // Watchdog: whatever happens, the process ends shortly after the window.
+    let limit = Duration::from_secs_f64(warmup + duration) + GRACE * 2;
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!("loadclient: hard deadline reached, exiting");
+        std::process::exit(3);
+    });
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot build runtime: {e}"))?;
+    let report = rt.block_on(async {
+        let start = Instant::now() + Duration::from_secs_f64(warmup);
+        let end = start + Duration::from_secs_f64(duration);
+        let plan = Plan {
+            addr: SocketAddr::new(host, port),
+            mode,
+            size,
+            start,
+            end,
+            hard: end + GRACE,
+        };
+        run(plan, conns, server_pid).await
+    });
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,243 @@
+"""create_connection, create_unix_connection, connect_accepted_socket and
+the transports they make, as asyncio's loops have them."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import socket
+import sys
+from asyncio import base_events, staggered
+from asyncio.log import logger
+from typing import Any, Callable
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+
+
+def refuse_ssl(ssl: Any) -> None:
+    """TLS does not exist in rloop yet: say so rather than send cleartext."""
+    if isinstance(ssl, bool) and not ssl:
+        return
+    if ssl is not None:
+        raise NotImplementedError(
+            "rloop does not support TLS yet: ssl= must be None (use asyncio's own loop for TLS)"
+        )
+
+
+def check_not_ssl_socket(sock: Any) -> None:
+    if type(sock).__name__ == "SSLSocket":
+        raise TypeError("Socket cannot be of type SSLSocket")
+
+
+def check_ssl_only_args(ssl: Any, **args: Any) -> None:
+    for name, value in args.items():
+        if value is not None and not ssl:
+            raise ValueError(f"{name} is only meaningful with ssl")
+
+
+class ConnectionsMixin:
+    async def create_connection(
+        self,
+        protocol_factory: ProtocolFactory,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        ssl: Any = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: socket.socket | None = None,
+        local_addr: Any = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        happy_eyeballs_delay: float | None = None,
+        interleave: int | None = None,
+        all_errors: bool = False,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        loop: Any = self
+        check_ssl_only_args(
+            ssl,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        refuse_ssl(ssl)
+        if sock is not None:
+            check_not_ssl_socket(sock)
+        if happy_eyeballs_delay is not None and interleave is None:
+            # Happy eyeballs wants the address families interleaved.
+            interleave = 1
+
+        if host is not None or port is not None:
+            if sock is not None:
+                raise ValueError("host/port and sock can not be specified at the same time")
+            sock = await self._connect_first(
+                host, port, family, proto, flags, local_addr,
+                happy_eyeballs_delay, interleave, all_errors,
+            )
+        else:
+            if sock is None:
+                raise ValueError("host and port was not specified and no sock specified")
+            if sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+
+        transport, protocol = await loop._create_connection_transport(
+            sock, protocol_factory, None, None
+        )
+        if loop.get_debug():
+            logger.debug(
+                "%r connected to %s:%r: (%r, %r)",
+                transport.get_extra_info("socket"), host, port, transport, protocol,
+            )
+        return transport, protocol
+
+    async def _connect_first(
+        self,
+        host: str | None,
+        port: int | None,
+        family: int,
+        proto: int,
+        flags: int,
+        local_addr: Any,
+        happy_eyeballs_delay: float | None,
+        interleave: int | None,
+        all_errors: bool,
+    ) -> socket.socket:
+        """Resolve, then try the addresses (in turn, or staggered) until one connects."""
+        loop: Any = self
+        infos = await loop._ensure_resolved(
+            (host, port), family=family, type=socket.SOCK_STREAM, proto=proto,
+            flags=flags, loop=loop,
+        )
+        if not infos:
+            raise OSError("getaddrinfo() returned empty list")
+        laddr_infos = None
+        if local_addr is not None:
+            laddr_infos = await loop._ensure_resolved(
+                local_addr, family=family, type=socket.SOCK_STREAM, proto=proto,
+                flags=flags, loop=loop,
+            )
+            if not laddr_infos:
+                raise OSError("getaddrinfo() returned empty list")
+        if interleave:
+            infos = base_events._interleave_addrinfos(infos, interleave)
+
+        errors: list[list[OSError]] = []
+        sock: socket.socket | None = None
+        if happy_eyeballs_delay is None:
+            for info in infos:
+                try:
+                    sock = await loop._connect_sock(errors, info, laddr_infos)
+                    break
+                except OSError:
+                    continue
+        else:
+            attempts = [
+                functools.partial(loop._connect_sock, errors, info, laddr_infos)
+                for info in infos
+            ]
+            sock, _, _ = await staggered.staggered_race(attempts, happy_eyeballs_delay, loop=loop)
+        if sock is not None:
+            return sock
+
+        flat = [exc for attempt in errors for exc in attempt]
+        try:
+            if all_errors and sys.version_info >= (3, 11):
+                raise ExceptionGroup("create_connection failed", flat)  # noqa: F821
+            if len(flat) == 1 or all(str(exc) == str(flat[0]) for exc in flat):
+                raise flat[0]
+            raise OSError(
+                "Multiple exceptions: {}".format(", ".join(str(exc) for exc in flat))
+            )
+        finally:
+            flat = []
+            errors = []
+
+    async def create_unix_connection(
+        self,
+        protocol_factory: ProtocolFactory,
+        path: str | None = None,
+        *,
+        ssl: Any = None,
+        sock: socket.socket | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        loop: Any = self
+        check_ssl_only_args(
+            ssl,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        refuse_ssl(ssl)
+        if path is not None:
+            if sock is not None:
+                raise ValueError("path and sock can not be specified at the same time")
+            path = os.fspath(path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+            try:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, path)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            if sock is None:
+                raise ValueError("no path and sock were specified")
+            if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+            sock.setblocking(False)
+        return await loop._create_connection_transport(  # type: ignore[no-any-return]
+            sock, protocol_factory, None, None
+        )
+
+    async def connect_accepted_socket(
+        self,
+        protocol_factory: ProtocolFactory,
+        sock: socket.socket,
+        *,
+        ssl: Any = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        loop: Any = self
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+        check_ssl_only_args(
+            ssl,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        refuse_ssl(ssl)
+        check_not_ssl_socket(sock)
+        transport, protocol = await loop._create_connection_transport(
+            sock, protocol_factory, None, "", server_side=True
+        )
+        if loop.get_debug():
+            logger.debug("%r handled: (%r, %r)", transport.get_extra_info("socket"), transport, protocol)
+        return transport, protocol
+
+    def _make_ssl_transport(self, *args: Any, **kwargs: Any) -> Any:
+        refuse_ssl(True)
+
+    def _make_socket_transport(
+        self,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[None] | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+        server: Any = None,
+    ) -> asyncio.Transport:
+        loop: Any = self
+        sock.setblocking(False)
+        # The connection actor owns a duplicate of the fd; `sock` stays the
+        # transport's 'socket' and is closed after connection_lost, as asyncio does.
+        fd = os.dup(sock.fileno())
+        return loop._new_transport(  # type: ignore[no-any-return]
+            fd, int(sock.family), protocol, waiter, extra, server, sock
+        )

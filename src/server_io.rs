@@ -1,0 +1,389 @@
+//! The bridge between sockets made in Python and connection actors:
+//! listening (`_serve`/`_unserve`, accepting into new transports) and
+//! adopting a connected socket as a transport (`_new_transport`).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::event_loop::{EventLoop, Item};
+use crate::exception_handler::escapes_loop;
+use crate::handles::Handle;
+use crate::py_imports;
+use crate::reactor::{Listener, ListenerId, Stream};
+use crate::transport::SocketTransport;
+
+/// Delay before accepting again after running out of fds, as asyncio.
+const ACCEPT_RETRY_DELAY: f64 = 1.0;
+
+pub struct Listening {
+    protocol_factory: PyObject,
+    server: PyObject,
+    backlog: usize,
+    /// The server's own socket (the acceptor owns a duplicate of its fd).
+    sock: PyObject,
+    sock_fd: RawFd,
+}
+
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+impl EventLoop {
+    fn schedule_call(
+        &self,
+        py: Python<'_>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+    ) -> PyResult<()> {
+        let handle = Handle::new(py, callback.unbind(), args.unbind(), None, None)?;
+        self.push_ready(Item::Call(Py::new(py, handle)?));
+        Ok(())
+    }
+
+    /// Makes a connected stream a transport: registers its actor, attaches
+    /// it to its server, and schedules connection_made (then the waiter),
+    /// as asyncio's transports do on creation.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adopt_stream(
+        slf: &Bound<'_, Self>,
+        stream: Stream,
+        family: i32,
+        protocol: &Bound<'_, PyAny>,
+        waiter: Option<Bound<'_, PyAny>>,
+        extra: Option<Bound<'_, PyDict>>,
+        server: Option<Bound<'_, PyAny>>,
+        sock: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<SocketTransport>> {
+        let py = slf.py();
+        let this = slf.get();
+        if let Stream::Tcp(s) = &stream {
+            // asyncio turns Nagle off on every TCP transport.
+            let _ = s.set_nodelay(true);
+        }
+        let fd = stream.as_raw_fd();
+        let id = {
+            let mut guard = this.reactor(py)?;
+            match guard.as_mut() {
+                Some(r) => r.add_connection(stream)?,
+                None => return Err(PyRuntimeError::new_err("Event loop is closed")),
+            }
+        };
+        let sock_fd = match &sock {
+            Some(s) => Some(s.call_method0("fileno")?.extract::<RawFd>()?),
+            None => None,
+        };
+        let transport = Py::new(
+            py,
+            SocketTransport::new(
+                py,
+                slf.clone().unbind(),
+                id,
+                fd,
+                family,
+                protocol,
+                extra.map(Bound::unbind),
+                server.as_ref().map(|s| s.clone().unbind()),
+                sock.map(Bound::unbind),
+            )?,
+        )?;
+        this.transports.lock().insert(id, transport.clone_ref(py));
+        {
+            let mut fds = this.transport_fds.lock();
+            fds.insert(fd, id);
+            if let Some(sfd) = sock_fd {
+                fds.insert(sfd, id);
+            }
+        }
+        if let Some(server) = &server {
+            server.call_method1("_attach", (&transport,))?;
+        }
+        this.schedule_call(
+            py,
+            protocol.getattr("connection_made")?,
+            PyTuple::new(py, [transport.clone_ref(py).into_any()])?,
+        )?;
+        if let Some(waiter) = waiter {
+            this.schedule_call(
+                py,
+                py_imports::set_result_unless_cancelled(py)?.clone(),
+                PyTuple::new(py, [waiter.unbind(), py.None()])?,
+            )?;
+        }
+        Ok(transport)
+    }
+
+    pub fn forget_transport(&self, _py: Python<'_>, id: crate::reactor::ConnId, _fd: RawFd) {
+        let removed = self.transports.lock().remove(&id);
+        self.transport_fds.lock().retain(|_, v| *v != id);
+        drop(removed);
+    }
+
+    /// Accepts pending connections of a listener, at most `backlog` per
+    /// readiness report (the scheduler reports it again if more wait).
+    pub fn accept_connections(slf: &Bound<'_, Self>, id: ListenerId) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let Some((factory, server, backlog, sock)) = this.listeners.lock().get(&id).map(|l| {
+            (
+                l.protocol_factory.clone_ref(py),
+                l.server.clone_ref(py),
+                l.backlog,
+                l.sock.clone_ref(py),
+            )
+        }) else {
+            return Ok(());
+        };
+        for _ in 0..backlog.max(1) {
+            let accepted = {
+                let mut guard = this.reactor(py)?;
+                match guard.as_mut() {
+                    Some(r) => r.accept(id),
+                    None => return Ok(()),
+                }
+            };
+            match accepted {
+                Ok(Some((stream, _peer))) => {
+                    Self::serve_connection(slf, stream, factory.bind(py), server.bind(py))?
+                }
+                Ok(None) => break,
+                Err(e) if out_of_resources(&e) => {
+                    let context = PyDict::new(py);
+                    context.set_item("message", "socket.accept() out of system resource")?;
+                    context.set_item("exception", PyErr::from(e).value(py))?;
+                    context.set_item(
+                        "socket",
+                        py_imports::transport_socket(py)?.call1((sock.bind(py),))?,
+                    )?;
+                    slf.call_method1("call_exception_handler", (context,))?;
+                    Self::pause_accepting(slf, id)?;
+                    break;
+                }
+                // Aborted or vanished connections: wait for the next one.
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn pause_accepting(slf: &Bound<'_, Self>, id: ListenerId) -> PyResult<()> {
+        let py = slf.py();
+        {
+            let mut guard = slf.get().reactor(py)?;
+            if let Some(r) = guard.as_mut() {
+                r.pause_listener(id)?;
+            }
+        }
+        let resume = ResumeAccepting {
+            lp: slf.clone().unbind(),
+            id,
+        };
+        slf.call_method1("call_later", (ACCEPT_RETRY_DELAY, Py::new(py, resume)?))?;
+        Ok(())
+    }
+
+    fn serve_connection(
+        slf: &Bound<'_, Self>,
+        stream: Stream,
+        factory: &Bound<'_, PyAny>,
+        server: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let family = match &stream {
+            Stream::Unix(_) => libc::AF_UNIX,
+            Stream::Tcp(s) => match s.local_addr() {
+                Ok(a) if a.is_ipv6() => libc::AF_INET6,
+                _ => libc::AF_INET,
+            },
+        };
+        let protocol = match factory.call0() {
+            Ok(p) => p,
+            Err(e) if escapes_loop(py, &e) => return Err(e),
+            Err(e) => {
+                drop(stream);
+                let context = PyDict::new(py);
+                context.set_item(
+                    "message",
+                    "Error on transport creation for incoming connection",
+                )?;
+                context.set_item("exception", e.value(py))?;
+                slf.call_method1("call_exception_handler", (context,))?;
+                return Ok(());
+            }
+        };
+        Self::adopt_stream(
+            slf,
+            stream,
+            family,
+            &protocol,
+            None,
+            None,
+            Some(server.clone()),
+            None,
+        )?;
+        Ok(())
+    }
+}
+
+/// The timer callback that resumes accepting after a resource shortage.
+#[pyclass(frozen, module = "rloop._rloop")]
+struct ResumeAccepting {
+    lp: Py<EventLoop>,
+    id: ListenerId,
+}
+
+#[pymethods]
+impl ResumeAccepting {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let lp = self.lp.get();
+        if !lp.listeners.lock().contains_key(&self.id) {
+            return Ok(());
+        }
+        let mut guard = lp.reactor(py)?;
+        if let Some(r) = guard.as_mut() {
+            r.resume_listener(self.id)?;
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl EventLoop {
+    /// Adopts `fd` (a connected socket the caller duplicated for us) as a
+    /// transport for `protocol`; `sock` stays the transport's socket.
+    #[pyo3(signature = (fd, family, protocol, waiter=None, extra=None, server=None, sock=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn _new_transport(
+        slf: &Bound<'_, Self>,
+        fd: RawFd,
+        family: i32,
+        protocol: Bound<'_, PyAny>,
+        waiter: Option<Bound<'_, PyAny>>,
+        extra: Option<Bound<'_, PyDict>>,
+        server: Option<Bound<'_, PyAny>>,
+        sock: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<SocketTransport>> {
+        slf.get().check_closed()?;
+        let stream = if family == libc::AF_UNIX {
+            // SAFETY: the caller hands us ownership of `fd`, an open,
+            // connected Unix stream socket.
+            Stream::from_std_unix(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })?
+        } else {
+            // SAFETY: as above, for a connected TCP socket.
+            Stream::from_std_tcp(unsafe { std::net::TcpStream::from_raw_fd(fd) })?
+        };
+        Self::adopt_stream(slf, stream, family, &protocol, waiter, extra, server, sock)
+    }
+
+    /// Starts accepting on `fd` (a listening socket duplicated for us).
+    #[pyo3(signature = (fd, family, protocol_factory, server, backlog, sock))]
+    fn _serve(
+        slf: &Bound<'_, Self>,
+        fd: RawFd,
+        family: i32,
+        protocol_factory: PyObject,
+        server: PyObject,
+        backlog: usize,
+        sock: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let listener = if family == libc::AF_UNIX {
+            // SAFETY: the caller hands us ownership of `fd`, a listening
+            // Unix socket.
+            Listener::from_std_unix(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })?
+        } else {
+            // SAFETY: as above, for a listening TCP socket.
+            Listener::from_std_tcp(unsafe { std::net::TcpListener::from_raw_fd(fd) })?
+        };
+        let sock_fd: RawFd = sock.call_method0("fileno")?.extract()?;
+        let id = {
+            let mut guard = this.reactor(py)?;
+            match guard.as_mut() {
+                Some(r) => r.add_listener(listener)?,
+                None => return Err(PyRuntimeError::new_err("Event loop is closed")),
+            }
+        };
+        this.listeners.lock().insert(
+            id,
+            Listening {
+                protocol_factory,
+                server,
+                backlog,
+                sock: sock.unbind(),
+                sock_fd,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops accepting on the server socket `sock` (the caller closes it).
+    fn _unserve(slf: &Bound<'_, Self>, sock: Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let sock_fd: RawFd = sock.call_method0("fileno")?.extract()?;
+        let found = {
+            let mut listeners = this.listeners.lock();
+            let id = listeners
+                .iter()
+                .find(|(_, l)| l.sock_fd == sock_fd)
+                .map(|(id, _)| *id);
+            id.and_then(|id| listeners.remove(&id).map(|l| (id, l)))
+        };
+        if let Some((id, listening)) = found {
+            if let Ok(mut guard) = this.reactor(py) {
+                if let Some(r) = guard.as_mut() {
+                    drop(r.remove_listener(id));
+                }
+            }
+            drop(listening);
+        }
+        Ok(())
+    }
+
+    /// asyncio refuses raw fd operations on a socket a transport owns.
+    fn _ensure_fd_no_transport(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<()> {
+        let raw = Self::fd_of(&fd)?;
+        let id = self.transport_fds.lock().get(&raw).copied();
+        let transport = id.and_then(|id| self.transports.lock().get(&id).map(|t| t.clone_ref(py)));
+        if let Some(t) = transport {
+            if !t.bind(py).call_method0("is_closing")?.is_truthy()? {
+                return Err(PyRuntimeError::new_err(format!(
+                    "File descriptor {} is used by transport {}",
+                    fd.repr()?,
+                    t.bind(py).repr()?
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends every connection at loop close, each with one connection_lost.
+    pub(crate) fn close_transports(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut ended = Vec::new();
+        if let Ok(mut guard) = this.reactor(py) {
+            if let Some(r) = guard.as_mut() {
+                r.close_all(&mut ended);
+            }
+        }
+        drop(ended);
+        let transports: Vec<Py<SocketTransport>> =
+            this.transports.lock().drain().map(|(_, t)| t).collect();
+        this.transport_fds.lock().clear();
+        let mut first_error = None;
+        for t in transports {
+            if let Err(e) = SocketTransport::on_loop_closed(t.bind(py)) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,785 @@
+//! The socket transport: the thin handle Python holds for one connection
+//! actor. Its methods become actor commands; the actor's events become
+//! protocol calls, in asyncio's order, on the loop thread.
+
+use std::os::fd::RawFd;
+
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyDict};
+
+use crate::event_loop::{EventLoop, Item};
+use crate::exception_handler::escapes_loop;
+use crate::py_imports;
+use crate::reactor::{ActorError, CloseError, Command, ConnId, Event, ReadCount, ReadResult};
+
+/// asyncio logs a warning once this many writes hit a lost connection.
+const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
+const DEFAULT_HIGH_WATER: i64 = 64 * 1024;
+
+struct State {
+    protocol: Option<PyObject>,
+    /// The protocol is a BufferedProtocol: read into its buffer.
+    buffered: bool,
+    /// The Python socket behind get_extra_info('socket'): the caller's for
+    /// connections it made, a duplicate made on demand for accepted ones.
+    sock: Option<PyObject>,
+    extra: Option<Py<PyDict>>,
+    extra_complete: bool,
+    server: Option<PyObject>,
+    closing: bool,
+    /// connection_lost is scheduled (or delivered): the actor is gone.
+    lost: bool,
+    eof_written: bool,
+    paused_reading: bool,
+    writes_after_lost: u32,
+}
+
+#[pyclass(frozen, weakref, module = "rloop._rloop")]
+pub struct SocketTransport {
+    lp: Py<EventLoop>,
+    pub(crate) id: ConnId,
+    fd: RawFd,
+    family: i32,
+    st: Mutex<State>,
+}
+
+fn is_buffered_protocol(protocol: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = protocol.py();
+    let cls = py_imports::buffered_protocol_class(py)?;
+    protocol.is_instance(cls)
+}
+
+impl SocketTransport {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        py: Python<'_>,
+        lp: Py<EventLoop>,
+        id: ConnId,
+        fd: RawFd,
+        family: i32,
+        protocol: &Bound<'_, PyAny>,
+        extra: Option<Py<PyDict>>,
+        server: Option<PyObject>,
+        sock: Option<PyObject>,
+    ) -> PyResult<Self> {
+        let extra = match extra {
+            Some(e) => e,
+            None => PyDict::new(py).unbind(),
+        };
+        Ok(SocketTransport {
+            lp,
+            id,
+            fd,
+            family,
+            st: Mutex::new(State {
+                protocol: Some(protocol.clone().unbind()),
+                buffered: is_buffered_protocol(protocol)?,
+                sock,
+                extra: Some(extra),
+                extra_complete: false,
+                server,
+                closing: false,
+                lost: false,
+                eof_written: false,
+                paused_reading: false,
+                writes_after_lost: 0,
+            }),
+        })
+    }
+
+    fn loop_any<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        self.lp.bind(py).clone().into_any()
+    }
+
+    fn protocol(&self, py: Python<'_>) -> Option<PyObject> {
+        self.st.lock().protocol.as_ref().map(|p| p.clone_ref(py))
+    }
+
+    fn is_lost(&self) -> bool {
+        self.st.lock().lost
+    }
+
+    /// Runs `f` on the reactor and hands the actor's events to the protocol.
+    fn act<R>(
+        slf: &Bound<'_, Self>,
+        f: impl FnOnce(&mut dyn crate::reactor::Reactor, &mut Vec<Event>) -> R,
+    ) -> PyResult<R> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut events = Vec::new();
+        let r = {
+            let lp = this.lp.get();
+            let mut guard = lp.reactor(py)?;
+            match guard.as_mut() {
+                Some(reactor) => f(reactor.as_mut(), &mut events),
+                None => return Err(PyRuntimeError::new_err("Event loop is closed")),
+            }
+        };
+        Self::dispatch(slf, events)?;
+        Ok(r)
+    }
+
+    /// Delivers actor events, in order, to the protocol.
+    pub fn dispatch(slf: &Bound<'_, Self>, events: Vec<Event>) -> PyResult<()> {
+        for event in events {
+            match event {
+                Event::PauseWriting => Self::flow_call(slf, "pause_writing")?,
+                Event::ResumeWriting => Self::flow_call(slf, "resume_writing")?,
+                Event::Closed(err) => Self::on_closed(slf, err)?,
+                // The mio scheduler lends data and reports EOF through read
+                // results, not as events.
+                Event::Data(_) | Event::Eof => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn flow_call(slf: &Bound<'_, Self>, method: &str) -> PyResult<()> {
+        let py = slf.py();
+        let Some(protocol) = slf.get().protocol(py) else {
+            return Ok(());
+        };
+        match protocol.call_method0(py, method) {
+            Ok(_) => Ok(()),
+            Err(e) if escapes_loop(py, &e) => Err(e),
+            Err(e) => Self::report(slf, &format!("protocol.{method}() failed"), &e),
+        }
+    }
+
+    /// asyncio's context for an error of this transport's protocol.
+    fn report(slf: &Bound<'_, Self>, message: &str, err: &PyErr) -> PyResult<()> {
+        let py = slf.py();
+        let context = PyDict::new(py);
+        context.set_item("message", message)?;
+        context.set_item("exception", err.value(py))?;
+        context.set_item("transport", slf)?;
+        context.set_item("protocol", slf.get().protocol(py))?;
+        slf.get()
+            .loop_any(py)
+            .call_method1("call_exception_handler", (context,))?;
+        Ok(())
+    }
+
+    /// The actor ended: schedule connection_lost, exactly once.
+    fn on_closed(slf: &Bound<'_, Self>, err: Option<CloseError>) -> PyResult<()> {
+        {
+            let mut st = slf.get().st.lock();
+            if st.lost {
+                return Ok(());
+            }
+            st.lost = true;
+            st.closing = true;
+        }
+        let exc = match err {
+            None => None,
+            Some(CloseError::Io(e)) => Some(PyErr::from(e)),
+            Some(CloseError::Panic(msg)) => {
+                let e = PyRuntimeError::new_err(format!("connection actor panicked: {msg}"));
+                Self::report(slf, "Fatal error: connection actor panicked", &e)?;
+                Some(e)
+            }
+        };
+        Self::schedule_connection_lost(slf, exc);
+        Ok(())
+    }
+
+    fn schedule_connection_lost(slf: &Bound<'_, Self>, exc: Option<PyErr>) {
+        let py = slf.py();
+        let exc = exc.map(|e| e.into_value(py).into_any());
+        slf.get()
+            .lp
+            .get()
+            .push_ready(Item::ConnectionLost(slf.clone().unbind(), exc));
+    }
+
+    /// asyncio's `_fatal_error`: a non-OSError reaches the exception handler;
+    /// either way the connection is dropped and connection_lost gets `err`.
+    fn fatal_error(slf: &Bound<'_, Self>, err: PyErr, message: &str) -> PyResult<()> {
+        let py = slf.py();
+        if err.is_instance_of::<pyo3::exceptions::PyOSError>(py) {
+            if slf.get().lp.get().is_debug() {
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("exc_info", err.value(py))?;
+                py_imports::asyncio_logger(py)?.call_method(
+                    "debug",
+                    ("%r: %s", slf, message),
+                    Some(&kwargs),
+                )?;
+            }
+        } else {
+            Self::report(slf, message, &err)?;
+        }
+        Self::force_close(slf, Some(err))
+    }
+
+    /// asyncio's `_force_close`: drop queued data, end the actor now.
+    fn force_close(slf: &Bound<'_, Self>, exc: Option<PyErr>) -> PyResult<()> {
+        {
+            let mut st = slf.get().st.lock();
+            if st.lost {
+                return Ok(());
+            }
+            st.lost = true;
+            st.closing = true;
+        }
+        let id = slf.get().id;
+        // The actor's own Closed(None) is ignored: `lost` is already set.
+        Self::act(slf, |r, out| r.command(id, Command::Abort, out))?.ok();
+        Self::schedule_connection_lost(slf, exc);
+        Ok(())
+    }
+
+    /// A readiness report for this connection (run from the ready queue).
+    pub fn on_ready(slf: &Bound<'_, Self>, readable: bool, writable: bool) -> PyResult<()> {
+        let id = slf.get().id;
+        if writable && !slf.get().is_lost() {
+            Self::act(slf, |r, out| r.on_writable(id, out))?;
+        }
+        if readable && !slf.get().is_lost() {
+            if slf.get().st.lock().buffered {
+                Self::read_buffered(slf)?;
+            } else {
+                Self::read_ready(slf)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let id = slf.get().id;
+        enum Got<'py> {
+            Data(Bound<'py, PyBytes>),
+            Eof,
+            Nothing,
+        }
+        let got = Self::act(slf, |r, out| match r.read(id, out) {
+            ReadResult::Data(d) => Got::Data(PyBytes::new(py, d)),
+            ReadResult::Eof => Got::Eof,
+            ReadResult::WouldBlock | ReadResult::Closed => Got::Nothing,
+        })?;
+        match got {
+            Got::Data(data) => {
+                let Some(protocol) = slf.get().protocol(py) else {
+                    return Ok(());
+                };
+                match protocol.call_method1(py, "data_received", (data,)) {
+                    Ok(_) => Ok(()),
+                    Err(e) if escapes_loop(py, &e) => Err(e),
+                    Err(e) => Self::fatal_error(
+                        slf,
+                        e,
+                        "Fatal error: protocol.data_received() call failed.",
+                    ),
+                }
+            }
+            Got::Eof => Self::on_eof(slf),
+            Got::Nothing => Ok(()),
+        }
+    }
+
+    /// BufferedProtocol: read straight into the protocol's buffer.
+    fn read_buffered(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let id = slf.get().id;
+        let Some(protocol) = slf.get().protocol(py) else {
+            return Ok(());
+        };
+        let buf = match protocol
+            .call_method1(py, "get_buffer", (-1,))
+            .and_then(|b| pyo3::buffer::PyBuffer::<u8>::get(b.bind(py)))
+        {
+            Ok(buf) if buf.readonly() => Err(PyTypeError::new_err(
+                "get_buffer() returned a read-only buffer",
+            )),
+            Ok(buf) if buf.len_bytes() == 0 => Err(PyRuntimeError::new_err(
+                "get_buffer() returned an empty buffer",
+            )),
+            Ok(buf) if !buf.is_c_contiguous() => Err(PyTypeError::new_err(
+                "get_buffer() returned a non-contiguous buffer",
+            )),
+            other => other,
+        };
+        let buf = match buf {
+            Ok(b) => b,
+            Err(e) if escapes_loop(py, &e) => return Err(e),
+            Err(e) => {
+                return Self::fatal_error(slf, e, "Fatal error: protocol.get_buffer() call failed.")
+            }
+        };
+        let count = Self::act(slf, |r, out| {
+            // SAFETY: `buf` is a writable, C-contiguous buffer we hold a
+            // view of (PyBuffer keeps the exporter alive and its memory
+            // pinned), and no Python code runs while this slice is used.
+            let slice = unsafe {
+                std::slice::from_raw_parts_mut(buf.buf_ptr() as *mut u8, buf.len_bytes())
+            };
+            r.read_into(id, slice, out)
+        })?;
+        drop(buf);
+        match count {
+            ReadCount::Data(n) => match protocol.call_method1(py, "buffer_updated", (n,)) {
+                Ok(_) => Ok(()),
+                Err(e) if escapes_loop(py, &e) => Err(e),
+                Err(e) => Self::fatal_error(
+                    slf,
+                    e,
+                    "Fatal error: protocol.buffer_updated() call failed.",
+                ),
+            },
+            ReadCount::Eof => Self::on_eof(slf),
+            ReadCount::WouldBlock | ReadCount::Closed => Ok(()),
+        }
+    }
+
+    /// The peer half-closed. The transport stays open (not reading) only
+    /// if eof_received() returns a true value.
+    fn on_eof(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let py = slf.py();
+        let Some(protocol) = slf.get().protocol(py) else {
+            return Ok(());
+        };
+        if slf.get().lp.get().is_debug() {
+            py_imports::asyncio_logger(py)?.call_method1("debug", ("%r received EOF", slf))?;
+        }
+        match protocol.call_method0(py, "eof_received") {
+            Ok(keep_open) => {
+                if !keep_open.bind(py).is_truthy()? {
+                    Self::close_impl(slf)?;
+                }
+                Ok(())
+            }
+            Err(e) if escapes_loop(py, &e) => Err(e),
+            Err(e) => {
+                Self::fatal_error(slf, e, "Fatal error: protocol.eof_received() call failed.")
+            }
+        }
+    }
+
+    fn close_impl(slf: &Bound<'_, Self>) -> PyResult<()> {
+        {
+            let mut st = slf.get().st.lock();
+            if st.closing {
+                return Ok(());
+            }
+            st.closing = true;
+        }
+        let id = slf.get().id;
+        Self::act(slf, |r, out| r.command(id, Command::Close, out))?.ok();
+        Ok(())
+    }
+
+    /// Delivers connection_lost and lets go of every Python object.
+    pub fn connection_lost(slf: &Bound<'_, Self>, exc: Option<PyObject>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let (protocol, sock, server, extra) = {
+            let mut st = this.st.lock();
+            st.lost = true;
+            st.closing = true;
+            (
+                st.protocol.take(),
+                st.sock.take(),
+                st.server.take(),
+                st.extra.take(),
+            )
+        };
+        let result = match &protocol {
+            Some(p) => p.call_method1(py, "connection_lost", (exc,)).map(drop),
+            None => Ok(()),
+        };
+        if let Some(sock) = &sock {
+            let _ = sock.call_method0(py, "close");
+        }
+        this.lp.get().forget_transport(py, this.id, this.fd);
+        let detached = match &server {
+            Some(s) => s.call_method1(py, "_detach", (slf,)).map(drop),
+            None => Ok(()),
+        };
+        // Put the protocol back for the error report, then drop everything
+        // here, with the GIL held.
+        drop((sock, server, extra));
+        let outcome = result.and(detached);
+        let reported = match outcome {
+            Ok(()) => Ok(()),
+            Err(e) if escapes_loop(py, &e) => Err(e),
+            Err(e) => {
+                let context = PyDict::new(py);
+                context.set_item("message", "Exception in callback connection_lost()")?;
+                context.set_item("exception", e.value(py))?;
+                context.set_item("transport", slf)?;
+                context.set_item("protocol", &protocol)?;
+                this.loop_any(py)
+                    .call_method1("call_exception_handler", (context,))
+                    .map(drop)
+            }
+        };
+        drop(protocol);
+        reported
+    }
+
+    /// Loop close with the connection still open: the actor already ended;
+    /// connection_lost runs now since the loop will run nothing more.
+    pub fn on_loop_closed(slf: &Bound<'_, Self>) -> PyResult<()> {
+        if std::mem::replace(&mut slf.get().st.lock().lost, true) {
+            // connection_lost was queued; the queue is being dropped.
+        }
+        Self::connection_lost(slf, None)
+    }
+
+    fn extra_dict(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyDict>>> {
+        let py = slf.py();
+        let this = slf.get();
+        let (complete, sock) = {
+            let st = this.st.lock();
+            if st.extra.is_none() {
+                return Ok(None);
+            }
+            (st.extra_complete, st.sock.as_ref().map(|s| s.clone_ref(py)))
+        };
+        if !complete {
+            let sock = match sock {
+                Some(s) => Some(s.into_bound(py)),
+                None => this.dup_socket(py)?,
+            };
+            let extra = this.st.lock().extra.as_ref().map(|e| e.clone_ref(py));
+            if let (Some(sock), Some(extra)) = (sock, extra) {
+                let extra = extra.bind(py);
+                let wrapper = py_imports::transport_socket(py)?.call1((&sock,))?;
+                extra.set_item("socket", wrapper)?;
+                if let Ok(name) = sock.call_method0("getsockname") {
+                    extra.set_item("sockname", name)?;
+                }
+                if !extra.contains("peername")? {
+                    if let Ok(peer) = sock.call_method0("getpeername") {
+                        extra.set_item("peername", peer)?;
+                    }
+                }
+                let mut st = this.st.lock();
+                if st.sock.is_none() {
+                    st.sock = Some(sock.unbind());
+                }
+                st.extra_complete = true;
+            }
+        }
+        Ok(this.st.lock().extra.as_ref().map(|e| e.clone_ref(py)))
+    }
+
+    /// A Python socket over a duplicate of the actor's fd, for an accepted
+    /// connection; None once the actor has ended (its fd may be reused).
+    fn dup_socket<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.st.lock().lost {
+            return Ok(None);
+        }
+        // SAFETY: the actor is alive (not lost), so `fd` is its open socket.
+        let fd = unsafe { libc::dup(self.fd) };
+        if fd < 0 {
+            return Ok(None);
+        }
+        let socket = py.import("socket")?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("fileno", fd)?;
+        match socket.getattr("socket")?.call(
+            (self.family, socket.getattr("SOCK_STREAM")?, 0),
+            Some(&kwargs),
+        ) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                // SAFETY: `fd` is our own duplicate, not handed to Python.
+                unsafe { libc::close(fd) };
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The bytes of a bytes-like object, as asyncio's write() accepts them.
+fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+    if let Ok(b) = data.downcast::<PyBytes>() {
+        return Ok(f(b.as_bytes()));
+    }
+    if let Ok(b) = data.downcast::<PyByteArray>() {
+        // A copy: the caller may mutate its bytearray once we return.
+        return Ok(f(&b.to_vec()));
+    }
+    match pyo3::buffer::PyBuffer::<u8>::get(data) {
+        Ok(buf) => Ok(f(&buf.to_vec(data.py())?)),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "data argument must be a bytes-like object, not {:?}",
+            data.get_type().name()?.to_string()
+        ))),
+    }
+}
+
+fn actor_error(e: ActorError) -> Option<PyErr> {
+    match e {
+        ActorError::WriteAfterEof => Some(PyRuntimeError::new_err(
+            "Cannot call write() after write_eof()",
+        )),
+        ActorError::Closed => None,
+        ActorError::Limits(l) => Some(PyValueError::new_err(l.to_string())),
+        ActorError::Io(e) => Some(e.into()),
+    }
+}
+
+#[pymethods]
+impl SocketTransport {
+    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let id = this.id;
+        // Type errors first, as asyncio does.
+        let empty = with_bytes(data, |b| b.is_empty())?;
+        {
+            let mut st = this.st.lock();
+            if st.eof_written {
+                return Err(PyRuntimeError::new_err(
+                    "Cannot call write() after write_eof()",
+                ));
+            }
+            if empty {
+                return Ok(());
+            }
+            if st.lost {
+                st.writes_after_lost += 1;
+                let n = st.writes_after_lost;
+                drop(st);
+                if n >= LOG_THRESHOLD_FOR_CONNLOST_WRITES {
+                    py_imports::asyncio_logger(py)?
+                        .call_method1("warning", ("socket.send() raised exception.",))?;
+                }
+                return Ok(());
+            }
+        }
+        let r = with_bytes(data, |bytes| {
+            Self::act(slf, |r, out| r.writelines(id, &[bytes], out))
+        })??;
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => actor_error(e).map_or(Ok(()), Err),
+        }
+    }
+
+    fn writelines(slf: &Bound<'_, Self>, list_of_data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let mut owned: Vec<Vec<u8>> = Vec::new();
+        for item in list_of_data.try_iter()? {
+            let item = item?;
+            owned.push(with_bytes(&item, |b| b.to_vec()).map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "data argument must be a bytes-like object, not {:?}",
+                    item.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?);
+        }
+        let this = slf.get();
+        {
+            let st = this.st.lock();
+            if st.eof_written {
+                return Err(PyRuntimeError::new_err(
+                    "Cannot call write() after write_eof()",
+                ));
+            }
+            if st.lost {
+                drop(st);
+                return Self::write(slf, PyBytes::new(py, &[]).as_any());
+            }
+        }
+        let chunks: Vec<&[u8]> = owned
+            .iter()
+            .map(Vec::as_slice)
+            .filter(|c| !c.is_empty())
+            .collect();
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let id = this.id;
+        match Self::act(slf, |r, out| r.writelines(id, &chunks, out))? {
+            Ok(()) => Ok(()),
+            Err(e) => actor_error(e).map_or(Ok(()), Err),
+        }
+    }
+
+    fn write_eof(slf: &Bound<'_, Self>) -> PyResult<()> {
+        {
+            let mut st = slf.get().st.lock();
+            if st.closing || st.eof_written {
+                return Ok(());
+            }
+            st.eof_written = true;
+        }
+        let id = slf.get().id;
+        match Self::act(slf, |r, out| r.command(id, Command::WriteEof, out))? {
+            Ok(()) => Ok(()),
+            Err(e) => actor_error(e).map_or(Ok(()), Err),
+        }
+    }
+
+    fn can_write_eof(&self) -> bool {
+        true
+    }
+
+    fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::close_impl(slf)
+    }
+
+    fn abort(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Self::force_close(slf, None)
+    }
+
+    fn is_closing(&self) -> bool {
+        self.st.lock().closing
+    }
+
+    fn pause_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
+        {
+            let mut st = slf.get().st.lock();
+            if st.closing || st.paused_reading {
+                return Ok(());
+            }
+            st.paused_reading = true;
+        }
+        let id = slf.get().id;
+        Self::act(slf, |r, out| r.command(id, Command::PauseReading, out))?.ok();
+        Ok(())
+    }
+
+    fn resume_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
+        {
+            let mut st = slf.get().st.lock();
+            if st.closing || !st.paused_reading {
+                return Ok(());
+            }
+            st.paused_reading = false;
+        }
+        let id = slf.get().id;
+        Self::act(slf, |r, out| r.command(id, Command::ResumeReading, out))?.ok();
+        Ok(())
+    }
+
+    fn is_reading(&self) -> bool {
+        let st = self.st.lock();
+        !st.closing && !st.paused_reading
+    }
+
+    #[pyo3(signature = (high=None, low=None))]
+    fn set_write_buffer_limits(
+        slf: &Bound<'_, Self>,
+        high: Option<i64>,
+        low: Option<i64>,
+    ) -> PyResult<()> {
+        let high = high.unwrap_or(match low {
+            None => DEFAULT_HIGH_WATER,
+            Some(l) => 4 * l,
+        });
+        let low = low.unwrap_or(high / 4);
+        if !(high >= low && low >= 0) {
+            return Err(PyValueError::new_err(format!(
+                "high ({high}) must be >= low ({low}) must be >= 0"
+            )));
+        }
+        let id = slf.get().id;
+        let cmd = Command::SetWriteBufferLimits {
+            high: Some(high as usize),
+            low: Some(low as usize),
+        };
+        match Self::act(slf, |r, out| r.command(id, cmd, out))? {
+            Ok(()) => Ok(()),
+            Err(e) => actor_error(e).map_or(Ok(()), Err),
+        }
+    }
+
+    fn get_write_buffer_limits(&self, py: Python<'_>) -> PyResult<(usize, usize)> {
+        let guard = self.lp.get().reactor(py)?;
+        Ok(guard
+            .as_ref()
+            .and_then(|r| r.write_buffer_limits(self.id))
+            .unwrap_or((DEFAULT_HIGH_WATER as usize / 4, DEFAULT_HIGH_WATER as usize)))
+    }
+
+    fn get_write_buffer_size(&self, py: Python<'_>) -> PyResult<usize> {
+        if self.is_lost() {
+            return Ok(0);
+        }
+        let guard = self.lp.get().reactor(py)?;
+        Ok(guard
+            .as_ref()
+            .and_then(|r| r.write_buffer_size(self.id))
+            .unwrap_or(0))
+    }
+
+    #[pyo3(signature = (name, default=None))]
+    fn get_extra_info(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, PyAny>,
+        default: Option<PyObject>,
+    ) -> PyResult<PyObject> {
+        let py = slf.py();
+        let default = default.unwrap_or_else(|| py.None());
+        match Self::extra_dict(slf)? {
+            Some(extra) => Ok(match extra.bind(py).get_item(name)? {
+                Some(v) => v.unbind(),
+                None => default,
+            }),
+            None => Ok(default),
+        }
+    }
+
+    fn get_protocol(&self, py: Python<'_>) -> Option<PyObject> {
+        self.protocol(py)
+    }
+
+    fn set_protocol(&self, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
+        let buffered = is_buffered_protocol(protocol)?;
+        let old = {
+            let mut st = self.st.lock();
+            st.buffered = buffered;
+            st.protocol.replace(protocol.clone().unbind())
+        };
+        drop(old);
+        Ok(())
+    }
+
+    fn get_loop(&self, py: Python<'_>) -> PyObject {
+        self.lp.clone_ref(py).into_any()
+    }
+
+    /// Test-only fault injection: make this connection's actor panic on its
+    /// next read or write, or fail its next read/write with an errno.
+    #[pyo3(signature = (*, panic_on_read=None, panic_on_write=None, fail_next_read=None, fail_next_write=None))]
+    fn _inject_fault(
+        &self,
+        py: Python<'_>,
+        panic_on_read: Option<u64>,
+        panic_on_write: Option<u64>,
+        fail_next_read: Option<i32>,
+        fail_next_write: Option<i32>,
+    ) -> PyResult<bool> {
+        let plan = crate::reactor::FaultPlan {
+            panic_on_read,
+            panic_on_write,
+            fail_next_read,
+            fail_next_write,
+        };
+        let mut guard = self.lp.get().reactor(py)?;
+        Ok(guard.as_mut().is_some_and(|r| r.set_fault(self.id, plan)))
+    }
+
+    fn __repr__(&self) -> String {
+        let st = self.st.lock();
+        let state = if st.lost {
+            " closed"
+        } else if st.closing {
+            " closing"
+        } else {
+            ""
+        };
+        let reading = if st.paused_reading { "idle" } else { "polling" };
+        format!("<SocketTransport fd={}{state} read={reading}>", self.fd)
+    }
+}

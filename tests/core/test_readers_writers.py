@@ -1,0 +1,355 @@
+"""add_reader / remove_reader / add_writer / remove_writer."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from typing import Any, Union
+
+import pytest
+from conftest import noop, run_forever_bounded, xfail_for
+
+FdOrObj = Union[int, socket.socket]
+
+UVLOOP_REMOVE_RETURNS_NONE = "uvloop's remove_reader()/remove_writer() return None"
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def _as(kind: str, sock: socket.socket) -> FdOrObj:
+    return sock.fileno() if kind == "fd" else sock
+
+
+KINDS = pytest.mark.parametrize("kind", ["fd", "fileobj"])
+
+
+@KINDS
+def test_reader_fires_when_data_arrives(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket], kind: str
+) -> None:
+    rsock, wsock = pair
+    got: list[Any] = []
+
+    def on_readable(tag: str) -> None:
+        got.append((tag, rsock.recv(100)))
+        loop.stop()
+
+    loop.add_reader(_as(kind, rsock), on_readable, "tag")
+    loop.call_later(0.01, wsock.send, b"hello")
+    run_forever_bounded(loop)
+    assert got == [("tag", b"hello")]
+    loop.remove_reader(_as(kind, rsock))
+
+
+def test_reader_not_called_without_data(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    rsock, _ = pair
+    got: list[str] = []
+    loop.add_reader(rsock, got.append, "readable")
+    loop.call_later(0.03, loop.stop)
+    run_forever_bounded(loop)
+    assert got == []
+    loop.remove_reader(rsock)
+
+
+def test_reader_fires_repeatedly_while_readable(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    rsock, wsock = pair
+    count = [0]
+
+    def on_readable() -> None:
+        count[0] += 1  # level-triggered: not reading keeps it readable
+        if count[0] == 3:
+            loop.remove_reader(rsock)
+            loop.stop()
+
+    wsock.send(b"x")
+    loop.add_reader(rsock, on_readable)
+    run_forever_bounded(loop)
+    assert count[0] == 3
+
+
+@KINDS
+def test_writer_fires_when_writable(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket], kind: str
+) -> None:
+    _, wsock = pair
+    got: list[Any] = []
+
+    def on_writable(*args: Any) -> None:
+        got.append(args)
+        loop.remove_writer(_as(kind, wsock))
+        loop.stop()
+
+    loop.add_writer(_as(kind, wsock), on_writable, 1, 2)
+    run_forever_bounded(loop)
+    assert got == [(1, 2)]
+
+
+def test_writer_waits_for_buffer_space(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    rsock, wsock = pair
+    # Fill the send buffer until the socket would block.
+    try:
+        while True:
+            wsock.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    events: list[str] = []
+
+    def drain() -> None:
+        events.append("drain")
+        try:
+            while rsock.recv(1 << 20):
+                pass
+        except BlockingIOError:
+            pass
+
+    def on_writable() -> None:
+        events.append("writable")
+        loop.remove_writer(wsock)
+        loop.stop()
+
+    loop.add_writer(wsock, on_writable)
+    loop.call_later(0.03, drain)
+    run_forever_bounded(loop)
+    assert events == ["drain", "writable"]
+
+
+@KINDS
+def test_remove_reader_return_value(
+    loop: asyncio.AbstractEventLoop,
+    pair: tuple[socket.socket, socket.socket],
+    kind: str,
+    loop_name: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    xfail_for(request, ["uvloop"], UVLOOP_REMOVE_RETURNS_NONE, loop_name)
+    rsock, _ = pair
+    assert loop.remove_reader(_as(kind, rsock)) is False
+    loop.add_reader(_as(kind, rsock), noop)
+    assert loop.remove_reader(_as(kind, rsock)) is True
+    assert loop.remove_reader(_as(kind, rsock)) is False
+
+
+@KINDS
+def test_remove_writer_return_value(
+    loop: asyncio.AbstractEventLoop,
+    pair: tuple[socket.socket, socket.socket],
+    kind: str,
+    loop_name: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    xfail_for(request, ["uvloop"], UVLOOP_REMOVE_RETURNS_NONE, loop_name)
+    _, wsock = pair
+    assert loop.remove_writer(_as(kind, wsock)) is False
+    loop.add_writer(_as(kind, wsock), noop)
+    assert loop.remove_writer(_as(kind, wsock)) is True
+    assert loop.remove_writer(_as(kind, wsock)) is False
+
+
+def test_remove_by_fd_after_add_by_fileobj(
+    loop: asyncio.AbstractEventLoop,
+    pair: tuple[socket.socket, socket.socket],
+    loop_name: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    xfail_for(request, ["uvloop"], UVLOOP_REMOVE_RETURNS_NONE, loop_name)
+    rsock, wsock = pair
+    loop.add_reader(rsock, noop)
+    loop.add_writer(wsock, noop)
+    assert loop.remove_reader(rsock.fileno()) is True
+    assert loop.remove_writer(wsock.fileno()) is True
+
+
+def test_removed_reader_does_not_fire(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    rsock, wsock = pair
+    got: list[str] = []
+    loop.add_reader(rsock, got.append, "reader")
+    loop.remove_reader(rsock)
+    wsock.send(b"data")
+    loop.call_later(0.03, loop.stop)
+    run_forever_bounded(loop)
+    assert got == []
+
+
+def test_replacing_reader(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    rsock, wsock = pair
+    got: list[str] = []
+
+    def new_reader() -> None:
+        got.append("new")
+        rsock.recv(100)
+        loop.stop()
+
+    loop.add_reader(rsock, got.append, "old")
+    loop.add_reader(rsock.fileno(), new_reader)
+    wsock.send(b"data")
+    run_forever_bounded(loop)
+    assert got == ["new"]
+    loop.remove_reader(rsock)
+
+
+def test_replacing_writer(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    _, wsock = pair
+    got: list[str] = []
+
+    def new_writer() -> None:
+        got.append("new")
+        loop.remove_writer(wsock)
+        loop.stop()
+
+    loop.add_writer(wsock, got.append, "old")
+    loop.add_writer(wsock, new_writer)
+    run_forever_bounded(loop)
+    assert got == ["new"]
+
+
+def test_reader_and_writer_on_same_socket(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    sock, peer = pair
+    events: list[str] = []
+
+    def on_writable() -> None:
+        events.append("writable")
+        loop.remove_writer(sock)
+        peer.send(b"ping")
+
+    def on_readable() -> None:
+        events.append(f"readable:{sock.recv(10).decode()}")
+        loop.remove_reader(sock)
+        loop.stop()
+
+    loop.add_reader(sock, on_readable)
+    loop.add_writer(sock, on_writable)
+    run_forever_bounded(loop)
+    assert events == ["writable", "readable:ping"]
+
+
+def test_reader_on_peer_close(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    rsock, wsock = pair
+    got: list[bytes] = []
+
+    def on_readable() -> None:
+        got.append(rsock.recv(100))
+        loop.remove_reader(rsock)
+        loop.stop()
+
+    loop.add_reader(rsock, on_readable)
+    loop.call_soon(wsock.close)
+    run_forever_bounded(loop)
+    assert got == [b""]
+
+
+def test_reader_exception_goes_to_handler(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    rsock, wsock = pair
+    contexts: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda lp, ctx: (contexts.append(ctx), lp.stop()))
+
+    def on_readable() -> None:
+        loop.remove_reader(rsock)
+        raise ZeroDivisionError
+
+    loop.add_reader(rsock, on_readable)
+    wsock.send(b"x")
+    run_forever_bounded(loop)
+    assert len(contexts) == 1
+    assert isinstance(contexts[0]["exception"], ZeroDivisionError)
+
+
+def test_get_running_loop_in_reader(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    rsock, wsock = pair
+    seen: list[object] = []
+
+    def on_readable() -> None:
+        seen.append(asyncio.get_running_loop())
+        loop.remove_reader(rsock)
+        loop.stop()
+
+    loop.add_reader(rsock, on_readable)
+    wsock.send(b"x")
+    run_forever_bounded(loop)
+    assert seen == [loop]
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("not a file", "Invalid file object: 'not a file'"),
+        (None, "Invalid file object: None"),
+        (-1, "Invalid file descriptor: -1"),
+    ],
+)
+def test_add_bad_fd(
+    loop: asyncio.AbstractEventLoop, method: str, bad: object, message: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        getattr(loop, method)(bad, noop)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("method", ["remove_reader", "remove_writer"])
+def test_remove_bad_fd(loop: asyncio.AbstractEventLoop, method: str) -> None:
+    with pytest.raises(ValueError, match=r"^Invalid file object: 'x'$"):
+        getattr(loop, method)("x")
+    with pytest.raises(ValueError, match=r"^Invalid file descriptor: -1$"):
+        getattr(loop, method)(-1)
+
+
+def test_object_with_bad_fileno(loop: asyncio.AbstractEventLoop) -> None:
+    class BadFileno:
+        def fileno(self) -> str:
+            return "nope"
+
+    with pytest.raises(ValueError, match="Invalid file object"):
+        loop.add_reader(BadFileno(), noop)
+
+
+@pytest.mark.parametrize("method", ["add_reader", "add_writer"])
+def test_add_on_closed_loop(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket], method: str
+) -> None:
+    loop.close()
+    with pytest.raises(RuntimeError, match=r"^Event loop is closed$"):
+        getattr(loop, method)(pair[0], noop)
+
+
+@pytest.mark.parametrize("method", ["remove_reader", "remove_writer"])
+def test_remove_on_closed_loop(
+    loop: asyncio.AbstractEventLoop,
+    pair: tuple[socket.socket, socket.socket],
+    method: str,
+    loop_name: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    xfail_for(request, ["uvloop"], UVLOOP_REMOVE_RETURNS_NONE, loop_name)
+    loop.close()
+    assert getattr(loop, method)(pair[0]) is False

@@ -3,7 +3,8 @@
     uvicorn --loop rloop:new_event_loop --app-dir examples asgi_app:app
 """
 
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable
+from typing import Any, Callable
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]

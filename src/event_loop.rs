@@ -53,6 +53,9 @@ pub struct EventLoop {
     pub(crate) readers: Mutex<HashMap<RawFd, Py<Handle>>>,
     pub(crate) writers: Mutex<HashMap<RawFd, Py<Handle>>>,
     stopping: AtomicBool,
+    /// Set while the loop may block in `turn`: only then must
+    /// call_soon_threadsafe pay for a wake-up.
+    polling: AtomicBool,
     closed: AtomicBool,
     running: AtomicBool,
     pub(crate) thread_id: AtomicU64,
@@ -90,6 +93,7 @@ impl EventLoop {
             readers: Mutex::new(HashMap::new()),
             writers: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            polling: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             running: AtomicBool::new(false),
             thread_id: AtomicU64::new(0),
@@ -113,6 +117,15 @@ impl EventLoop {
 
     pub fn is_debug(&self) -> bool {
         self.debug.load(Ordering::Relaxed)
+    }
+
+    /// Wakes the loop if it may be blocked waiting. Called after queueing
+    /// work; `run_once` raises `polling` before it checks the queue, so
+    /// either it sees the work or we see the flag.
+    pub fn wake_if_polling(&self) {
+        if self.polling.load(Ordering::SeqCst) {
+            self.wake();
+        }
     }
 
     pub fn wake(&self) {
@@ -162,12 +175,19 @@ impl EventLoop {
 
     /// How long the next poll may block.
     fn poll_timeout(&self, py: Python<'_>) -> Option<Duration> {
+        // Compact first, even on a busy loop: dead timers keep their
+        // callbacks and contexts alive until they leave the heap.
+        let (next, dead) = {
+            let mut timers = self.timers.lock();
+            timers.compact_if_mostly_cancelled(py);
+            let next = timers.next_when(py);
+            (next, timers.take_dead())
+        };
+        drop(dead);
         if self.stopping.load(Ordering::Relaxed) || !self.ready.lock().is_empty() {
             return Some(Duration::ZERO);
         }
-        let mut timers = self.timers.lock();
-        timers.compact_if_mostly_cancelled(py);
-        let when = timers.next_when(py)?;
+        let when = next?;
         let wait = (when - clock::monotonic()).clamp(0.0, MAX_WAIT);
         Some(Duration::from_secs_f64(wait))
     }
@@ -177,7 +197,11 @@ impl EventLoop {
     fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
+        this.polling.store(true, Ordering::SeqCst);
         let timeout = this.poll_timeout(py);
+        if timeout == Some(Duration::ZERO) {
+            this.polling.store(false, Ordering::SeqCst);
+        }
 
         let mut readiness = std::mem::take(&mut *this.readiness.lock());
         readiness.clear();
@@ -188,6 +212,7 @@ impl EventLoop {
                 None => return Err(closed_error()),
             }
         };
+        this.polling.store(false, Ordering::SeqCst);
         if let Err(e) = polled {
             *this.readiness.lock() = readiness;
             if e.kind() == std::io::ErrorKind::Interrupted {
@@ -271,7 +296,12 @@ impl EventLoop {
     fn queue_due_timers(&self, py: Python<'_>) {
         let end = clock::monotonic() + self.clock_resolution;
         loop {
-            let due = self.timers.lock().pop_due(py, end);
+            let (due, dead) = {
+                let mut timers = self.timers.lock();
+                let due = timers.pop_due(py, end);
+                (due, timers.take_dead())
+            };
+            drop(dead);
             match due {
                 Some(h) => self.push_ready(Item::Call(h)),
                 None => break,

@@ -17,6 +17,7 @@ mod server_io;
 mod tasks;
 mod timers;
 mod transport;
+mod vectorcall;
 
 #[pymodule]
 fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -56,7 +56,7 @@ impl EventLoop {
         }
         let handle = Py::new(py, self.new_handle(py, callback, args, context)?)?;
         self.push_ready(Item::Call(handle.clone_ref(py)));
-        self.wake();
+        self.wake_if_polling();
         Ok(handle)
     }
 

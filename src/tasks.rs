@@ -1,21 +1,25 @@
 //! `create_future`, `create_task` and the task factory.
 
 use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::event_loop::EventLoop;
 use crate::py_imports;
+use crate::vectorcall;
 
 #[pymethods]
 impl EventLoop {
     fn create_future(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
         let py = slf.py();
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("loop", slf)?;
-        Ok(py_imports::future_class(py)?
-            .call((), Some(&kwargs))?
-            .unbind())
+        let loop_kw = intern!(py, "loop");
+        Ok(vectorcall::call(
+            py_imports::future_class(py)?,
+            &[],
+            &[(loop_kw, slf.as_any())],
+        )?
+        .unbind())
     }
 
     #[pyo3(signature = (coro, *, name=None, context=None))]
@@ -31,15 +35,14 @@ impl EventLoop {
         let factory = this.task_factory.lock().as_ref().map(|f| f.clone_ref(py));
         let task = match factory {
             None => {
-                let kwargs = PyDict::new(py);
-                kwargs.set_item("loop", slf)?;
+                let mut keywords = vec![(intern!(py, "loop"), slf.as_any())];
                 if let Some(n) = &name {
-                    kwargs.set_item("name", n)?;
+                    keywords.push((intern!(py, "name"), n));
                 }
                 if let Some(c) = &context {
-                    kwargs.set_item("context", c)?;
+                    keywords.push((intern!(py, "context"), c));
                 }
-                let task = py_imports::task_class(py)?.call((coro,), Some(&kwargs))?;
+                let task = vectorcall::call(py_imports::task_class(py)?, &[&coro], &keywords)?;
                 // Hide this frame from the task's creation traceback, as asyncio does.
                 if let Ok(tb) = task.getattr("_source_traceback") {
                     if !tb.is_none() {

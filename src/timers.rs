@@ -45,6 +45,9 @@ pub struct TimerHeap {
     heap: BinaryHeap<Entry>,
     seq: u64,
     cancelled: Arc<AtomicUsize>,
+    /// Cancelled timers taken out of the heap, to be dropped by the caller
+    /// once it has released the heap's lock (a finalizer may re-enter).
+    dead: Vec<Py<TimerHandle>>,
 }
 
 impl TimerHeap {
@@ -53,6 +56,7 @@ impl TimerHeap {
             heap: BinaryHeap::new(),
             seq: 0,
             cancelled: Arc::new(AtomicUsize::new(0)),
+            dead: Vec::new(),
         }
     }
 
@@ -75,6 +79,7 @@ impl TimerHeap {
             if top.handle.bind(py).as_super().get().is_cancelled() {
                 if let Some(dead) = self.heap.pop() {
                     dead.handle.get().in_heap.store(false, Ordering::Relaxed);
+                    self.dead.push(dead.handle);
                 }
                 self.uncount_one();
                 continue;
@@ -96,6 +101,7 @@ impl TimerHeap {
             bound.get().in_heap.store(false, Ordering::Relaxed);
             if bound.as_super().get().is_cancelled() {
                 self.uncount_one();
+                self.dead.push(bound.unbind());
                 continue;
             }
             return Some(bound.into_super().unbind());
@@ -110,18 +116,22 @@ impl TimerHeap {
             return;
         }
         let entries = std::mem::take(&mut self.heap).into_vec();
-        let live: Vec<Entry> = entries
-            .into_iter()
-            .filter(|e| {
-                let dead = e.handle.bind(py).as_super().get().is_cancelled();
-                if dead {
-                    e.handle.get().in_heap.store(false, Ordering::Relaxed);
-                }
-                !dead
-            })
-            .collect();
+        let mut live = Vec::with_capacity(entries.len() - cancelled.min(entries.len()));
+        for e in entries {
+            if e.handle.bind(py).as_super().get().is_cancelled() {
+                e.handle.get().in_heap.store(false, Ordering::Relaxed);
+                self.dead.push(e.handle);
+            } else {
+                live.push(e);
+            }
+        }
         self.heap = BinaryHeap::from(live);
         self.cancelled.store(0, Ordering::Relaxed);
+    }
+
+    /// Cancelled timers removed so far; drop them without the lock held.
+    pub fn take_dead(&mut self) -> Vec<Py<TimerHandle>> {
+        std::mem::take(&mut self.dead)
     }
 
     fn uncount_one(&self) {
@@ -132,10 +142,13 @@ impl TimerHeap {
 
     pub fn clear(&mut self) -> Vec<Py<TimerHandle>> {
         self.cancelled.store(0, Ordering::Relaxed);
-        std::mem::take(&mut self.heap)
-            .into_vec()
-            .into_iter()
-            .map(|e| e.handle)
-            .collect()
+        let mut all = self.take_dead();
+        all.extend(
+            std::mem::take(&mut self.heap)
+                .into_vec()
+                .into_iter()
+                .map(|e| e.handle),
+        );
+        all
     }
 }

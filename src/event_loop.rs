@@ -21,6 +21,9 @@ use crate::server_io::Listening;
 use crate::timers::TimerHeap;
 use crate::transport::SocketTransport;
 
+/// The schedulers this build has (`backend=` of the constructor).
+pub const BACKENDS: &[&str] = &["mio"];
+
 /// asyncio caps one wait at a day, so a clock jump can't freeze the loop.
 const MAX_WAIT: f64 = 24.0 * 3600.0;
 
@@ -400,15 +403,25 @@ impl EventLoop {
 
 #[pymethods]
 impl EventLoop {
+    /// `backend` picks the connection scheduler: "mio" (RLoop) or "tokio"
+    /// (TokioLoop). Extra arguments are ignored, so Python subclasses may
+    /// take their own.
     #[new]
-    #[pyo3(signature = (*_args, **_kwargs))]
+    #[pyo3(signature = (*_args, backend=None, **_kwargs))]
     fn py_new(
         _args: &Bound<'_, pyo3::types::PyTuple>,
+        backend: Option<&str>,
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        Ok(EventLoop::with_reactor(Box::new(
-            actors::MioScheduler::new()?,
-        )))
+        let reactor: Box<dyn Reactor> = match backend.unwrap_or("mio") {
+            "mio" => Box::new(actors::MioScheduler::new()?),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown backend {other:?}: expected one of {BACKENDS:?}"
+                )))
+            }
+        };
+        Ok(EventLoop::with_reactor(reactor))
     }
 
     fn time(&self) -> f64 {

@@ -21,6 +21,7 @@ mod vectorcall;
 
 #[pymodule]
 fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("BACKENDS", event_loop::BACKENDS.to_vec())?;
     m.add_class::<event_loop::EventLoop>()?;
     m.add_class::<handles::Handle>()?;
     m.add_class::<handles::TimerHandle>()?;

@@ -3,12 +3,13 @@
     import rloop
     rloop.run(main())                 # like asyncio.run, on RLoop
     rloop.install()                   # asyncio.new_event_loop() -> RLoop
+    rloop.install("tokio")            # ... -> TokioLoop
     asyncio.Runner(loop_factory=rloop.new_event_loop)
 """
 
-from ._rloop import Handle, TimerHandle
+from ._rloop import BACKENDS, Handle, TimerHandle
 from .loop import RLoop
-from .policy import EventLoopPolicy, install, new_event_loop
+from .policy import EventLoopPolicy, install, new_event_loop, new_tokio_event_loop
 from .runners import run
 
 __all__ = [
@@ -18,6 +19,12 @@ __all__ = [
     "TimerHandle",
     "install",
     "new_event_loop",
+    "new_tokio_event_loop",
     "run",
 ]
 __version__ = "0.1.0"
+
+if "tokio" in BACKENDS:
+    from .loop import TokioLoop
+
+    __all__ += ["TokioLoop"]

@@ -15,9 +15,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--loop",
-        choices=["rloop"],
-        default="rloop",
-        help="which rloop loop to install (default: rloop, the mio loop)",
+        choices=["rloop", "tokio"],
+        default=None,
+        help="which loop: rloop (mio, the default) or tokio (TokioLoop); "
+        "default: $RLOOP_LOOP or rloop",
     )
     parser.add_argument("script", help="the script to run, as `python SCRIPT` would")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
@@ -25,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from . import install
 
-    install()
+    install(ns.loop)
     sys.argv = [ns.script, *ns.args]
     runpy.run_path(ns.script, run_name="__main__")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._rloop import EventLoop
 from .asyncgens import AsyncGenMixin
@@ -13,6 +13,9 @@ from .executor import ExecutorMixin
 from .server import ServersMixin
 from .signals import SignalMixin
 from .sockets import SocketsMixin
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 def _stop_loop_when_done(fut: asyncio.Future[Any]) -> None:
@@ -93,3 +96,13 @@ class LoopBase(
 
 class RLoop(LoopBase):
     """The single-threaded loop on mio."""
+
+    def __new__(cls) -> Self:
+        return EventLoop.__new__(cls, backend="mio")  # type: ignore[no-any-return]
+
+
+class TokioLoop(LoopBase):
+    """The same loop, with connections scheduled by tokio."""
+
+    def __new__(cls) -> Self:
+        return EventLoop.__new__(cls, backend="tokio")  # type: ignore[no-any-return]

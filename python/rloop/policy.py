@@ -1,24 +1,58 @@
-"""The event loop policy, new_event_loop() and install()."""
+"""Picking the loop: new_event_loop(), the policy and install().
+
+Two loops, one behaviour: ``"rloop"`` (RLoop, mio) and ``"tokio"``
+(TokioLoop). Where no loop is named, the ``RLOOP_LOOP`` environment variable
+chooses (default ``"rloop"``), so a program that only calls
+``rloop.new_event_loop`` or ``rloop.install()`` can be switched without
+changing code.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 
-from .loop import RLoop
+from ._rloop import BACKENDS
+from .loop import LoopBase, RLoop, TokioLoop
+
+LOOPS: dict[str, type[LoopBase]] = {"rloop": RLoop}
+if "tokio" in BACKENDS:
+    LOOPS["tokio"] = TokioLoop
 
 
-def new_event_loop() -> RLoop:
-    """A new RLoop (usable as a loop_factory, e.g. for uvicorn or asyncio.Runner)."""
-    return RLoop()
+def _loop_class(loop: str | None) -> type[LoopBase]:
+    name = loop or os.environ.get("RLOOP_LOOP") or "rloop"
+    try:
+        return LOOPS[name]
+    except KeyError:
+        raise ValueError(f"unknown rloop loop {name!r}: expected one of {sorted(LOOPS)}") from None
+
+
+def new_event_loop(loop: str | None = None) -> LoopBase:
+    """A new loop: RLoop unless ``loop="tokio"`` (or RLOOP_LOOP=tokio) asks for TokioLoop.
+
+    Usable as a loop_factory, e.g. ``asyncio.Runner(loop_factory=rloop.new_event_loop)``
+    or ``uvicorn --loop rloop:new_event_loop``.
+    """
+    return _loop_class(loop)()
+
+
+def new_tokio_event_loop() -> TokioLoop:
+    """A new TokioLoop (``uvicorn --loop rloop:new_tokio_event_loop``)."""
+    return TokioLoop()
 
 
 class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
-    """asyncio's default policy, making RLoop loops."""
+    """asyncio's default policy, making rloop loops (``loop="tokio"`` for TokioLoop)."""
 
-    def _loop_factory(self) -> RLoop:  # type: ignore[override]
-        return new_event_loop()
+    def __init__(self, loop: str | None = None) -> None:
+        super().__init__()
+        self._rloop_class = _loop_class(loop)
+
+    def _loop_factory(self) -> LoopBase:  # type: ignore[override]
+        return self._rloop_class()
 
 
-def install() -> None:
-    """Make asyncio.new_event_loop() and asyncio.run() use RLoop."""
-    asyncio.set_event_loop_policy(EventLoopPolicy())
+def install(loop: str | None = None) -> None:
+    """Make asyncio.new_event_loop() and asyncio.run() use rloop (``loop="tokio"``: TokioLoop)."""
+    asyncio.set_event_loop_policy(EventLoopPolicy(loop))

@@ -15,15 +15,19 @@ def run(
     *,
     debug: bool | None = None,
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+    loop: str | None = None,
 ) -> T:
-    """Run a coroutine to completion on a new loop, then close it, as asyncio.run does."""
+    """Run a coroutine to completion on a new loop, then close it, as asyncio.run does.
+
+    ``loop="tokio"`` runs it on TokioLoop; ``loop_factory`` overrides both.
+    """
     if asyncio.events._get_running_loop() is not None:
         # Checked first, as asyncio.run() does, so no loop is made for nothing.
         raise RuntimeError("rloop.run() cannot be called from a running event loop")
     if loop_factory is None:
-        from .policy import new_event_loop
+        from .policy import _loop_class
 
-        loop_factory = new_event_loop
+        loop_factory = _loop_class(loop)
     if sys.version_info >= (3, 11):
         with asyncio.Runner(debug=debug, loop_factory=loop_factory) as runner:
             return runner.run(main)

@@ -18,9 +18,10 @@ import sys
 import weakref
 from asyncio import trsock
 from asyncio.log import logger
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from typing_extensions import Self
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 from .connections import check_not_ssl_socket, check_ssl_only_args, refuse_ssl
 

@@ -9,6 +9,7 @@ use pyo3::types::PyTuple;
 
 use crate::context;
 
+/// Handles are made and dropped for every callback: keep a freelist.
 #[pyclass(subclass, frozen, module = "rloop._rloop")]
 pub struct Handle {
     pub(crate) callback: PyObject,

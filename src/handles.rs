@@ -6,6 +6,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::PyTuple;
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::context;
 
@@ -90,6 +91,18 @@ impl Handle {
 
 #[pymethods]
 impl Handle {
+    /// Handles take part in cycle collection: `obj -> handle -> obj.method`
+    /// (a timer kept on the object it calls back) is a common cycle.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.callback)?;
+        visit.call(&self.args)?;
+        visit.call(&self.context)?;
+        if let Some(tb) = &self.source_traceback {
+            visit.call(tb)?;
+        }
+        Ok(())
+    }
+
     fn cancel(&self) {
         self.cancel_once();
     }

@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
@@ -26,6 +27,14 @@ pub struct Listening {
     /// The server's own socket (the acceptor owns a duplicate of its fd).
     sock: PyObject,
     sock_fd: RawFd,
+}
+
+impl Listening {
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.protocol_factory)?;
+        visit.call(&self.server)?;
+        visit.call(&self.sock)
+    }
 }
 
 fn out_of_resources(e: &io::Error) -> bool {
@@ -240,6 +249,10 @@ struct ResumeAccepting {
 
 #[pymethods]
 impl ResumeAccepting {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.lp)
+    }
+
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
         let lp = self.lp.get();
         if !lp.listeners.lock().contains_key(&self.id) {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::handles::{Handle, TimerHandle};
 
@@ -127,6 +128,16 @@ impl TimerHeap {
         }
         self.heap = BinaryHeap::from(live);
         self.cancelled.store(0, Ordering::Relaxed);
+    }
+
+    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for e in self.heap.iter() {
+            visit.call(&e.handle)?;
+        }
+        for h in &self.dead {
+            visit.call(h)?;
+        }
+        Ok(())
     }
 
     /// Cancelled timers removed so far; drop them without the lock held.

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict};
+use pyo3::{PyTraverseError, PyVisit};
 
 use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
@@ -526,6 +527,32 @@ fn actor_error(e: ActorError) -> Option<PyErr> {
 
 #[pymethods]
 impl SocketTransport {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.lp)?;
+        // Skipping a locked state only makes the collector more careful.
+        if let Some(st) = self.st.try_lock() {
+            for obj in [&st.protocol, &st.sock, &st.server].into_iter().flatten() {
+                visit.call(obj)?;
+            }
+            if let Some(extra) = &st.extra {
+                visit.call(extra)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let taken = self.st.try_lock().map(|mut st| {
+            (
+                st.protocol.take(),
+                st.sock.take(),
+                st.server.take(),
+                st.extra.take(),
+            )
+        });
+        drop(taken);
+    }
+
     fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();

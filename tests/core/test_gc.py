@@ -1,0 +1,76 @@
+"""Reference cycles through loop objects are collected, as with asyncio's
+pure-Python handles: a long-running server must not leak one object per
+request that kept a timer on itself."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import socket
+import weakref
+
+import pytest
+from conftest import make_loop, run, xfail_for
+
+
+class HoldsTimer:
+    """Keeps a handle whose callback is one of its own methods (a cycle)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = loop.call_later(3600, self.on_timeout)
+        self.soon = loop.call_soon(self.on_timeout)
+        self.fired = 0
+
+    def on_timeout(self) -> None:
+        self.fired += 1
+
+
+def test_cancelled_timer_cycle_is_collected(loop: asyncio.AbstractEventLoop) -> None:
+    obj = HoldsTimer(loop)
+    ref = weakref.ref(obj)
+    obj.timer.cancel()
+    run(loop, asyncio.sleep(0))
+    assert obj.fired == 1
+    del obj
+    gc.collect()
+    assert ref() is None
+
+
+def test_reader_handle_cycle_is_collected(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop keeps a removed reader's callback alive", loop_name)
+
+    a, b = socket.socketpair()
+    try:
+
+        class Reader:
+            def __init__(self) -> None:
+                loop.add_reader(a, self.readable)
+                self.loop = loop
+
+            def readable(self) -> None:
+                a.recv(100)
+
+        reader = Reader()
+        ref = weakref.ref(reader)
+        assert loop.remove_reader(a)
+        del reader
+        gc.collect()
+        assert ref() is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_closed_loop_with_self_referencing_handler_is_collected(loop_name: str) -> None:
+    loop = make_loop(loop_name)
+    loop.set_exception_handler(lambda lp, ctx: None)
+    holder: dict[str, object] = {"loop": loop}
+    loop.set_exception_handler(lambda lp, ctx: holder)
+    run(loop, asyncio.sleep(0))
+    loop.close()
+    ref = weakref.ref(loop)
+    del loop, holder
+    gc.collect()
+    assert ref() is None

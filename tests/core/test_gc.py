@@ -63,14 +63,16 @@ def test_reader_handle_cycle_is_collected(
         b.close()
 
 
-def test_closed_loop_with_self_referencing_handler_is_collected(loop_name: str) -> None:
+def _closed_loop_referenced_by_its_handler(loop_name: str) -> weakref.ref[object]:
     loop = make_loop(loop_name)
-    loop.set_exception_handler(lambda lp, ctx: None)
     holder: dict[str, object] = {"loop": loop}
-    loop.set_exception_handler(lambda lp, ctx: holder)
+    loop.set_exception_handler(lambda lp, ctx: holder.clear())
     run(loop, asyncio.sleep(0))
     loop.close()
-    ref = weakref.ref(loop)
-    del loop, holder
+    return weakref.ref(loop)
+
+
+def test_closed_loop_with_self_referencing_handler_is_collected(loop_name: str) -> None:
+    ref = _closed_loop_referenced_by_its_handler(loop_name)
     gc.collect()
     assert ref() is None

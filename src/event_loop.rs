@@ -15,6 +15,7 @@ use pyo3::types::PyDict;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::clock;
+use crate::errors::os_error;
 use crate::handles::Handle;
 use crate::py_imports;
 use crate::reactor::{ConnId, ListenerId, Reactor, Ready, Wake};
@@ -193,6 +194,8 @@ impl EventLoop {
         }
         let when = next?;
         let wait = (when - clock::monotonic()).clamp(0.0, MAX_WAIT);
+        // A NaN deadline (call_at(nan)) is due now, as in asyncio.
+        let wait = if wait.is_nan() { 0.0 } else { wait };
         Some(Duration::from_secs_f64(wait))
     }
 
@@ -225,7 +228,7 @@ impl EventLoop {
                 py.check_signals()?;
                 return Ok(());
             }
-            return Err(e.into());
+            return Err(os_error(e));
         }
         this.queue_io(py, &readiness);
         *this.readiness.lock() = readiness;
@@ -393,10 +396,15 @@ impl EventLoop {
                 }
             }
         };
-        if fd < 0 || fd > i32::MAX as i64 {
+        if fd < 0 {
             return Err(PyValueError::new_err(format!(
                 "Invalid file descriptor: {fd}"
             )));
+        }
+        if fd > i32::MAX as i64 {
+            return Err(pyo3::exceptions::PyOverflowError::new_err(
+                "Python int too large to convert to C int",
+            ));
         }
         Ok(fd as RawFd)
     }
@@ -473,7 +481,7 @@ impl EventLoop {
         _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let reactor: Box<dyn Reactor> = match backend.unwrap_or("mio") {
-            "mio" => Box::new(actors::MioScheduler::new()?),
+            "mio" => Box::new(actors::MioScheduler::new().map_err(os_error)?),
             other => {
                 return Err(PyValueError::new_err(format!(
                     "unknown backend {other:?}: expected one of {BACKENDS:?}"

@@ -174,7 +174,8 @@ impl TimerHandle {
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
         let mut parts = slf.as_super().get().repr_parts(py)?;
-        parts.insert(0, format!("when={}", slf.get().when));
+        let when = pyo3::types::PyFloat::new(py, slf.get().when).repr()?;
+        parts.insert(0, format!("when={when}"));
         Ok(format!("<TimerHandle {}>", parts.join(" ")))
     }
 }

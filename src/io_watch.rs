@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+use crate::errors::os_error;
 use crate::event_loop::EventLoop;
 use crate::handles::Handle;
 
@@ -31,7 +32,7 @@ impl EventLoop {
         let write = self.writers.lock().contains_key(&fd);
         let mut reactor = self.reactor(py)?;
         if let Some(r) = reactor.as_mut() {
-            r.watch_fd(fd, read, write)?;
+            r.watch_fd(fd, read, write).map_err(os_error)?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod clock;
 mod context;
 mod debug;
+mod errors;
 mod event_loop;
 mod exception_handler;
 mod handles;

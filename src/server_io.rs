@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
 use crate::handles::Handle;
@@ -80,7 +81,7 @@ impl EventLoop {
         let id = {
             let mut guard = this.reactor(py)?;
             match guard.as_mut() {
-                Some(r) => r.add_connection(stream)?,
+                Some(r) => r.add_connection(stream).map_err(os_error)?,
                 None => return Err(PyRuntimeError::new_err("Event loop is closed")),
             }
         };
@@ -165,7 +166,7 @@ impl EventLoop {
                 Err(e) if out_of_resources(&e) => {
                     let context = PyDict::new(py);
                     context.set_item("message", "socket.accept() out of system resource")?;
-                    context.set_item("exception", PyErr::from(e).value(py))?;
+                    context.set_item("exception", os_error(e).value(py))?;
                     context.set_item(
                         "socket",
                         py_imports::transport_socket(py)?.call1((sock.bind(py),))?,
@@ -186,7 +187,7 @@ impl EventLoop {
         {
             let mut guard = slf.get().reactor(py)?;
             if let Some(r) = guard.as_mut() {
-                r.pause_listener(id)?;
+                r.pause_listener(id).map_err(os_error)?;
             }
         }
         let resume = ResumeAccepting {
@@ -260,7 +261,7 @@ impl ResumeAccepting {
         }
         let mut guard = lp.reactor(py)?;
         if let Some(r) = guard.as_mut() {
-            r.resume_listener(self.id)?;
+            r.resume_listener(self.id).map_err(os_error)?;
         }
         Ok(())
     }
@@ -286,10 +287,12 @@ impl EventLoop {
         let stream = if family == libc::AF_UNIX {
             // SAFETY: the caller hands us ownership of `fd`, an open,
             // connected Unix stream socket.
-            Stream::from_std_unix(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })?
+            Stream::from_std_unix(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
+                .map_err(os_error)?
         } else {
             // SAFETY: as above, for a connected TCP socket.
-            Stream::from_std_tcp(unsafe { std::net::TcpStream::from_raw_fd(fd) })?
+            Stream::from_std_tcp(unsafe { std::net::TcpStream::from_raw_fd(fd) })
+                .map_err(os_error)?
         };
         Self::adopt_stream(slf, stream, family, &protocol, waiter, extra, server, sock)
     }
@@ -310,16 +313,18 @@ impl EventLoop {
         let listener = if family == libc::AF_UNIX {
             // SAFETY: the caller hands us ownership of `fd`, a listening
             // Unix socket.
-            Listener::from_std_unix(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })?
+            Listener::from_std_unix(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+                .map_err(os_error)?
         } else {
             // SAFETY: as above, for a listening TCP socket.
-            Listener::from_std_tcp(unsafe { std::net::TcpListener::from_raw_fd(fd) })?
+            Listener::from_std_tcp(unsafe { std::net::TcpListener::from_raw_fd(fd) })
+                .map_err(os_error)?
         };
         let sock_fd: RawFd = sock.call_method0("fileno")?.extract()?;
         let id = {
             let mut guard = this.reactor(py)?;
             match guard.as_mut() {
-                Some(r) => r.add_listener(listener)?,
+                Some(r) => r.add_listener(listener).map_err(os_error)?,
                 None => return Err(PyRuntimeError::new_err("Event loop is closed")),
             }
         };

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict};
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
 use crate::py_imports;
@@ -175,7 +176,7 @@ impl SocketTransport {
         }
         let exc = match err {
             None => None,
-            Some(CloseError::Io(e)) => Some(PyErr::from(e)),
+            Some(CloseError::Io(e)) => Some(os_error(e)),
             Some(CloseError::Panic(msg)) => {
                 let e = PyRuntimeError::new_err(format!("connection actor panicked: {msg}"));
                 Self::report(slf, "Fatal error: connection actor panicked", &e)?;
@@ -521,7 +522,7 @@ fn actor_error(e: ActorError) -> Option<PyErr> {
         )),
         ActorError::Closed => None,
         ActorError::Limits(l) => Some(PyValueError::new_err(l.to_string())),
-        ActorError::Io(e) => Some(e.into()),
+        ActorError::Io(e) => Some(os_error(e)),
     }
 }
 

@@ -32,3 +32,4 @@ cached!(
     "asyncio.futures",
     "_set_result_unless_cancelled"
 );
+cached!(transport_face, "rloop.transports", "SocketTransport");

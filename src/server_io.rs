@@ -70,7 +70,7 @@ impl EventLoop {
         extra: Option<Bound<'_, PyDict>>,
         server: Option<Bound<'_, PyAny>>,
         sock: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Py<SocketTransport>> {
+    ) -> PyResult<PyObject> {
         let py = slf.py();
         let this = slf.get();
         if let Stream::Tcp(s) = &stream {
@@ -103,6 +103,7 @@ impl EventLoop {
                 sock.map(Bound::unbind),
             )?,
         )?;
+        let face = SocketTransport::attach_face(transport.bind(py))?;
         this.transports.lock().insert(id, transport.clone_ref(py));
         {
             let mut fds = this.transport_fds.lock();
@@ -112,12 +113,12 @@ impl EventLoop {
             }
         }
         if let Some(server) = &server {
-            server.call_method1("_attach", (&transport,))?;
+            server.call_method1("_attach", (&face,))?;
         }
         this.schedule_call(
             py,
             protocol.getattr("connection_made")?,
-            PyTuple::new(py, [transport.clone_ref(py).into_any()])?,
+            PyTuple::new(py, [face.clone_ref(py)])?,
         )?;
         if let Some(waiter) = waiter {
             this.schedule_call(
@@ -126,7 +127,7 @@ impl EventLoop {
                 PyTuple::new(py, [waiter.unbind(), py.None()])?,
             )?;
         }
-        Ok(transport)
+        Ok(face)
     }
 
     pub fn forget_transport(&self, _py: Python<'_>, id: crate::reactor::ConnId, _fd: RawFd) {
@@ -282,7 +283,7 @@ impl EventLoop {
         extra: Option<Bound<'_, PyDict>>,
         server: Option<Bound<'_, PyAny>>,
         sock: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Py<SocketTransport>> {
+    ) -> PyResult<PyObject> {
         slf.get().check_closed()?;
         let stream = if family == libc::AF_UNIX {
             // SAFETY: the caller hands us ownership of `fd`, an open,
@@ -371,11 +372,12 @@ impl EventLoop {
         let id = self.transport_fds.lock().get(&raw).copied();
         let transport = id.and_then(|id| self.transports.lock().get(&id).map(|t| t.clone_ref(py)));
         if let Some(t) = transport {
-            if !t.bind(py).call_method0("is_closing")?.is_truthy()? {
+            let face = SocketTransport::face(t.bind(py));
+            if !face.call_method0("is_closing")?.is_truthy()? {
                 return Err(PyRuntimeError::new_err(format!(
                     "File descriptor {} is used by transport {}",
                     fd.repr()?,
-                    t.bind(py).repr()?
+                    face.repr()?
                 )));
             }
         }

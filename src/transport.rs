@@ -21,6 +21,9 @@ const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 const DEFAULT_HIGH_WATER: i64 = 64 * 1024;
 
 struct State {
+    /// The `asyncio.Transport` that protocols see (python/rloop/transports.py);
+    /// held until connection_lost, then the cycle with it is broken.
+    face: Option<PyObject>,
     protocol: Option<PyObject>,
     /// The protocol is a BufferedProtocol: read into its buffer.
     buffered: bool,
@@ -76,6 +79,7 @@ impl SocketTransport {
             fd,
             family,
             st: Mutex::new(State {
+                face: None,
                 protocol: Some(protocol.clone().unbind()),
                 buffered: is_buffered_protocol(protocol)?,
                 sock,
@@ -89,6 +93,24 @@ impl SocketTransport {
                 writes_after_lost: 0,
             }),
         })
+    }
+
+    /// Wraps a new core in the Python-facing transport.
+    pub fn attach_face(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
+        let py = slf.py();
+        let face = py_imports::transport_face(py)?.call1((slf,))?.unbind();
+        slf.get().st.lock().face = Some(face.clone_ref(py));
+        Ok(face)
+    }
+
+    /// What Python code sees as the transport (the core itself once the
+    /// connection is gone and the face released).
+    pub fn face<'py>(slf: &Bound<'py, Self>) -> Bound<'py, PyAny> {
+        let py = slf.py();
+        match slf.get().st.lock().face.as_ref() {
+            Some(f) => f.bind(py).clone(),
+            None => slf.clone().into_any(),
+        }
     }
 
     fn loop_any<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
@@ -156,7 +178,7 @@ impl SocketTransport {
         let context = PyDict::new(py);
         context.set_item("message", message)?;
         context.set_item("exception", err.value(py))?;
-        context.set_item("transport", slf)?;
+        context.set_item("transport", Self::face(slf))?;
         context.set_item("protocol", slf.get().protocol(py))?;
         slf.get()
             .loop_any(py)
@@ -206,7 +228,7 @@ impl SocketTransport {
                 kwargs.set_item("exc_info", err.value(py))?;
                 py_imports::asyncio_logger(py)?.call_method(
                     "debug",
-                    ("%r: %s", slf, message),
+                    ("%r: %s", Self::face(slf), message),
                     Some(&kwargs),
                 )?;
             }
@@ -344,7 +366,8 @@ impl SocketTransport {
             return Ok(());
         };
         if slf.get().lp.get().is_debug() {
-            py_imports::asyncio_logger(py)?.call_method1("debug", ("%r received EOF", slf))?;
+            py_imports::asyncio_logger(py)?
+                .call_method1("debug", ("%r received EOF", Self::face(slf)))?;
         }
         match protocol.call_method0(py, "eof_received") {
             Ok(keep_open) => {
@@ -377,7 +400,8 @@ impl SocketTransport {
     pub fn connection_lost(slf: &Bound<'_, Self>, exc: Option<PyObject>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let (protocol, sock, server, extra) = {
+        let face = Self::face(slf);
+        let (protocol, sock, server, extra, held_face) = {
             let mut st = this.st.lock();
             st.lost = true;
             st.closing = true;
@@ -386,6 +410,7 @@ impl SocketTransport {
                 st.sock.take(),
                 st.server.take(),
                 st.extra.take(),
+                st.face.take(),
             )
         };
         let result = match &protocol {
@@ -397,7 +422,7 @@ impl SocketTransport {
         }
         this.lp.get().forget_transport(py, this.id, this.fd);
         let detached = match &server {
-            Some(s) => s.call_method1(py, "_detach", (slf,)).map(drop),
+            Some(s) => s.call_method1(py, "_detach", (&face,)).map(drop),
             None => Ok(()),
         };
         // Put the protocol back for the error report, then drop everything
@@ -411,14 +436,14 @@ impl SocketTransport {
                 let context = PyDict::new(py);
                 context.set_item("message", "Exception in callback connection_lost()")?;
                 context.set_item("exception", e.value(py))?;
-                context.set_item("transport", slf)?;
+                context.set_item("transport", &face)?;
                 context.set_item("protocol", &protocol)?;
                 this.loop_any(py)
                     .call_method1("call_exception_handler", (context,))
                     .map(drop)
             }
         };
-        drop(protocol);
+        drop((protocol, held_face));
         reported
     }
 
@@ -532,7 +557,10 @@ impl SocketTransport {
         visit.call(&self.lp)?;
         // Skipping a locked state only makes the collector more careful.
         if let Some(st) = self.st.try_lock() {
-            for obj in [&st.protocol, &st.sock, &st.server].into_iter().flatten() {
+            for obj in [&st.face, &st.protocol, &st.sock, &st.server]
+                .into_iter()
+                .flatten()
+            {
                 visit.call(obj)?;
             }
             if let Some(extra) = &st.extra {

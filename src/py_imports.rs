@@ -12,8 +12,16 @@ macro_rules! cached {
     };
 }
 
-cached!(get_running_loop, "asyncio.events", "_get_running_loop");
-cached!(set_running_loop, "asyncio.events", "_set_running_loop");
+/// Looked up on every call (once per run_forever), not cached: code that
+/// swaps asyncio's C and Python implementations of these (CPython's own
+/// tests do) must be followed, as asyncio's loops follow it.
+pub fn get_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    py.import("asyncio.events")?.getattr("_get_running_loop")
+}
+
+pub fn set_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    py.import("asyncio.events")?.getattr("_set_running_loop")
+}
 cached!(future_class, "asyncio", "Future");
 cached!(task_class, "asyncio", "Task");
 cached!(iscoroutine, "asyncio.coroutines", "iscoroutine");

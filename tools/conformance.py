@@ -169,6 +169,16 @@ NOT_TEST_MODULES: dict[str, str] = {
     "__main__": "package runner",
 }
 
+# Modules the rloop loops cannot run yet: they wait on features rloop does
+# not have, so they only hang until the time limit. Skipped for rloop and
+# tokio unless named with --modules; listed with the reason in the JSON.
+NOT_YET: dict[str, str] = {
+    "test_ssl": "TLS is not implemented yet (ssl= raises NotImplementedError); "
+    "the tests' server threads wait for handshakes until the time limit",
+    "test_sslproto": "TLS is not implemented yet; start_tls-based tests hang",
+}
+RLOOP_LOOPS = ("rloop", "tokio")
+
 DEFAULT_TIMEOUT = 300.0
 # Per-module time limits (seconds) where the default would be too tight.
 MODULE_TIMEOUTS: dict[str, float] = {
@@ -666,6 +676,7 @@ def record(loop_name: str, results: list[dict[str, Any]], wall: float) -> None:
     data["python"] = platform.python_version()
     data["default_modules"] = DEFAULT_MODULES
     data["optional_modules"] = OPTIONAL_MODULES
+    data["not_yet_for_rloop"] = NOT_YET
     data["out_of_scope"] = OUT_OF_SCOPE
     loops = data.setdefault("loops", {})
     entry = loops.setdefault(loop_name, {"modules": {}})
@@ -777,11 +788,12 @@ def available_modules() -> list[str]:
     return sorted(p.stem for p in pkg_dir.glob("test_*.py"))
 
 
-def resolve_modules(arg: str | None) -> list[str]:
-    if not arg:
-        return list(DEFAULT_MODULES)
-    if arg == "all":
-        return list(DEFAULT_MODULES) + sorted(OPTIONAL_MODULES)
+def resolve_modules(arg: str | None, loop_name: str = "asyncio") -> list[str]:
+    if not arg or arg == "all":
+        mods = list(DEFAULT_MODULES) + (sorted(OPTIONAL_MODULES) if arg == "all" else [])
+        if loop_name in RLOOP_LOOPS:
+            mods = [m for m in mods if m not in NOT_YET]
+        return mods
     mods = []
     for name in (m.strip() for m in arg.split(",")):
         if not name:
@@ -843,7 +855,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return run_child(args.child, args.loop, args.result_file, args.timeout or DEFAULT_TIMEOUT)
 
-    modules = resolve_modules(args.modules)
+    modules = resolve_modules(args.modules, args.loop)
     if args.compare:
         return compare(args.compare, args.baseline, modules if args.modules else None)
 

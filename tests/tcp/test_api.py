@@ -1,0 +1,315 @@
+"""TCP-specific loop APIs: create_server/create_connection options, Server,
+getaddrinfo/getnameinfo, the sock_* functions, bad input, and TLS refusal."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+
+import pytest
+from conftest import run, xfail_for
+from net_helpers import Echo, Recorder
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_create_server_host_list_and_family(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> set[int]:
+        hosts = ["127.0.0.1", "::1"] if _has_ipv6() else ["127.0.0.1"]
+        server = await loop.create_server(Echo, hosts, 0)
+        families = {s.family for s in server.sockets}
+        assert len(server.sockets) == len(hosts)
+        server.close()
+        await server.wait_closed()
+        v4 = await loop.create_server(Echo, "127.0.0.1", 0, family=socket.AF_INET)
+        assert {s.family for s in v4.sockets} == {socket.AF_INET}
+        v4.close()
+        await v4.wait_closed()
+        return families
+
+    families = run(loop, main())
+    assert socket.AF_INET in families
+
+
+def test_create_server_sock_and_reuse(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> bytes:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = await loop.create_server(Echo, sock=sock, backlog=5)
+        assert server.get_loop() is loop
+        assert server.is_serving()
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping\n")
+        line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        # reuse_port lets two servers share a port.
+        a = await loop.create_server(Echo, "127.0.0.1", 0, reuse_port=True)
+        port = a.sockets[0].getsockname()[1]
+        b = await loop.create_server(Echo, "127.0.0.1", port, reuse_port=True)
+        for srv in (a, b):
+            srv.close()
+            await srv.wait_closed()
+        return line
+
+    assert run(loop, main()) == b"ping\n"
+
+
+def test_server_async_with_and_start_serving(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[bool, bool, bool]:
+        server = await loop.create_server(Echo, "127.0.0.1", 0, start_serving=False)
+        before = server.is_serving()
+        async with server:
+            await server.start_serving()
+            during = server.is_serving()
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"x\n")
+            assert await reader.readline() == b"x\n"
+            writer.close()
+            await writer.wait_closed()
+        return before, during, server.is_serving()
+
+    assert run(loop, main()) == (False, True, False)
+
+
+def test_create_connection_local_addr_and_sock(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        host, port = server.sockets[0].getsockname()
+        rec = Recorder(loop)
+        transport, _ = await loop.create_connection(
+            lambda: rec, host, port, local_addr=("127.0.0.1", 0)
+        )
+        assert transport.get_extra_info("sockname")[0] == "127.0.0.1"
+        transport.close()
+        await rec.lost
+        sock = socket.create_connection((host, port))
+        rec2 = Recorder(loop)
+        transport2, _ = await loop.create_connection(lambda: rec2, sock=sock)
+        rec2.expect = 3
+        transport2.write(b"abc")
+        await rec2.got_all
+        transport2.close()
+        await rec2.lost
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_happy_eyeballs_and_interleave(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop has no happy_eyeballs_delay/interleave", loop_name)
+
+    async def main() -> bytes:
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        rec = Recorder(loop)
+        rec.expect = 2
+        transport, _ = await loop.create_connection(
+            lambda: rec, "localhost", port, happy_eyeballs_delay=0.05, interleave=1
+        )
+        transport.write(b"hi")
+        await rec.got_all
+        transport.close()
+        await rec.lost
+        server.close()
+        await server.wait_closed()
+        return bytes(rec.data)
+
+    assert run(loop, main()) == b"hi"
+
+
+def test_connect_accepted_socket(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> bytes:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+        listener.close()
+        rec = Recorder(loop)
+        transport, _ = await loop.connect_accepted_socket(lambda: rec, accepted)
+        rec.expect = 5
+        client.sendall(b"hello")
+        await rec.got_all
+        transport.write(b"back")
+        data = await loop.run_in_executor(None, client.recv, 4)
+        transport.close()
+        await rec.lost
+        client.close()
+        return bytes(rec.data) + data
+
+    assert run(loop, main()) == b"helloback"
+
+
+def test_getaddrinfo_getnameinfo(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        infos = await loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+        assert infos == socket.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM)
+        name = await loop.getnameinfo(("127.0.0.1", 80), socket.NI_NUMERICHOST)
+        assert name[0] == "127.0.0.1"
+        with pytest.raises(socket.gaierror):
+            await loop.getaddrinfo("no-such-host.invalid", 80)
+
+    run(loop, main())
+
+
+def test_sock_functions(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> tuple[bytes, int, bytes]:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        client = socket.socket()
+        client.setblocking(False)
+        accept = loop.create_task(loop.sock_accept(listener))
+        await loop.sock_connect(client, listener.getsockname())
+        conn, _ = await accept
+        conn.setblocking(False)
+        recv = loop.create_task(loop.sock_recv(conn, 100))
+        await asyncio.sleep(0)
+        await loop.sock_sendall(client, b"first")
+        first = await recv
+        buf = bytearray(10)
+        await loop.sock_sendall(client, b"second")
+        n = await loop.sock_recv_into(conn, buf)
+        big = b"z" * (4 << 20)
+        sender = loop.create_task(loop.sock_sendall(conn, big))
+        got = bytearray()
+        while len(got) < len(big):
+            got += await loop.sock_recv(client, 1 << 20)
+        await sender
+        for s in (listener, client, conn):
+            s.close()
+        assert bytes(got) == big
+        return first, n, bytes(buf[:n])
+
+    assert run(loop, main()) == (b"first", 6, b"second")
+
+
+def test_sock_datagram_functions(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop has no sock_recvfrom/sock_sendto", loop_name)
+
+    async def main() -> tuple[bytes, int, bytes]:
+        a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for s in (a, b):
+            s.bind(("127.0.0.1", 0))
+            s.setblocking(False)
+        recv = loop.create_task(loop.sock_recvfrom(b, 100))
+        await asyncio.sleep(0)
+        await loop.sock_sendto(a, b"dgram", b.getsockname())
+        data, addr = await recv
+        assert addr == a.getsockname()
+        buf = bytearray(16)
+        await loop.sock_sendto(a, b"into", b.getsockname())
+        n, addr2 = await loop.sock_recvfrom_into(b, buf)
+        assert addr2 == a.getsockname()
+        a.close()
+        b.close()
+        return data, n, bytes(buf[:n])
+
+    assert run(loop, main()) == (b"dgram", 4, b"into")
+
+
+def test_bad_arguments(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        sock = socket.socket()
+        try:
+            with pytest.raises(ValueError):
+                await loop.create_server(Echo, "127.0.0.1", 0, sock=sock)
+            with pytest.raises(ValueError):
+                await loop.create_connection(Echo)
+            with pytest.raises(ValueError):
+                await loop.create_server(Echo)
+            with pytest.raises(TypeError):
+                await loop.create_server(Echo, "127.0.0.1", 0, ssl=True)  # type: ignore[arg-type]
+            with pytest.raises(ValueError):
+                await loop.create_connection(Echo, "127.0.0.1", 1, server_hostname="x")
+        finally:
+            sock.close()
+
+    run(loop, main())
+
+
+def test_bind_error_is_oserror(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(OSError) as info:
+            await loop.create_server(Echo, "127.0.0.1", port, reuse_address=False)
+        assert info.value.errno is not None
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+# rloop-only: behaviour stock asyncio 3.11 has not got, or refuses differently.
+
+
+@pytest.fixture
+def rloop_loop(loop_name: str, loop: asyncio.AbstractEventLoop) -> asyncio.AbstractEventLoop:
+    if loop_name not in ("rloop", "tokio"):
+        pytest.skip("rloop-specific behaviour")
+    return loop
+
+
+def test_tls_refused_clearly(rloop_loop: asyncio.AbstractEventLoop) -> None:
+    loop = rloop_loop
+    ctx = ssl.create_default_context()
+
+    async def main() -> None:
+        with pytest.raises(NotImplementedError, match="TLS"):
+            await loop.create_connection(Echo, "127.0.0.1", 1, ssl=ctx)
+        with pytest.raises(NotImplementedError, match="TLS"):
+            await loop.create_server(Echo, "127.0.0.1", 0, ssl=ctx)
+
+    run(loop, main())
+
+
+def test_close_clients_and_abort_clients(rloop_loop: asyncio.AbstractEventLoop) -> None:
+    loop = rloop_loop
+
+    async def main() -> tuple[list[BaseException | None], bool]:
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        recs = [Recorder(loop) for _ in range(3)]
+        for rec in recs:
+            await loop.create_connection(lambda rec=rec: rec, "127.0.0.1", port)  # type: ignore[misc]
+        while len(server._clients) < 3:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.001)
+        server.close_clients()  # type: ignore[attr-defined]
+        excs = [await rec.lost for rec in recs]
+        more = Recorder(loop)
+        server2 = await loop.create_server(lambda: more, "127.0.0.1", 0)
+        port2 = server2.sockets[0].getsockname()[1]
+        peer = Recorder(loop)
+        await loop.create_connection(lambda: peer, "127.0.0.1", port2)
+        await more.made
+        server2.abort_clients()  # type: ignore[attr-defined]
+        await peer.lost
+        for srv in (server, server2):
+            srv.close()
+            await srv.wait_closed()
+        return excs, more.lost.done()
+
+    excs, aborted = run(loop, main())
+    assert excs == [None, None, None]
+    assert aborted

@@ -1,0 +1,3 @@
+"""Connection scenarios over TCP (shared with tests/unix): see net_scenarios."""
+
+from net_scenarios import *

@@ -1,0 +1,94 @@
+"""Unix-socket specifics: create_unix_server path/sock handling, stale
+socket files, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+from conftest import run
+from net_helpers import Echo, Recorder
+
+
+def test_unix_server_sock_argument(loop: asyncio.AbstractEventLoop, tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "sock-arg.sock")
+
+    async def main() -> bytes:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        server = await loop.create_unix_server(Echo, sock=sock)
+        assert server.sockets[0].getsockname() == path
+        rec = Recorder(loop)
+        rec.expect = 4
+        transport, _ = await loop.create_unix_connection(lambda: rec, path)
+        transport.write(b"unix")
+        await rec.got_all
+        transport.close()
+        await rec.lost
+        server.close()
+        await server.wait_closed()
+        return bytes(rec.data)
+
+    assert run(loop, main()) == b"unix"
+
+
+def test_stale_socket_file_is_replaced(loop: asyncio.AbstractEventLoop, tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "stale.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()  # leaves the file behind
+
+    async def main() -> None:
+        server = await loop.create_unix_server(Echo, path)
+        reader, writer = await asyncio.open_unix_connection(path)
+        writer.write(b"ok\n")
+        assert await reader.readline() == b"ok\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run(loop, main())
+
+
+def test_unix_bad_arguments(loop: asyncio.AbstractEventLoop, tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "bad.sock")
+
+    async def main() -> None:
+        tcp = socket.socket()
+        try:
+            with pytest.raises(ValueError):
+                await loop.create_unix_server(Echo, path, sock=tcp)
+            with pytest.raises(ValueError):
+                await loop.create_unix_server(Echo, sock=tcp)
+            with pytest.raises(ValueError):
+                await loop.create_unix_connection(Echo)
+            with pytest.raises(FileNotFoundError):
+                await loop.create_unix_connection(Echo, os.path.join(str(tmp_path), "none"))
+        finally:
+            tcp.close()
+
+    run(loop, main())
+
+
+def test_unix_connection_sock_argument(loop: asyncio.AbstractEventLoop, tmp_path: object) -> None:
+    path = os.path.join(str(tmp_path), "conn-sock.sock")
+
+    async def main() -> bytes:
+        server = await loop.create_unix_server(Echo, path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        rec = Recorder(loop)
+        rec.expect = 3
+        transport, _ = await loop.create_unix_connection(lambda: rec, sock=sock)
+        transport.write(b"abc")
+        await rec.got_all
+        transport.close()
+        await rec.lost
+        server.close()
+        await server.wait_closed()
+        return bytes(rec.data)
+
+    assert run(loop, main()) == b"abc"

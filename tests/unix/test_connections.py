@@ -1,0 +1,3 @@
+"""Connection scenarios over Unix sockets (shared with tests/tcp): see net_scenarios."""
+
+from net_scenarios import *

@@ -38,6 +38,8 @@ struct State {
     lost: bool,
     eof_written: bool,
     paused_reading: bool,
+    /// The protocol was told pause_writing() and not yet resume_writing().
+    paused_writing: bool,
     writes_after_lost: u32,
 }
 
@@ -90,6 +92,7 @@ impl SocketTransport {
                 lost: false,
                 eof_written: false,
                 paused_reading: false,
+                paused_writing: false,
                 writes_after_lost: 0,
             }),
         })
@@ -149,8 +152,14 @@ impl SocketTransport {
     pub fn dispatch(slf: &Bound<'_, Self>, events: Vec<Event>) -> PyResult<()> {
         for event in events {
             match event {
-                Event::PauseWriting => Self::flow_call(slf, "pause_writing")?,
-                Event::ResumeWriting => Self::flow_call(slf, "resume_writing")?,
+                Event::PauseWriting => {
+                    slf.get().st.lock().paused_writing = true;
+                    Self::flow_call(slf, "pause_writing")?
+                }
+                Event::ResumeWriting => {
+                    slf.get().st.lock().paused_writing = false;
+                    Self::flow_call(slf, "resume_writing")?
+                }
                 Event::Closed(err) => Self::on_closed(slf, err)?,
                 // The mio scheduler lends data and reports EOF through read
                 // results, not as events.
@@ -799,6 +808,12 @@ impl SocketTransport {
         };
         drop(old);
         Ok(())
+    }
+
+    /// Whether the protocol is paused for writing (asyncio's
+    /// `_FlowControlMixin._protocol_paused`).
+    fn _protocol_paused(&self) -> bool {
+        self.st.lock().paused_writing
     }
 
     fn get_loop(&self, py: Python<'_>) -> PyObject {

@@ -8,6 +8,7 @@ with no Python frame in between; the rest delegate through the class.
 from __future__ import annotations
 
 import asyncio
+from asyncio import constants, transports
 from typing import Any
 
 # Bound per instance: the calls a protocol makes per message or per request.
@@ -24,15 +25,28 @@ _HOT = (
 )
 
 
-class SocketTransport(asyncio.Transport):
-    """A TCP or Unix stream transport of rloop (made by the loop, not by users)."""
+class SocketTransport(transports._FlowControlMixin):
+    """A TCP or Unix stream transport of rloop (made by the loop, not by users).
+
+    Flow control lives in the Rust actor; the asyncio base class (a
+    Transport with flow control) is for code that checks the type, such as
+    asyncio's own sendfile fallback.
+    """
+
+    # loop.sendfile() reads the file and writes it, pausing on flow control.
+    _sendfile_compatible = constants._SendfileMode.FALLBACK
 
     def __init__(self, core: Any) -> None:
-        # asyncio.BaseTransport's only state is the extra dict, which lives
-        # in Rust: nothing to initialise on the Python side but the methods.
+        # The extra dict, buffers and limits live in Rust: nothing to
+        # initialise on the Python side but the loop and the methods.
         self._core = core
+        self._loop = core.get_loop()
         for name in _HOT:
             setattr(self, name, getattr(core, name))
+
+    @property  # type: ignore[override]
+    def _protocol_paused(self) -> bool:
+        return self._core._protocol_paused()  # type: ignore[no-any-return]
 
     def write_eof(self) -> None:
         self._core.write_eof()

@@ -383,7 +383,9 @@ impl EventLoop {
         }
         Ok(())
     }
+}
 
+impl EventLoop {
     /// Ends every connection at loop close, each with one connection_lost.
     pub(crate) fn close_transports(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();

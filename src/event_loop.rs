@@ -24,7 +24,7 @@ use crate::timers::TimerHeap;
 use crate::transport::SocketTransport;
 
 /// The schedulers this build has (`backend=` of the constructor).
-pub const BACKENDS: &[&str] = &["mio"];
+pub const BACKENDS: &[&str] = &["mio", "tokio"];
 
 /// asyncio caps one wait at a day, so a clock jump can't freeze the loop.
 const MAX_WAIT: f64 = 24.0 * 3600.0;
@@ -496,6 +496,7 @@ impl EventLoop {
     ) -> PyResult<Self> {
         let reactor: Box<dyn Reactor> = match backend.unwrap_or("mio") {
             "mio" => Box::new(actors::MioScheduler::new().map_err(os_error)?),
+            "tokio" => Box::new(actors::TokioScheduler::new().map_err(os_error)?),
             other => {
                 return Err(PyValueError::new_err(format!(
                     "unknown backend {other:?}: expected one of {BACKENDS:?}"

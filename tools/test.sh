@@ -22,5 +22,6 @@ echo "== pytest"
 # Run from a folder without python/ on the path, so the installed package is tested.
 "$PY" -m pytest tests -q -p no:cacheprovider
 
-echo "== conformance (CPython's test_asyncio on rloop)"
+echo "== conformance (CPython's test_asyncio on RLoop and TokioLoop)"
 "$PY" tools/conformance.py --check --loop rloop
+"$PY" tools/conformance.py --check --loop tokio

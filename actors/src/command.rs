@@ -26,3 +26,51 @@ pub enum Command {
         low: Option<usize>,
     },
 }
+
+impl Command {
+    /// Sent to an actor that has already ended: close, abort, write_eof and
+    /// pause/resume are no-ops then (as asyncio ignores them on a closed
+    /// transport); writes and limit changes report `ActorError::Closed`.
+    pub(crate) fn ignorable_when_dead(&self) -> bool {
+        matches!(
+            self,
+            Command::Close
+                | Command::Abort
+                | Command::WriteEof
+                | Command::PauseReading
+                | Command::ResumeReading
+        )
+    }
+
+    /// Applies this command to a live actor (schedulers call this under the
+    /// supervisor).
+    pub(crate) fn apply(
+        self,
+        c: &mut crate::connection::Connection,
+        out: &mut Vec<crate::event::Event>,
+    ) -> Result<(), crate::error::ActorError> {
+        match self {
+            Command::Write(data) => c.write_owned(data, out),
+            Command::WriteEof => c.write_eof(),
+            Command::PauseReading => {
+                c.pause_reading();
+                Ok(())
+            }
+            Command::ResumeReading => {
+                c.resume_reading();
+                Ok(())
+            }
+            Command::Close => {
+                c.close(out);
+                Ok(())
+            }
+            Command::Abort => {
+                c.abort(out);
+                Ok(())
+            }
+            Command::SetWriteBufferLimits { high, low } => {
+                c.set_write_buffer_limits(high, low, out)
+            }
+        }
+    }
+}

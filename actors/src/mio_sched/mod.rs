@@ -35,15 +35,15 @@ const EVENTS_CAPACITY: usize = 1024;
 /// actor has ended never reaches a newer actor that reused the slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId {
-    key: usize,
-    gen: u64,
+    pub(crate) key: usize,
+    pub(crate) gen: u64,
 }
 
 /// Handle of a listener; generation-checked like [`ConnId`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId {
-    key: usize,
-    gen: u64,
+    pub(crate) key: usize,
+    pub(crate) gen: u64,
 }
 
 /// One readiness record produced by [`MioScheduler::turn`].
@@ -444,37 +444,8 @@ impl MioScheduler {
         cmd: Command,
         out: &mut Vec<Event>,
     ) -> Result<(), ActorError> {
-        let ignorable = matches!(
-            cmd,
-            Command::Close
-                | Command::Abort
-                | Command::WriteEof
-                | Command::PauseReading
-                | Command::ResumeReading
-        );
-        let r = self.supervised(id, out, |c, out| match cmd {
-            Command::Write(data) => c.write_owned(data, out),
-            Command::WriteEof => c.write_eof(),
-            Command::PauseReading => {
-                c.pause_reading();
-                Ok(())
-            }
-            Command::ResumeReading => {
-                c.resume_reading();
-                Ok(())
-            }
-            Command::Close => {
-                c.close(out);
-                Ok(())
-            }
-            Command::Abort => {
-                c.abort(out);
-                Ok(())
-            }
-            Command::SetWriteBufferLimits { high, low } => {
-                c.set_write_buffer_limits(high, low, out)
-            }
-        });
+        let ignorable = cmd.ignorable_when_dead();
+        let r = self.supervised(id, out, |c, out| cmd.apply(c, out));
         match r {
             Some(r) => r,
             None if ignorable => Ok(()),

@@ -1,0 +1,108 @@
+//! The schedulers of the actors crate as reactors of the loop core:
+//! `MioScheduler` behind RLoop, `TokioScheduler` behind TokioLoop. Both
+//! have the same pull-style API, so the trait forwards to it unchanged.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actors::{MioScheduler, TokioScheduler, TokioWaker};
+
+use crate::reactor::*;
+
+struct MioWake(Arc<mio::Waker>);
+
+impl Wake for MioWake {
+    fn wake(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+struct TokioWake(Arc<TokioWaker>);
+
+impl Wake for TokioWake {
+    fn wake(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+macro_rules! reactor_for {
+    ($scheduler:ty, $wake:ident) => {
+        impl Reactor for $scheduler {
+            fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
+                <$scheduler>::turn(self, timeout, out)
+            }
+            fn waker(&self) -> Arc<dyn Wake> {
+                Arc::new($wake(<$scheduler>::waker(self)))
+            }
+            fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
+                <$scheduler>::watch_fd(self, fd, read, write)
+            }
+            fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId> {
+                <$scheduler>::add_connection(self, stream)
+            }
+            fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
+                <$scheduler>::read(self, id, out)
+            }
+            fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
+                <$scheduler>::read_into(self, id, buf, out)
+            }
+            fn writelines(
+                &mut self,
+                id: ConnId,
+                chunks: &[&[u8]],
+                out: &mut Vec<Event>,
+            ) -> Result<(), ActorError> {
+                <$scheduler>::writelines(self, id, chunks, out)
+            }
+            fn command(
+                &mut self,
+                id: ConnId,
+                cmd: Command,
+                out: &mut Vec<Event>,
+            ) -> Result<(), ActorError> {
+                <$scheduler>::command(self, id, cmd, out)
+            }
+            fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>) {
+                <$scheduler>::on_writable(self, id, out)
+            }
+            fn is_reading(&self, id: ConnId) -> bool {
+                <$scheduler>::is_reading(self, id)
+            }
+            fn write_buffer_size(&self, id: ConnId) -> Option<usize> {
+                <$scheduler>::write_buffer_size(self, id)
+            }
+            fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)> {
+                <$scheduler>::write_buffer_limits(self, id)
+            }
+            fn info(&self, id: ConnId) -> Option<ConnInfo> {
+                <$scheduler>::info(self, id)
+            }
+            fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool {
+                <$scheduler>::set_fault(self, id, plan)
+            }
+            fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>) {
+                <$scheduler>::close_all(self, out)
+            }
+            fn add_listener(&mut self, listener: Listener) -> io::Result<ListenerId> {
+                <$scheduler>::add_listener(self, listener)
+            }
+            fn accept(&mut self, id: ListenerId) -> io::Result<Option<(Stream, Addr)>> {
+                <$scheduler>::accept(self, id)
+            }
+            fn pause_listener(&mut self, id: ListenerId) -> io::Result<()> {
+                <$scheduler>::pause_listener(self, id)
+            }
+            fn resume_listener(&mut self, id: ListenerId) -> io::Result<()> {
+                <$scheduler>::resume_listener(self, id)
+            }
+            fn remove_listener(&mut self, id: ListenerId) -> Option<Listener> {
+                <$scheduler>::remove_listener(self, id)
+            }
+        }
+    };
+}
+
+reactor_for!(MioScheduler, MioWake);
+reactor_for!(TokioScheduler, TokioWake);

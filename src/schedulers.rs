@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actors::{MioScheduler, TokioScheduler, TokioWaker};
+use actors::{Actors, MioScheduler, TokioScheduler, TokioWaker};
 
 use crate::reactor::*;
 
@@ -43,10 +43,10 @@ macro_rules! reactor_for {
                 <$scheduler>::add_connection(self, stream)
             }
             fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
-                <$scheduler>::read(self, id, out)
+                <$scheduler as Actors>::read(self, id, out)
             }
             fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
-                <$scheduler>::read_into(self, id, buf, out)
+                <$scheduler as Actors>::read_into(self, id, buf, out)
             }
             fn writelines(
                 &mut self,
@@ -54,7 +54,7 @@ macro_rules! reactor_for {
                 chunks: &[&[u8]],
                 out: &mut Vec<Event>,
             ) -> Result<(), ActorError> {
-                <$scheduler>::writelines(self, id, chunks, out)
+                <$scheduler as Actors>::writelines(self, id, chunks, out)
             }
             fn command(
                 &mut self,
@@ -62,25 +62,25 @@ macro_rules! reactor_for {
                 cmd: Command,
                 out: &mut Vec<Event>,
             ) -> Result<(), ActorError> {
-                <$scheduler>::command(self, id, cmd, out)
+                <$scheduler as Actors>::command(self, id, cmd, out)
             }
             fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>) {
-                <$scheduler>::on_writable(self, id, out)
+                <$scheduler as Actors>::on_writable(self, id, out)
             }
             fn is_reading(&self, id: ConnId) -> bool {
-                <$scheduler>::is_reading(self, id)
+                <$scheduler as Actors>::is_reading(self, id)
             }
             fn write_buffer_size(&self, id: ConnId) -> Option<usize> {
-                <$scheduler>::write_buffer_size(self, id)
+                <$scheduler as Actors>::write_buffer_size(self, id)
             }
             fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)> {
-                <$scheduler>::write_buffer_limits(self, id)
+                <$scheduler as Actors>::write_buffer_limits(self, id)
             }
             fn info(&self, id: ConnId) -> Option<ConnInfo> {
-                <$scheduler>::info(self, id)
+                <$scheduler as Actors>::info(self, id)
             }
             fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool {
-                <$scheduler>::set_fault(self, id, plan)
+                <$scheduler as Actors>::set_fault(self, id, plan)
             }
             fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>) {
                 <$scheduler>::close_all(self, out)

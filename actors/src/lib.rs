@@ -30,6 +30,7 @@
 //! re-armed each turn so they behave level-triggered like asyncio's.
 
 mod acceptor;
+mod actors_api;
 mod addr;
 mod command;
 mod connection;
@@ -43,6 +44,7 @@ mod tokio_scheduler;
 mod write_queue;
 
 pub use acceptor::{is_transient_accept_error, Listener};
+pub use actors_api::Actors;
 pub use addr::Addr;
 pub use command::Command;
 pub use connection::{ConnInfo, Connection, ReadCount, ReadResult, DEFAULT_READ_BUFFER};

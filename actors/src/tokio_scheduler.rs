@@ -39,15 +39,13 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
 use crate::acceptor::Listener;
+use crate::actors_api::Actors;
 use crate::addr::Addr;
 use crate::command::Command;
-use crate::connection::{ConnInfo, Connection, ReadCount, ReadResult};
-use crate::error::ActorError;
+use crate::connection::Connection;
 use crate::event::{CloseError, Event};
-use crate::fault::FaultPlan;
 use crate::mio_sched::{ConnId, ListenerId, Ready};
 use crate::stream::Stream;
-use crate::supervisor::supervise;
 
 /// Wakes a blocked (or the next) `turn` from any thread.
 #[derive(Default)]
@@ -530,38 +528,14 @@ impl TokioScheduler {
         self.conns.get_mut(id.key).filter(|s| s.gen == id.gen)
     }
 
-    /// Runs `f` on a live actor under the supervisor, then settles it.
-    fn supervised<R>(
-        &mut self,
-        id: ConnId,
-        out: &mut Vec<Event>,
-        f: impl FnOnce(&mut Connection, &mut Vec<Event>) -> R,
-    ) -> Option<R> {
-        let slot = self.slot_mut(id)?;
-        let conn = &mut slot.conn;
-        match supervise(|| f(conn, out)) {
-            Ok(r) => {
-                self.settle(id);
-                Some(r)
-            }
-            Err(panic) => {
-                if !slot.conn.is_finished() {
-                    out.push(Event::Closed(Some(panic)));
-                }
-                self.remove_conn(id);
-                None
-            }
-        }
-    }
-
     /// After a call: drop a finished actor, tell the task about changed
     /// interest, queue a re-read.
-    fn settle(&mut self, id: ConnId) {
+    fn settle_conn(&mut self, id: ConnId) {
         let Some(slot) = self.slot_mut(id) else {
             return;
         };
         if slot.conn.is_finished() {
-            self.remove_conn(id);
+            self.drop_conn(id);
             return;
         }
         let want = want_of(slot.conn.interest());
@@ -577,7 +551,7 @@ impl TokioScheduler {
         }
     }
 
-    fn remove_conn(&mut self, id: ConnId) {
+    fn drop_conn(&mut self, id: ConnId) {
         if self.slot(id).is_none() {
             return;
         }
@@ -587,96 +561,6 @@ impl TokioScheduler {
             task: slot.task,
             _socket: slot.conn,
         });
-    }
-
-    pub fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
-        match self.supervised(id, out, |c, out| c.read_count(out)) {
-            Some(ReadCount::Data(n)) => match self.slot(id) {
-                Some(s) => ReadResult::Data(s.conn.read_data(n)),
-                None => ReadResult::Closed,
-            },
-            Some(ReadCount::Eof) => ReadResult::Eof,
-            Some(ReadCount::WouldBlock) => ReadResult::WouldBlock,
-            Some(ReadCount::Closed) | None => ReadResult::Closed,
-        }
-    }
-
-    pub fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
-        self.supervised(id, out, |c, out| c.read_into(buf, out))
-            .unwrap_or(ReadCount::Closed)
-    }
-
-    pub fn write(
-        &mut self,
-        id: ConnId,
-        data: &[u8],
-        out: &mut Vec<Event>,
-    ) -> Result<(), ActorError> {
-        self.supervised(id, out, |c, out| c.write(data, out))
-            .unwrap_or(Err(ActorError::Closed))
-    }
-
-    pub fn writelines(
-        &mut self,
-        id: ConnId,
-        chunks: &[&[u8]],
-        out: &mut Vec<Event>,
-    ) -> Result<(), ActorError> {
-        self.supervised(id, out, |c, out| c.writelines(chunks, out))
-            .unwrap_or(Err(ActorError::Closed))
-    }
-
-    /// Applies one [`Command`], as [`crate::MioScheduler::command`].
-    pub fn command(
-        &mut self,
-        id: ConnId,
-        cmd: Command,
-        out: &mut Vec<Event>,
-    ) -> Result<(), ActorError> {
-        let ignorable = cmd.ignorable_when_dead();
-        match self.supervised(id, out, |c, out| cmd.apply(c, out)) {
-            Some(r) => r,
-            None if ignorable => Ok(()),
-            None => Err(ActorError::Closed),
-        }
-    }
-
-    pub fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>) {
-        self.supervised(id, out, |c, out| c.on_writable(out));
-    }
-
-    pub fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool {
-        match self.slot_mut(id) {
-            Some(s) => {
-                s.conn.set_fault(plan);
-                true
-            }
-            None => false,
-        }
-    }
-
-    pub fn is_alive(&self, id: ConnId) -> bool {
-        self.slot(id).is_some()
-    }
-
-    pub fn is_reading(&self, id: ConnId) -> bool {
-        self.slot(id).is_some_and(|s| s.conn.is_reading())
-    }
-
-    pub fn is_closing(&self, id: ConnId) -> bool {
-        self.slot(id).is_none_or(|s| s.conn.is_closing())
-    }
-
-    pub fn write_buffer_size(&self, id: ConnId) -> Option<usize> {
-        self.slot(id).map(|s| s.conn.write_buffer_size())
-    }
-
-    pub fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)> {
-        self.slot(id).map(|s| s.conn.write_buffer_limits())
-    }
-
-    pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        self.slot(id).map(|s| s.conn.info())
     }
 
     pub fn connection_count(&self) -> usize {
@@ -693,7 +577,7 @@ impl TokioScheduler {
         let mut evs = Vec::new();
         for id in ids {
             self.command(id, Command::Abort, &mut evs).ok();
-            self.remove_conn(id);
+            self.drop_conn(id);
             out.extend(evs.drain(..).map(|e| (id, e)));
         }
     }
@@ -791,6 +675,21 @@ impl TokioScheduler {
     pub fn unwatch_fd(&mut self, fd: RawFd) -> bool {
         self.fired_fds.retain(|f| *f != fd);
         self.fds.remove(&fd).is_some()
+    }
+}
+
+impl Actors for TokioScheduler {
+    fn actor(&self, id: ConnId) -> Option<&Connection> {
+        self.slot(id).map(|s| &s.conn)
+    }
+    fn actor_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
+        self.slot_mut(id).map(|s| &mut s.conn)
+    }
+    fn settle(&mut self, id: ConnId, _out: &mut Vec<Event>) {
+        self.settle_conn(id)
+    }
+    fn remove_conn(&mut self, id: ConnId) {
+        self.drop_conn(id)
     }
 }
 

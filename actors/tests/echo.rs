@@ -6,6 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use actors::Actors;
 use actors::{Command, ConnId, Event, Listener, MioScheduler, ReadResult, Ready};
 use common::{check_deadline, pattern};
 

@@ -6,6 +6,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
+use actors::Actors;
 use actors::{Command, FaultPlan, Listener, MioScheduler};
 
 fn open_fds() -> usize {

@@ -6,6 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::Duration;
 
+use actors::Actors;
 use actors::{ActorError, CloseError, Command, Event, FaultPlan, MioScheduler};
 use common::{add_tcp, count_closed, drive};
 

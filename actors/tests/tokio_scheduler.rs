@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use actors::Actors;
 use actors::{CloseError, ConnId, Event, FaultPlan, ReadResult, Ready, Stream, TokioScheduler};
 
 const DEADLINE: Duration = Duration::from_secs(20);

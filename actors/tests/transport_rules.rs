@@ -6,6 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use actors::Actors;
 use actors::{ActorError, CloseError, Command, Event, MioScheduler, ReadResult};
 use common::{add_tcp, check_deadline, count_closed, drive, pattern, read_all};
 

@@ -16,13 +16,11 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::acceptor::Listener;
+use crate::actors_api::Actors;
 use crate::command::Command;
-use crate::connection::{ConnInfo, Connection, ReadCount, ReadResult};
-use crate::error::ActorError;
+use crate::connection::Connection;
 use crate::event::{CloseError, Event};
-use crate::fault::FaultPlan;
 use crate::stream::Stream;
-use crate::supervisor::supervise;
 
 mod fds;
 mod listeners;
@@ -318,41 +316,14 @@ impl MioScheduler {
         }
     }
 
-    /// Runs `f` on a live actor under the supervisor, then applies the
-    /// result: drop a finished actor, re-register changed interest, queue
-    /// a re-report. `None` if the id is dead or the call panicked.
-    fn supervised<R>(
-        &mut self,
-        id: ConnId,
-        out: &mut Vec<Event>,
-        f: impl FnOnce(&mut Connection, &mut Vec<Event>) -> R,
-    ) -> Option<R> {
-        let slot = self.slot_mut(id)?;
-        let conn = &mut slot.conn;
-        match supervise(|| f(conn, out)) {
-            Ok(r) => {
-                self.settle(id, out);
-                Some(r)
-            }
-            Err(panic) => {
-                let already_closed = slot.conn.is_finished();
-                if !already_closed {
-                    out.push(Event::Closed(Some(panic)));
-                }
-                self.remove_conn(id);
-                None
-            }
-        }
-    }
-
     /// Post-call bookkeeping for a live-or-just-finished actor.
-    fn settle(&mut self, id: ConnId, out: &mut Vec<Event>) {
+    fn settle_conn(&mut self, id: ConnId, out: &mut Vec<Event>) {
         let registry = self.poll.registry();
         let Some(Entry::Conn(slot)) = self.slab.get_mut(id.key) else {
             return;
         };
         if slot.conn.is_finished() {
-            self.remove_conn(id);
+            self.drop_conn(id);
             return;
         }
         let want = slot.conn.interest();
@@ -369,7 +340,7 @@ impl MioScheduler {
                 Err(e) => {
                     // Without a registration the actor would hang forever.
                     slot.conn.finish(Some(CloseError::Io(e)), out);
-                    self.remove_conn(id);
+                    self.drop_conn(id);
                     return;
                 }
             }
@@ -381,7 +352,7 @@ impl MioScheduler {
     }
 
     /// Deregisters and drops (closes) an actor's socket.
-    fn remove_conn(&mut self, id: ConnId) {
+    fn drop_conn(&mut self, id: ConnId) {
         if self.slot(id).is_none() {
             return;
         }
@@ -391,111 +362,6 @@ impl MioScheduler {
                 let _ = self.poll.registry().deregister(slot.conn.stream_mut());
             }
         }
-    }
-
-    /// One read (see [`Connection::read`]). The data borrows the
-    /// scheduler: copy or consume it before calling into Python.
-    pub fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
-        match self.supervised(id, out, |c, out| c.read_count(out)) {
-            Some(ReadCount::Data(n)) => match self.slot(id) {
-                Some(s) => ReadResult::Data(s.conn.read_data(n)),
-                None => ReadResult::Closed,
-            },
-            Some(ReadCount::Eof) => ReadResult::Eof,
-            Some(ReadCount::WouldBlock) => ReadResult::WouldBlock,
-            Some(ReadCount::Closed) | None => ReadResult::Closed,
-        }
-    }
-
-    /// One read into a caller buffer (BufferedProtocol).
-    pub fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
-        self.supervised(id, out, |c, out| c.read_into(buf, out))
-            .unwrap_or(ReadCount::Closed)
-    }
-
-    /// asyncio `write()`; see [`Connection::write`].
-    pub fn write(
-        &mut self,
-        id: ConnId,
-        data: &[u8],
-        out: &mut Vec<Event>,
-    ) -> Result<(), ActorError> {
-        self.supervised(id, out, |c, out| c.write(data, out))
-            .unwrap_or(Err(ActorError::Closed))
-    }
-
-    /// asyncio `writelines()`; see [`Connection::writelines`].
-    pub fn writelines(
-        &mut self,
-        id: ConnId,
-        chunks: &[&[u8]],
-        out: &mut Vec<Event>,
-    ) -> Result<(), ActorError> {
-        self.supervised(id, out, |c, out| c.writelines(chunks, out))
-            .unwrap_or(Err(ActorError::Closed))
-    }
-
-    /// Applies one [`Command`]. On a dead id, `Close`, `Abort`, `WriteEof`,
-    /// `PauseReading` and `ResumeReading` are ignored (`Ok`), the rest
-    /// return `ActorError::Closed`.
-    pub fn command(
-        &mut self,
-        id: ConnId,
-        cmd: Command,
-        out: &mut Vec<Event>,
-    ) -> Result<(), ActorError> {
-        let ignorable = cmd.ignorable_when_dead();
-        let r = self.supervised(id, out, |c, out| cmd.apply(c, out));
-        match r {
-            Some(r) => r,
-            None if ignorable => Ok(()),
-            None => Err(ActorError::Closed),
-        }
-    }
-
-    /// The connection was reported writable: flush and follow up.
-    pub fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>) {
-        self.supervised(id, out, |c, out| c.on_writable(out));
-    }
-
-    /// Installs a fault plan; `false` if the id is dead.
-    pub fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool {
-        match self.slot_mut(id) {
-            Some(s) => {
-                s.conn.set_fault(plan);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Whether the actor has not yet emitted `Closed`.
-    pub fn is_alive(&self, id: ConnId) -> bool {
-        self.slot(id).is_some()
-    }
-
-    pub fn is_reading(&self, id: ConnId) -> bool {
-        self.slot(id).is_some_and(|s| s.conn.is_reading())
-    }
-
-    /// asyncio `is_closing()`; true for dead ids.
-    pub fn is_closing(&self, id: ConnId) -> bool {
-        self.slot(id).is_none_or(|s| s.conn.is_closing())
-    }
-
-    /// Pending write bytes; `None` for dead ids (asyncio reports 0).
-    pub fn write_buffer_size(&self, id: ConnId) -> Option<usize> {
-        self.slot(id).map(|s| s.conn.write_buffer_size())
-    }
-
-    /// `(low, high)`; `None` for dead ids.
-    pub fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)> {
-        self.slot(id).map(|s| s.conn.write_buffer_limits())
-    }
-
-    /// Fd, family and addresses (queried now); `None` for dead ids.
-    pub fn info(&self, id: ConnId) -> Option<ConnInfo> {
-        self.slot(id).map(|s| s.conn.info())
     }
 
     /// Live connection actors.
@@ -521,8 +387,23 @@ impl MioScheduler {
         for id in ids {
             self.command(id, Command::Abort, &mut evs).ok();
             // Defensive: an actor that somehow did not end is dropped too.
-            self.remove_conn(id);
+            self.drop_conn(id);
             out.extend(evs.drain(..).map(|e| (id, e)));
         }
+    }
+}
+
+impl Actors for MioScheduler {
+    fn actor(&self, id: ConnId) -> Option<&Connection> {
+        self.slot(id).map(|s| &s.conn)
+    }
+    fn actor_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
+        self.slot_mut(id).map(|s| &mut s.conn)
+    }
+    fn settle(&mut self, id: ConnId, out: &mut Vec<Event>) {
+        self.settle_conn(id, out)
+    }
+    fn remove_conn(&mut self, id: ConnId) {
+        self.drop_conn(id)
     }
 }

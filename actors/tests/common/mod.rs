@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use actors::Actors;
 use actors::{ConnId, Event, MioScheduler, Ready, Stream};
 
 pub const DEADLINE: Duration = Duration::from_secs(20);

@@ -1,0 +1,149 @@
+//! What a scheduler does with its connection actors, written once for
+//! both schedulers: each provides access to its actors and its own
+//! bookkeeping after a call (`settle`, `remove_conn`); the supervised calls
+//! and the asyncio-facing operations are these provided methods.
+
+use crate::command::Command;
+use crate::connection::{ConnInfo, Connection, ReadCount, ReadResult};
+use crate::error::ActorError;
+use crate::event::Event;
+use crate::fault::FaultPlan;
+use crate::mio_sched::ConnId;
+use crate::supervisor::supervise;
+
+/// Connection operations of a scheduler (see the crate docs: pull style).
+pub trait Actors {
+    /// The live actor behind `id`, if any.
+    fn actor(&self, id: ConnId) -> Option<&Connection>;
+    fn actor_mut(&mut self, id: ConnId) -> Option<&mut Connection>;
+    /// After a successful call: drop a finished actor, follow interest
+    /// changes, queue a re-read.
+    fn settle(&mut self, id: ConnId, out: &mut Vec<Event>);
+    /// Ends the actor's slot and releases its socket.
+    fn remove_conn(&mut self, id: ConnId);
+
+    /// Runs `f` on a live actor under the supervisor: a panic ends that
+    /// actor with exactly one `Closed(Some(Panic))`. `None` if the id is
+    /// dead or the call panicked.
+    fn supervised<R>(
+        &mut self,
+        id: ConnId,
+        out: &mut Vec<Event>,
+        f: impl FnOnce(&mut Connection, &mut Vec<Event>) -> R,
+    ) -> Option<R> {
+        let conn = self.actor_mut(id)?;
+        let result = supervise(|| f(&mut *conn, out));
+        match result {
+            Ok(r) => {
+                self.settle(id, out);
+                Some(r)
+            }
+            Err(panic) => {
+                if !conn.is_finished() {
+                    out.push(Event::Closed(Some(panic)));
+                }
+                self.remove_conn(id);
+                None
+            }
+        }
+    }
+
+    /// One read. The data borrows the scheduler: copy or consume it
+    /// before calling into Python.
+    fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
+        match self.supervised(id, out, |c, out| c.read_count(out)) {
+            Some(ReadCount::Data(n)) => match self.actor(id) {
+                Some(c) => ReadResult::Data(c.read_data(n)),
+                None => ReadResult::Closed,
+            },
+            Some(ReadCount::Eof) => ReadResult::Eof,
+            Some(ReadCount::WouldBlock) => ReadResult::WouldBlock,
+            Some(ReadCount::Closed) | None => ReadResult::Closed,
+        }
+    }
+
+    /// One read into a caller buffer (BufferedProtocol).
+    fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
+        self.supervised(id, out, |c, out| c.read_into(buf, out))
+            .unwrap_or(ReadCount::Closed)
+    }
+
+    /// asyncio `write()`; see [`Connection::write`].
+    fn write(&mut self, id: ConnId, data: &[u8], out: &mut Vec<Event>) -> Result<(), ActorError> {
+        self.supervised(id, out, |c, out| c.write(data, out))
+            .unwrap_or(Err(ActorError::Closed))
+    }
+
+    /// asyncio `writelines()`; see [`Connection::writelines`].
+    fn writelines(
+        &mut self,
+        id: ConnId,
+        chunks: &[&[u8]],
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        self.supervised(id, out, |c, out| c.writelines(chunks, out))
+            .unwrap_or(Err(ActorError::Closed))
+    }
+
+    /// Applies one [`Command`]. On a dead id, `Close`, `Abort`, `WriteEof`,
+    /// `PauseReading` and `ResumeReading` are ignored (`Ok`), the rest
+    /// return `ActorError::Closed`.
+    fn command(
+        &mut self,
+        id: ConnId,
+        cmd: Command,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        let ignorable = cmd.ignorable_when_dead();
+        match self.supervised(id, out, |c, out| cmd.apply(c, out)) {
+            Some(r) => r,
+            None if ignorable => Ok(()),
+            None => Err(ActorError::Closed),
+        }
+    }
+
+    /// The connection was reported writable: flush and follow up.
+    fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>) {
+        self.supervised(id, out, |c, out| c.on_writable(out));
+    }
+
+    /// Installs a fault plan; `false` if the id is dead.
+    fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool {
+        match self.actor_mut(id) {
+            Some(c) => {
+                c.set_fault(plan);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the actor has not yet emitted `Closed`.
+    fn is_alive(&self, id: ConnId) -> bool {
+        self.actor(id).is_some()
+    }
+
+    fn is_reading(&self, id: ConnId) -> bool {
+        self.actor(id).is_some_and(|c| c.is_reading())
+    }
+
+    /// asyncio `is_closing()`; true for dead ids.
+    fn is_closing(&self, id: ConnId) -> bool {
+        self.actor(id).is_none_or(|c| c.is_closing())
+    }
+
+    /// Pending write bytes; `None` for dead ids (asyncio reports 0).
+    fn write_buffer_size(&self, id: ConnId) -> Option<usize> {
+        self.actor(id).map(|c| c.write_buffer_size())
+    }
+
+    /// `(low, high)`; `None` for dead ids.
+    fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)> {
+        self.actor(id).map(|c| c.write_buffer_limits())
+    }
+
+    /// Fd, family and addresses (queried now); `None` for dead ids.
+    fn info(&self, id: ConnId) -> Option<ConnInfo> {
+        self.actor(id).map(|c| c.info())
+    }
+}

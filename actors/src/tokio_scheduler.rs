@@ -83,8 +83,9 @@ enum Mail {
 }
 
 /// What connection tasks report: slab key, generation, readable,
-/// writable, peer closed its side.
-type Report = (usize, u64, bool, bool, bool);
+/// writable, peer closed its side, and whether the task waits for a
+/// Rearm before watching again.
+type Report = (usize, u64, bool, bool, bool, bool);
 
 #[derive(Default)]
 struct Shared {
@@ -123,9 +124,11 @@ async fn connection_task(
     mut mailbox: mpsc::UnboundedReceiver<Mail>,
     shared: Arc<Shared>,
 ) {
-    // One report per turn at most: after reporting, the task waits for the
-    // scheduler to collect it (Rearm). tokio keeps "peer closed" readiness
-    // set for good, so waiting again at once would spin.
+    // After a report the task clears tokio's readiness and waits for the
+    // next edge, with no round trip through the mailbox. But tokio keeps
+    // "closed" and error readiness set for good: after reporting one of
+    // those the task waits for the scheduler to collect it (Rearm), else it
+    // would spin.
     let mut armed = true;
     loop {
         let ready = async {
@@ -150,14 +153,16 @@ async fn connection_task(
                 guard.clear_ready();
                 let (r, w) = want.unwrap_or((false, false));
                 let broken = got.is_error();
+                let sticky = broken || got.is_read_closed() || got.is_write_closed();
                 shared.reports().push((
                     key,
                     gen,
                     r && (got.is_readable() || got.is_read_closed() || broken),
                     w && (got.is_writable() || got.is_write_closed() || broken),
                     got.is_read_closed() || broken,
+                    sticky,
                 ));
-                armed = false;
+                armed = !sticky;
                 shared.notify.notify_one();
             }
         }
@@ -355,7 +360,7 @@ impl TokioScheduler {
 
     fn collect_reports(&mut self, out: &mut Vec<Ready>) {
         let reports = std::mem::take(&mut *self.shared.reports());
-        for (key, gen, r, w, closed) in reports {
+        for (key, gen, r, w, closed, sticky) in reports {
             let Some(slot) = self.conns.get_mut(key) else {
                 continue;
             };
@@ -365,7 +370,9 @@ impl TokioScheduler {
             if closed {
                 slot.conn.note_read_closed();
             }
-            let _ = slot.mailbox.send(Mail::Rearm);
+            if sticky {
+                let _ = slot.mailbox.send(Mail::Rearm);
+            }
             let id = ConnId { key, gen };
             let merged = out.iter_mut().find_map(|x| match x {
                 Ready::Conn {

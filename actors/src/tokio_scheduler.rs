@@ -291,8 +291,9 @@ impl TokioScheduler {
                 });
                 match timeout {
                     Some(d) if d.is_zero() => {
-                        // Let the reactor and the actor tasks run once.
-                        tokio::task::yield_now().await;
+                        // One yield lets the runtime run the tasks woken
+                        // so far and poll its reactor; tasks woken by that
+                        // poll report at the next turn.
                         tokio::task::yield_now().await;
                         std::future::poll_fn(|cx| {
                             poll_sources(cx, listeners, fds, polled);

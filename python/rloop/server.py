@@ -151,6 +151,18 @@ def _hosts(host: Any) -> list[Any]:
     return list(host)
 
 
+def _check_server_ssl(
+    ssl: Any, handshake_timeout: float | None, shutdown_timeout: float | None
+) -> None:
+    """asyncio's checks of a server's TLS arguments, then the refusal of TLS."""
+    if isinstance(ssl, bool):
+        raise TypeError("ssl argument must be an SSLContext or None")
+    check_ssl_only_args(
+        ssl, ssl_handshake_timeout=handshake_timeout, ssl_shutdown_timeout=shutdown_timeout
+    )
+    refuse_ssl(ssl)
+
+
 def _bind_error(err: OSError, address: Any) -> OSError:
     reason = (err.strerror or str(err)).lower()
     return OSError(err.errno, f"error while attempting to bind on address {address!r}: {reason}")
@@ -176,14 +188,7 @@ class ServersMixin:
         start_serving: bool = True,
     ) -> Server:
         loop: Any = self
-        if isinstance(ssl, bool):
-            raise TypeError("ssl argument must be an SSLContext or None")
-        check_ssl_only_args(
-            ssl,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
-        refuse_ssl(ssl)
+        _check_server_ssl(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if sock is not None:
             check_not_ssl_socket(sock)
 
@@ -272,14 +277,7 @@ class ServersMixin:
         start_serving: bool = True,
     ) -> Server:
         loop: Any = self
-        if isinstance(ssl, bool):
-            raise TypeError("ssl argument must be an SSLContext or None")
-        check_ssl_only_args(
-            ssl,
-            ssl_handshake_timeout=ssl_handshake_timeout,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
-        refuse_ssl(ssl)
+        _check_server_ssl(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")

@@ -227,6 +227,19 @@ class Plan:
         )
 
 
+def parse_cell(spec: str) -> Cell:
+    """``KIND/SIZE/CONNS`` (``protocol/1024/32``), or ``http/CONNS``."""
+    parts = spec.strip().split("/")
+    try:
+        if parts[0] == "http" and len(parts) == 2:
+            return Cell("http", 0, int(parts[1]))
+        if parts[0] in KINDS and parts[0] != "http" and len(parts) == 3:
+            return Cell(parts[0], int(parts[1]), int(parts[2]))
+    except ValueError:
+        pass
+    raise SystemExit(f"bad cell {spec!r}: use KIND/SIZE/CONNS (e.g. protocol/1024/32) or http/CONNS")
+
+
 def make_plan(args: argparse.Namespace) -> Plan:
     if args.quick:
         cells = [
@@ -245,6 +258,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         ]
         cells += [Cell("http", 0, conns) for conns in (1, 32)]
         runs, warmup, duration, micro = 3, 0.4, 1.5, 0.5
+    if args.cells:
+        cells = [parse_cell(spec) for spec in args.cells.split(",") if spec.strip()]
     return Plan(
         quick=args.quick,
         cells=tuple(cells),
@@ -799,6 +814,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=0, help="runs per cell (min 3)")
     parser.add_argument("--warmup", type=float, default=None, help="warm-up seconds per run")
     parser.add_argument("--duration", type=float, default=None, help="measured seconds per run")
+    parser.add_argument(
+        "--cells",
+        default="",
+        help="only these cells, comma-separated KIND/SIZE/CONNS or http/CONNS "
+        "(e.g. protocol/1024/32); runs and durations follow --quick",
+    )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the pure-Rust ceiling")
     parser.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
     parser.add_argument("--no-net", action="store_true", help="skip the network benchmarks")

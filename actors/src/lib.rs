@@ -40,7 +40,7 @@ mod fault;
 mod mio_sched;
 mod stream;
 pub mod supervisor;
-mod tokio_scheduler;
+mod tokio_sched;
 mod write_queue;
 
 pub use acceptor::{is_transient_accept_error, Listener};
@@ -53,5 +53,5 @@ pub use event::{CloseError, Event};
 pub use fault::FaultPlan;
 pub use mio_sched::{ConnId, ListenerId, MioScheduler, Ready};
 pub use stream::{Stream, StreamKind};
-pub use tokio_scheduler::{TokioScheduler, TokioWaker};
+pub use tokio_sched::{TokioScheduler, TokioWaker};
 pub use write_queue::{WriteQueue, DEFAULT_HIGH_WATER};

@@ -24,10 +24,12 @@
 //!   deregistered by a stale registration.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -37,6 +39,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest as TokioInterest;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, Sleep};
 
 use crate::acceptor::Listener;
 use crate::actors_api::Actors;
@@ -46,6 +49,12 @@ use crate::connection::Connection;
 use crate::event::{CloseError, Event};
 use crate::mio_sched::{ConnId, ListenerId, Ready};
 use crate::stream::Stream;
+
+mod sources;
+mod task;
+
+use sources::{poll_now, poll_sources, FdSlot, ListenerSlot};
+use task::{ConnectionTask, Fd, Mail, Reports, Want};
 
 /// Wakes a blocked (or the next) `turn` from any thread.
 #[derive(Default)]
@@ -62,111 +71,8 @@ impl TokioWaker {
     }
 }
 
-/// A raw fd handed to tokio's reactor; never closed through this.
-struct Fd(RawFd);
-
-impl AsRawFd for Fd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
-/// (read, write) readiness wanted by an actor; None: nothing.
-type Want = Option<(bool, bool)>;
-
-enum Mail {
-    /// The readiness the connection needs changed.
-    Want(Want),
-    /// The last report was collected: wait for readiness again.
-    Rearm,
-    Stop,
-}
-
-/// What connection tasks report: slab key, generation, readable,
-/// writable, peer closed its side, and whether the task waits for a
-/// Rearm before watching again.
-type Report = (usize, u64, bool, bool, bool, bool);
-
-#[derive(Default)]
-struct Shared {
-    reports: Mutex<Vec<Report>>,
-    notify: Notify,
-}
-
-impl Shared {
-    /// The reports; a poisoned lock (a panic elsewhere) still holds them.
-    fn reports(&self) -> MutexGuard<'_, Vec<Report>> {
-        self.reports
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
 fn want_of(interest: Option<Interest>) -> Want {
     interest.map(|i| (i.is_readable(), i.is_writable()))
-}
-
-fn tokio_interest((r, w): (bool, bool)) -> TokioInterest {
-    match (r, w) {
-        (true, true) => TokioInterest::READABLE | TokioInterest::WRITABLE,
-        (false, true) => TokioInterest::WRITABLE,
-        _ => TokioInterest::READABLE,
-    }
-}
-
-/// The actor task of one connection: wait for the wanted readiness, report
-/// it, repeat; obey the mailbox.
-async fn connection_task(
-    key: usize,
-    gen: u64,
-    afd: AsyncFd<Fd>,
-    mut want: Want,
-    mut mailbox: mpsc::UnboundedReceiver<Mail>,
-    shared: Arc<Shared>,
-) {
-    // After a report the task clears tokio's readiness and waits for the
-    // next edge, with no round trip through the mailbox. But tokio keeps
-    // "closed" and error readiness set for good: after reporting one of
-    // those the task waits for the scheduler to collect it (Rearm), else it
-    // would spin.
-    let mut armed = true;
-    loop {
-        let ready = async {
-            match want {
-                Some(w) if armed => afd.ready(tokio_interest(w)).await,
-                _ => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            mail = mailbox.recv() => match mail {
-                Some(Mail::Want(w)) => {
-                    want = w;
-                    armed = true;
-                }
-                Some(Mail::Rearm) => armed = true,
-                Some(Mail::Stop) | None => return,
-            },
-            guard = ready => {
-                let Ok(mut guard) = guard else { return };
-                let got = guard.ready();
-                guard.clear_ready();
-                let (r, w) = want.unwrap_or((false, false));
-                let broken = got.is_error();
-                let sticky = broken || got.is_read_closed() || got.is_write_closed();
-                shared.reports().push((
-                    key,
-                    gen,
-                    r && (got.is_readable() || got.is_read_closed() || broken),
-                    w && (got.is_writable() || got.is_write_closed() || broken),
-                    got.is_read_closed() || broken,
-                    sticky,
-                ));
-                armed = !sticky;
-                shared.notify.notify_one();
-            }
-        }
-    }
 }
 
 struct ConnSlot {
@@ -176,21 +82,41 @@ struct ConnSlot {
     task: JoinHandle<()>,
     want: Want,
     queued_hot: bool,
+    /// Turn number and `out` index of this turn's record, for merging.
+    seen_turn: u64,
+    out_idx: usize,
 }
 
-struct ListenerSlot {
-    gen: u64,
-    listener: Listener,
-    afd: AsyncFd<Fd>,
-    active: bool,
-    hot: bool,
-    queued_hot: bool,
-}
-
-struct FdSlot {
-    afd: AsyncFd<Fd>,
-    read: bool,
-    write: bool,
+impl ConnSlot {
+    /// Adds readiness to this turn's record of the connection, or makes one.
+    fn report(
+        &mut self,
+        key: usize,
+        turn: u64,
+        readable: bool,
+        writable: bool,
+        out: &mut Vec<Ready>,
+    ) {
+        if self.seen_turn == turn {
+            if let Some(Ready::Conn {
+                readable: r,
+                writable: w,
+                ..
+            }) = out.get_mut(self.out_idx)
+            {
+                *r |= readable;
+                *w |= writable;
+                return;
+            }
+        }
+        self.seen_turn = turn;
+        self.out_idx = out.len();
+        out.push(Ready::Conn {
+            id: ConnId { key, gen: self.gen },
+            readable,
+            writable,
+        });
+    }
 }
 
 /// A socket kept open until the task that registered it is gone.
@@ -201,14 +127,19 @@ struct Dying {
 
 /// See the module docs.
 pub struct TokioScheduler {
-    // Field order is drop order: the runtime (with the tasks and their
-    // reactor registrations) goes first, then the sockets.
+    // Field order is drop order: the timer, then the runtime (with the
+    // tasks and their reactor registrations), then the sockets.
+    /// The wait of a blocking `turn` with a timeout. One timer, moved from
+    /// turn to turn: a new `Sleep` per turn would wake tokio's driver (an
+    /// eventfd write) each time it is registered, while moving a timer to
+    /// the same or a later millisecond is one atomic store.
+    sleep: Pin<Box<Sleep>>,
     rt: tokio::runtime::Runtime,
     conns: Slab<ConnSlot>,
     listeners: Slab<ListenerSlot>,
     fds: HashMap<RawFd, FdSlot>,
     dying: Vec<Dying>,
-    shared: Arc<Shared>,
+    reports: Arc<Reports>,
     waker: Arc<TokioWaker>,
     /// Connections (key, gen) to report again next turn without an event.
     hot: Vec<(usize, u64)>,
@@ -216,6 +147,7 @@ pub struct TokioScheduler {
     /// Raw fds reported last turn: re-checked before the next wait.
     fired_fds: Vec<RawFd>,
     next_gen: u64,
+    turn_no: u64,
 }
 
 impl TokioScheduler {
@@ -224,18 +156,24 @@ impl TokioScheduler {
             .enable_io()
             .enable_time()
             .build()?;
+        let sleep = {
+            let _runtime = rt.enter();
+            Box::pin(tokio::time::sleep(Duration::ZERO))
+        };
         Ok(TokioScheduler {
+            sleep,
             rt,
             conns: Slab::new(),
             listeners: Slab::new(),
             fds: HashMap::new(),
             dying: Vec::new(),
-            shared: Arc::new(Shared::default()),
+            reports: Arc::new(Reports::default()),
             waker: Arc::new(TokioWaker::default()),
             hot: Vec::new(),
             hot_listeners: Vec::new(),
             fired_fds: Vec::new(),
             next_gen: 0,
+            turn_no: 0,
         })
     }
 
@@ -250,18 +188,13 @@ impl TokioScheduler {
 
     fn register(&self, fd: RawFd, interest: TokioInterest) -> io::Result<AsyncFd<Fd>> {
         let _runtime = self.rt.enter();
-        // SAFETY: `fd` stays open for the registration's whole life: a
-        // connection's socket is kept (in `dying`) until its task, which
-        // owns the registration, has ended; a listener's registration is
-        // dropped before the listener is handed back; a raw fd's is dropped
-        // by unwatch_fd, which asyncio's contract calls before the fd is
-        // closed (as remove_reader must precede close with any selector).
-        unsafe { AsyncFd::register_with_interest(Fd(fd), interest) }.map_err(|e| e.into_parts().1)
+        task::register(fd, interest)
     }
 
     /// Waits up to `timeout` for readiness and appends it to `out`.
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
         self.reap_dying();
+        self.turn_no += 1;
         let start = out.len();
         self.recheck_fired_fds(out);
         // Sockets waiting for their task to end are closed as soon as it
@@ -270,55 +203,55 @@ impl TokioScheduler {
             || !self.dying.is_empty()
             || !self.hot.is_empty()
             || !self.hot_listeners.is_empty()
-            || !self.shared.reports().is_empty()
+            || !self.reports.lock().list.is_empty()
             || self.waker.woken.load(Ordering::SeqCst);
         let timeout = if busy { Some(Duration::ZERO) } else { timeout };
+        let timed = match timeout {
+            Some(d) if !d.is_zero() => {
+                self.sleep.as_mut().reset(Instant::now() + d);
+                true
+            }
+            _ => false,
+        };
         let mut polled: Vec<Ready> = Vec::new();
         {
-            let shared = &self.shared;
+            let reports = &self.reports;
             let waker = &self.waker;
             let listeners = &self.listeners;
             let fds = &self.fds;
             let polled = &mut polled;
+            let mut sleep = self.sleep.as_mut();
             let wait = async move {
-                let io_ready = std::future::poll_fn(|cx| {
-                    poll_sources(cx, listeners, fds, polled);
-                    if polled.is_empty() {
-                        Poll::Pending
-                    } else {
+                if timeout == Some(Duration::ZERO) {
+                    // One yield lets the runtime run the tasks woken so
+                    // far and poll its reactor; tasks woken by that poll
+                    // report at the next turn.
+                    tokio::task::yield_now().await;
+                    std::future::poll_fn(|cx| {
+                        poll_sources(cx, listeners, fds, polled);
                         Poll::Ready(())
-                    }
-                });
-                match timeout {
-                    Some(d) if d.is_zero() => {
-                        // One yield lets the runtime run the tasks woken
-                        // so far and poll its reactor; tasks woken by that
-                        // poll report at the next turn.
-                        tokio::task::yield_now().await;
-                        std::future::poll_fn(|cx| {
-                            poll_sources(cx, listeners, fds, polled);
-                            Poll::Ready(())
-                        })
-                        .await;
-                    }
-                    Some(d) => {
-                        tokio::select! {
-                            _ = shared.notify.notified() => {}
-                            _ = waker.notify.notified() => {}
-                            _ = io_ready => {}
-                            _ = tokio::time::sleep(d) => {}
-                        }
-                        tokio::task::yield_now().await;
-                    }
-                    None => {
-                        tokio::select! {
-                            _ = shared.notify.notified() => {}
-                            _ = waker.notify.notified() => {}
-                            _ = io_ready => {}
-                        }
-                        tokio::task::yield_now().await;
-                    }
+                    })
+                    .await;
+                    return;
                 }
+                // Block until a task reports, another thread wakes us, a
+                // listener or watched fd is ready, or the timeout. Tasks
+                // woken together all run before this is polled again, so
+                // their reports come in one turn.
+                let mut woken = std::pin::pin!(waker.notify.notified());
+                std::future::poll_fn(|cx| {
+                    poll_sources(cx, listeners, fds, polled);
+                    let done = !polled.is_empty()
+                        || reports.poll_any(cx).is_ready()
+                        || woken.as_mut().poll(cx).is_ready()
+                        || (timed && sleep.as_mut().poll(cx).is_ready());
+                    if done {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await;
             };
             self.rt.block_on(wait);
         }
@@ -360,71 +293,29 @@ impl TokioScheduler {
     }
 
     fn collect_reports(&mut self, out: &mut Vec<Ready>) {
-        let reports = std::mem::take(&mut *self.shared.reports());
-        for (key, gen, r, w, closed, sticky) in reports {
-            let Some(slot) = self.conns.get_mut(key) else {
+        let reports = self.reports.take();
+        for rep in reports {
+            let Some(slot) = self.conns.get_mut(rep.key).filter(|s| s.gen == rep.gen) else {
                 continue;
             };
-            if slot.gen != gen {
-                continue;
-            }
-            if closed {
+            if rep.read_closed {
                 slot.conn.note_read_closed();
             }
-            if sticky {
+            if rep.sticky {
                 let _ = slot.mailbox.send(Mail::Rearm);
             }
-            let id = ConnId { key, gen };
-            let merged = out.iter_mut().find_map(|x| match x {
-                Ready::Conn {
-                    id: other,
-                    readable,
-                    writable,
-                } if *other == id => Some((readable, writable)),
-                _ => None,
-            });
-            match merged {
-                Some((readable, writable)) => {
-                    *readable |= r;
-                    *writable |= w;
-                }
-                None => out.push(Ready::Conn {
-                    id,
-                    readable: r,
-                    writable: w,
-                }),
-            }
+            slot.report(rep.key, self.turn_no, rep.readable, rep.writable, out);
         }
     }
 
     fn report_hot(&mut self, out: &mut Vec<Ready>) {
         for (key, gen) in std::mem::take(&mut self.hot) {
-            let Some(slot) = self.conns.get_mut(key) else {
+            let Some(slot) = self.conns.get_mut(key).filter(|s| s.gen == gen) else {
                 continue;
             };
-            if slot.gen != gen {
-                continue;
-            }
             slot.queued_hot = false;
-            if !slot.conn.read_pending() {
-                continue;
-            }
-            let id = ConnId { key, gen };
-            let seen = out.iter_mut().find_map(|x| match x {
-                Ready::Conn {
-                    id: other,
-                    readable,
-                    ..
-                } if *other == id => Some(readable),
-                _ => None,
-            });
-            match seen {
-                Some(readable) => *readable = true,
-                None => out.push(Ready::Conn {
-                    id,
-                    readable: true,
-                    writable: false,
-                }),
+            if slot.conn.read_pending() {
+                slot.report(key, self.turn_no, true, false, out);
             }
         }
         for (key, gen) in std::mem::take(&mut self.hot_listeners) {
@@ -504,19 +395,22 @@ impl TokioScheduler {
     pub fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId> {
         let fd = stream.as_raw_fd();
         let conn = Connection::new(stream);
-        let afd = self.register(fd, TokioInterest::READABLE | TokioInterest::WRITABLE)?;
+        let want = want_of(conn.interest());
+        let registered = want.unwrap_or((true, false));
+        let afd = self.register(fd, task::interest_of(registered))?;
         let gen = self.gen();
         let key = self.conns.vacant_key();
-        let want = want_of(conn.interest());
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = self.rt.spawn(connection_task(
+        let task = self.rt.spawn(ConnectionTask {
             key,
             gen,
-            afd,
+            fd,
+            afd: Some((afd, registered)),
             want,
-            rx,
-            Arc::clone(&self.shared),
-        ));
+            mailbox: rx,
+            reports: Arc::clone(&self.reports),
+            armed: true,
+        });
         self.conns.insert(ConnSlot {
             gen,
             conn,
@@ -524,6 +418,8 @@ impl TokioScheduler {
             task,
             want,
             queued_hot: false,
+            seen_turn: 0,
+            out_idx: 0,
         });
         Ok(ConnId { key, gen })
     }
@@ -699,99 +595,4 @@ impl Actors for TokioScheduler {
     fn remove_conn(&mut self, id: ConnId) {
         self.drop_conn(id)
     }
-}
-
-/// Polls listeners and raw fds for readiness (without blocking), pushing
-/// reports and clearing tokio's readiness so the next report needs an edge.
-fn poll_sources(
-    cx: &mut std::task::Context<'_>,
-    listeners: &Slab<ListenerSlot>,
-    fds: &HashMap<RawFd, FdSlot>,
-    polled: &mut Vec<Ready>,
-) {
-    for (key, s) in listeners.iter() {
-        if !s.active {
-            continue;
-        }
-        if let Poll::Ready(Ok(mut guard)) = s.afd.poll_read_ready(cx) {
-            guard.clear_ready();
-            let id = ListenerId { key, gen: s.gen };
-            if !polled
-                .iter()
-                .any(|x| matches!(x, Ready::Listener { id: other } if *other == id))
-            {
-                polled.push(Ready::Listener { id });
-            }
-        }
-    }
-    for (fd, s) in fds.iter() {
-        let mut fired = false;
-        if s.read {
-            if let Poll::Ready(Ok(mut guard)) = s.afd.poll_read_ready(cx) {
-                guard.clear_ready();
-                fired = true;
-            }
-        }
-        if s.write {
-            if let Poll::Ready(Ok(mut guard)) = s.afd.poll_write_ready(cx) {
-                guard.clear_ready();
-                fired = true;
-            }
-        }
-        // tokio remembers readiness until cleared, which may be stale once
-        // a callback drained the fd: ask the kernel what holds now.
-        let (r, w) = if fired {
-            poll_now(*fd, s.read, s.write)
-        } else {
-            (false, false)
-        };
-        if r || w {
-            match polled.iter_mut().find_map(|x| match x {
-                Ready::Fd {
-                    fd: other,
-                    readable,
-                    writable,
-                } if *other == *fd => Some((readable, writable)),
-                _ => None,
-            }) {
-                Some((readable, writable)) => {
-                    *readable |= r;
-                    *writable |= w;
-                }
-                None => polled.push(Ready::Fd {
-                    fd: *fd,
-                    readable: r,
-                    writable: w,
-                }),
-            }
-        }
-    }
-}
-
-/// Current readiness of `fd` for the wanted directions, by `poll(2)` with a
-/// zero timeout. Errors and hang-ups count as both, as selectors report.
-fn poll_now(fd: RawFd, read: bool, write: bool) -> (bool, bool) {
-    let mut events = 0;
-    if read {
-        events |= libc::POLLIN;
-    }
-    if write {
-        events |= libc::POLLOUT;
-    }
-    let mut pfd = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout: no blocking, and no memory
-    // beyond `pfd` is touched.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    if n <= 0 {
-        return (false, false);
-    }
-    let broken = pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0;
-    (
-        read && (pfd.revents & libc::POLLIN != 0 || broken),
-        write && (pfd.revents & libc::POLLOUT != 0 || broken),
-    )
 }

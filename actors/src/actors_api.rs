@@ -6,7 +6,7 @@
 use crate::command::Command;
 use crate::connection::{ConnInfo, Connection, ReadCount, ReadResult};
 use crate::error::ActorError;
-use crate::event::Event;
+use crate::event::{CloseError, Event};
 use crate::fault::FaultPlan;
 use crate::mio_sched::ConnId;
 use crate::supervisor::supervise;
@@ -21,6 +21,11 @@ pub trait Actors {
     fn settle(&mut self, id: ConnId, out: &mut Vec<Event>);
     /// Ends the actor's slot and releases its socket.
     fn remove_conn(&mut self, id: ConnId);
+    /// An actor that ended outside any call (a scheduler task of its died)
+    /// and the error it ended with, once; delivered by the next call.
+    fn take_ended(&mut self, _id: ConnId) -> Option<CloseError> {
+        None
+    }
 
     /// Runs `f` on a live actor under the supervisor: a panic ends that
     /// actor with exactly one `Closed(Some(Panic))`. `None` if the id is
@@ -31,6 +36,11 @@ pub trait Actors {
         out: &mut Vec<Event>,
         f: impl FnOnce(&mut Connection, &mut Vec<Event>) -> R,
     ) -> Option<R> {
+        if let Some(err) = self.take_ended(id) {
+            out.push(Event::Closed(Some(err)));
+            self.remove_conn(id);
+            return None;
+        }
         let conn = self.actor_mut(id)?;
         let result = supervise(|| f(&mut *conn, out));
         match result {

@@ -136,6 +136,31 @@ fn panic_is_contained_and_close_all_ends_everyone_once() {
 }
 
 #[test]
+fn a_panicking_task_ends_its_connection_alone() {
+    let mut sched = TokioScheduler::new().unwrap();
+    let (bad, _bad_peer) = add_tcp(&mut sched);
+    let (good, mut good_peer) = add_tcp(&mut sched);
+    assert!(sched.inject_task_panic(bad));
+    let (mut events, mut got) = (Vec::new(), Vec::new());
+    drive(&mut sched, &mut events, &mut got, |s, _, _| !s.is_alive(bad));
+    let closed: Vec<_> = events
+        .iter()
+        .filter(|(i, e)| *i == bad && matches!(e, Event::Closed(_)))
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert!(matches!(
+        closed[0].1,
+        Event::Closed(Some(CloseError::Panic(_)))
+    ));
+    // The other connection still carries data.
+    good_peer.write_all(b"still here").unwrap();
+    drive(&mut sched, &mut events, &mut got, |_, _, g| {
+        g.iter().any(|(i, d)| *i == good && d == b"still here")
+    });
+    assert!(sched.is_alive(good));
+}
+
+#[test]
 fn waker_wakes_a_blocked_turn() {
     let mut sched = TokioScheduler::new().unwrap();
     let waker = sched.waker();

@@ -85,6 +85,8 @@ struct ConnSlot {
     /// Turn number and `out` index of this turn's record, for merging.
     seen_turn: u64,
     out_idx: usize,
+    /// The task died: the error the next call ends the connection with.
+    ended: Option<CloseError>,
 }
 
 impl ConnSlot {
@@ -119,6 +121,22 @@ impl ConnSlot {
     }
 }
 
+impl ConnSlot {
+    /// The task ended without being told to (it panicked): the connection
+    /// ends with a panic error, the supervisor's one Closed, delivered by
+    /// the caller's next call; it is reported readable so that call comes.
+    fn task_ended(&mut self, key: usize, out: &mut Vec<Ready>) {
+        if self.ended.is_none() && !self.conn.is_finished() {
+            self.ended = Some(CloseError::Panic("connection task ended".into()));
+            out.push(Ready::Conn {
+                id: ConnId { key, gen: self.gen },
+                readable: true,
+                writable: false,
+            });
+        }
+    }
+}
+
 /// A socket kept open until the task that registered it is gone.
 struct Dying {
     task: JoinHandle<()>,
@@ -140,6 +158,8 @@ pub struct TokioScheduler {
     fds: HashMap<RawFd, FdSlot>,
     dying: Vec<Dying>,
     reports: Arc<Reports>,
+    /// The reports of the turn being collected (a buffer kept for reuse).
+    collected: Vec<task::Report>,
     waker: Arc<TokioWaker>,
     /// Connections (key, gen) to report again next turn without an event.
     hot: Vec<(usize, u64)>,
@@ -168,6 +188,7 @@ impl TokioScheduler {
             fds: HashMap::new(),
             dying: Vec::new(),
             reports: Arc::new(Reports::default()),
+            collected: Vec::new(),
             waker: Arc::new(TokioWaker::default()),
             hot: Vec::new(),
             hot_listeners: Vec::new(),
@@ -287,17 +308,21 @@ impl TokioScheduler {
         }
         self.collect_reports(out);
         self.report_hot(out);
-        self.reap_dead_tasks(out);
         self.reap_dying();
         Ok(())
     }
 
     fn collect_reports(&mut self, out: &mut Vec<Ready>) {
-        let reports = self.reports.take();
-        for rep in reports {
+        let mut reports = std::mem::take(&mut self.collected);
+        self.reports.take(&mut reports);
+        for rep in reports.drain(..) {
             let Some(slot) = self.conns.get_mut(rep.key).filter(|s| s.gen == rep.gen) else {
                 continue;
             };
+            if rep.ended {
+                slot.task_ended(rep.key, out);
+                continue;
+            }
             if rep.read_closed {
                 slot.conn.note_read_closed();
             }
@@ -306,6 +331,7 @@ impl TokioScheduler {
             }
             slot.report(rep.key, self.turn_no, rep.readable, rep.writable, out);
         }
+        self.collected = reports;
     }
 
     fn report_hot(&mut self, out: &mut Vec<Ready>) {
@@ -355,36 +381,6 @@ impl TokioScheduler {
         }
     }
 
-    /// A connection whose task ended without being told to (it panicked)
-    /// ends with a panic error: the supervisor's one Closed.
-    fn reap_dead_tasks(&mut self, out: &mut Vec<Ready>) {
-        let dead: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, s)| s.task.is_finished())
-            .map(|(k, _)| k)
-            .collect();
-        for key in dead {
-            if let Some(slot) = self.conns.get_mut(key) {
-                if !slot.conn.is_finished() {
-                    let mut evs = Vec::new();
-                    slot.conn.finish(
-                        Some(CloseError::Panic("connection task ended".into())),
-                        &mut evs,
-                    );
-                    // Reported as readable so the caller acts and sees the
-                    // connection gone; the Closed event is delivered by the
-                    // caller's next call (the slot is dead then).
-                    out.push(Ready::Conn {
-                        id: ConnId { key, gen: slot.gen },
-                        readable: true,
-                        writable: false,
-                    });
-                }
-            }
-        }
-    }
-
     /// Drops sockets whose task has ended (and deregistered from tokio).
     fn reap_dying(&mut self) {
         self.dying.retain(|d| !d.task.is_finished());
@@ -401,16 +397,18 @@ impl TokioScheduler {
         let gen = self.gen();
         let key = self.conns.vacant_key();
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = self.rt.spawn(ConnectionTask {
+        let task = self.rt.spawn(tokio::task::coop::unconstrained(ConnectionTask {
             key,
             gen,
             fd,
             afd: Some((afd, registered)),
             want,
             mailbox: rx,
+            mailbox_armed: false,
+            stopped: false,
             reports: Arc::clone(&self.reports),
             armed: true,
-        });
+        }));
         self.conns.insert(ConnSlot {
             gen,
             conn,
@@ -420,6 +418,7 @@ impl TokioScheduler {
             queued_hot: false,
             seen_turn: 0,
             out_idx: 0,
+            ended: None,
         });
         Ok(ConnId { key, gen })
     }
@@ -465,6 +464,14 @@ impl TokioScheduler {
             task: slot.task,
             _socket: slot.conn,
         });
+    }
+
+    /// Test-only fault: makes the connection's task panic, as a bug in it
+    /// would. The connection must end alone with a panic error.
+    #[doc(hidden)]
+    pub fn inject_task_panic(&mut self, id: ConnId) -> bool {
+        self.slot(id)
+            .is_some_and(|slot| slot.mailbox.send(Mail::Panic).is_ok())
     }
 
     pub fn connection_count(&self) -> usize {
@@ -594,5 +601,8 @@ impl Actors for TokioScheduler {
     }
     fn remove_conn(&mut self, id: ConnId) {
         self.drop_conn(id)
+    }
+    fn take_ended(&mut self, id: ConnId) -> Option<CloseError> {
+        self.slot_mut(id)?.ended.take()
     }
 }

@@ -61,6 +61,8 @@ pub(super) enum Mail {
     /// A sticky report (closed or error) was collected: watch again.
     Rearm,
     Stop,
+    /// Test-only fault: the task panics (its connection must end alone).
+    Panic,
 }
 
 /// One readiness report of a connection task.
@@ -74,6 +76,9 @@ pub(super) struct Report {
     pub read_closed: bool,
     /// The task waits for a [`Mail::Rearm`] before watching again.
     pub sticky: bool,
+    /// The task ended without a Stop (it panicked, or could not register
+    /// with the reactor): its connection must end.
+    pub ended: bool,
 }
 
 /// Where connection tasks leave their reports for the next `turn`, and
@@ -121,11 +126,12 @@ impl Reports {
         Poll::Pending
     }
 
-    /// Takes every report (and forgets a waiter that is not waiting now).
-    pub fn take(&self) -> Vec<Report> {
+    /// Swaps every report into `into` (empty; its buffer is reused) and
+    /// forgets a waiter that is not waiting now.
+    pub fn take(&self, into: &mut Vec<Report>) {
         let mut reports = self.lock();
         reports.waiter = None;
-        std::mem::take(&mut reports.list)
+        std::mem::swap(&mut reports.list, into);
     }
 }
 
@@ -140,6 +146,11 @@ pub(super) struct ConnectionTask {
     pub afd: Option<(AsyncFd<Fd>, (bool, bool))>,
     pub want: Want,
     pub mailbox: mpsc::UnboundedReceiver<Mail>,
+    /// The mailbox has this task's waker: it need not be polled again
+    /// until it holds mail (a readiness edge is the common wake-up).
+    pub mailbox_armed: bool,
+    /// Told to stop (or the scheduler is gone): ending is not a fault.
+    pub stopped: bool,
     pub reports: Arc<Reports>,
     /// False after a sticky report, until the scheduler's Rearm: tokio
     /// keeps "closed" readiness set for good, so watching on would spin.
@@ -176,15 +187,23 @@ impl Future for ConnectionTask {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         // The mailbox first: a Stop or a new Want applies before readiness.
-        loop {
+        // The task runs unconstrained by tokio's budget, so a Pending here
+        // always means the waker is registered.
+        while !this.mailbox_armed || !this.mailbox.is_empty() || this.mailbox.is_closed() {
+            // Until a Pending has registered the waker again.
+            this.mailbox_armed = false;
             match this.mailbox.poll_recv(cx) {
                 Poll::Ready(Some(Mail::Want(want))) => {
                     this.want = want;
                     this.armed = true;
                 }
                 Poll::Ready(Some(Mail::Rearm)) => this.armed = true,
-                Poll::Ready(Some(Mail::Stop)) | Poll::Ready(None) => return Poll::Ready(()),
-                Poll::Pending => break,
+                Poll::Ready(Some(Mail::Panic)) => panic!("injected connection task panic"),
+                Poll::Ready(Some(Mail::Stop)) | Poll::Ready(None) => {
+                    this.stopped = true;
+                    return Poll::Ready(());
+                }
+                Poll::Pending => this.mailbox_armed = true,
             }
         }
         let (r, w) = match this.want {
@@ -230,10 +249,29 @@ impl Future for ConnectionTask {
                 writable: w && (got.is_writable() || got.is_write_closed() || broken),
                 read_closed,
                 sticky,
+                ended: false,
             });
             this.armed = !sticky;
         }
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+impl Drop for ConnectionTask {
+    /// However the task ends without a Stop (a panic unwinds through here
+    /// too), the scheduler hears of it at the next turn.
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.reports.push(Report {
+                key: self.key,
+                gen: self.gen,
+                readable: false,
+                writable: false,
+                read_closed: false,
+                sticky: false,
+                ended: true,
+            });
+        }
     }
 }

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 /// A copy of the current context, as `contextvars.copy_context()`.
-pub fn copy_current(py: Python<'_>) -> PyResult<PyObject> {
+pub fn copy_current(py: Python<'_>) -> PyResult<Py<PyAny>> {
     // SAFETY: called with the GIL held; PyContext_CopyCurrent returns a new
     // reference or NULL with an exception set.
     unsafe {
@@ -18,8 +18,8 @@ pub fn copy_current(py: Python<'_>) -> PyResult<PyObject> {
 /// Call `callback(*args)` with `context` entered.
 pub fn run_in_context(
     py: Python<'_>,
-    context: &PyObject,
-    callback: &PyObject,
+    context: &Py<PyAny>,
+    callback: &Py<PyAny>,
     args: &Py<PyTuple>,
 ) -> PyResult<()> {
     let ctx = context.as_ptr();

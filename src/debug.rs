@@ -24,7 +24,7 @@ impl EventLoop {
     }
 
     /// Where the caller created a handle, as asyncio records it in debug mode.
-    pub fn source_traceback(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+    pub fn source_traceback(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         if !self.is_debug() {
             return Ok(None);
         }

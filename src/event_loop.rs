@@ -41,7 +41,7 @@ pub enum Item {
     /// A listener may have connections to accept.
     Accept(ListenerId),
     /// Deliver connection_lost(exc) and release the transport.
-    ConnectionLost(Py<SocketTransport>, Option<PyObject>),
+    ConnectionLost(Py<SocketTransport>, Option<Py<PyAny>>),
 }
 
 #[pyclass(subclass, frozen, module = "rloop._rloop")]
@@ -68,10 +68,10 @@ pub struct EventLoop {
     pub(crate) thread_id: AtomicU64,
     pub(crate) debug: AtomicBool,
     pub(crate) slow_callback_duration: Mutex<f64>,
-    pub(crate) exception_handler: Mutex<Option<PyObject>>,
-    pub(crate) task_factory: Mutex<Option<PyObject>>,
+    pub(crate) exception_handler: Mutex<Option<Py<PyAny>>>,
+    pub(crate) task_factory: Mutex<Option<Py<PyAny>>>,
     pub(crate) current_handle: Mutex<Option<Py<Handle>>>,
-    pub(crate) saved_origin_depth: Mutex<Option<PyObject>>,
+    pub(crate) saved_origin_depth: Mutex<Option<Py<PyAny>>>,
     clock_resolution: f64,
 }
 
@@ -154,7 +154,7 @@ impl EventLoop {
             Some(g) => g,
             None => {
                 self.wake();
-                py.allow_threads(|| self.reactor.lock())
+                py.detach(|| self.reactor.lock())
             }
         };
         if guard.is_none() {
@@ -229,7 +229,7 @@ impl EventLoop {
             match reactor.as_mut() {
                 // A zero timeout never blocks: keep the GIL.
                 Some(r) if busy => r.turn(timeout, &mut readiness),
-                Some(r) => py.allow_threads(|| r.turn(timeout, &mut readiness)),
+                Some(r) => py.detach(|| r.turn(timeout, &mut readiness)),
                 None => return Err(closed_error()),
             }
         };

@@ -83,7 +83,7 @@ impl EventLoop {
         Ok(())
     }
 
-    fn get_exception_handler(&self, py: Python<'_>) -> Option<PyObject> {
+    fn get_exception_handler(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.exception_handler
             .lock()
             .as_ref()

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
-use pyo3::sync::GILOnceCell;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 
@@ -13,21 +13,21 @@ use crate::context;
 /// Handles are made and dropped for every callback: keep a freelist.
 #[pyclass(subclass, frozen, module = "rloop._rloop")]
 pub struct Handle {
-    pub(crate) callback: PyObject,
+    pub(crate) callback: Py<PyAny>,
     pub(crate) args: Py<PyTuple>,
-    pub(crate) context: PyObject,
+    pub(crate) context: Py<PyAny>,
     cancelled: AtomicBool,
     /// Where the handle was created; set in debug mode only, as asyncio does.
-    pub(crate) source_traceback: Option<PyObject>,
+    pub(crate) source_traceback: Option<Py<PyAny>>,
 }
 
 impl Handle {
     pub fn new(
         py: Python<'_>,
-        callback: PyObject,
+        callback: Py<PyAny>,
         args: Py<PyTuple>,
-        context: Option<PyObject>,
-        source_traceback: Option<PyObject>,
+        context: Option<Py<PyAny>>,
+        source_traceback: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let context = match context {
             Some(c) => c,
@@ -62,7 +62,7 @@ impl Handle {
 
     /// `func(args)` as asyncio formats a callback in reprs and log messages.
     pub fn format_callback(&self, py: Python<'_>) -> PyResult<String> {
-        static FORMAT: GILOnceCell<PyObject> = GILOnceCell::new();
+        static FORMAT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let f = FORMAT.import(py, "asyncio.format_helpers", "_format_callback_source")?;
         f.call1((self.callback.bind(py), self.args.bind(py)))?
             .extract()
@@ -111,12 +111,12 @@ impl Handle {
         self.is_cancelled()
     }
 
-    fn get_context(&self, py: Python<'_>) -> PyObject {
+    fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
         self.context.clone_ref(py)
     }
 
     #[getter(_callback)]
-    fn callback_attr(&self, py: Python<'_>) -> PyObject {
+    fn callback_attr(&self, py: Python<'_>) -> Py<PyAny> {
         self.callback.clone_ref(py)
     }
 
@@ -126,7 +126,7 @@ impl Handle {
     }
 
     #[getter(_source_traceback)]
-    fn source_traceback_attr(&self, py: Python<'_>) -> Option<PyObject> {
+    fn source_traceback_attr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.source_traceback.as_ref().map(|t| t.clone_ref(py))
     }
 

@@ -1,12 +1,12 @@
 //! Python objects the core looks up once per interpreter.
 
 use pyo3::prelude::*;
-use pyo3::sync::GILOnceCell;
+use pyo3::sync::PyOnceLock;
 
 macro_rules! cached {
     ($name:ident, $module:expr, $attr:expr) => {
         pub fn $name(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
-            static CELL: GILOnceCell<PyObject> = GILOnceCell::new();
+            static CELL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
             CELL.import(py, $module, $attr)
         }
     };

@@ -15,7 +15,7 @@ impl EventLoop {
         py: Python<'_>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
-        context: Option<PyObject>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<Handle> {
         let tb = self.source_traceback(py)?;
         Handle::new(py, callback.unbind(), args.unbind(), context, tb)
@@ -30,7 +30,7 @@ impl EventLoop {
         py: Python<'_>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
-        context: Option<PyObject>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
         self.check_closed()?;
         if self.is_debug() {
@@ -48,7 +48,7 @@ impl EventLoop {
         py: Python<'_>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
-        context: Option<PyObject>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
         self.check_closed()?;
         if self.is_debug() {
@@ -67,7 +67,7 @@ impl EventLoop {
         delay: Option<Bound<'_, PyAny>>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
-        context: Option<PyObject>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         let delay = match delay {
             None => return Err(PyTypeError::new_err("delay must not be None")),
@@ -90,7 +90,7 @@ impl EventLoop {
         when: Option<Bound<'_, PyAny>>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
-        context: Option<PyObject>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
         let when = match when {
             None => return Err(PyTypeError::new_err("when cannot be None")),
@@ -107,7 +107,7 @@ impl EventLoop {
         when: f64,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
-        context: Option<PyObject>,
+        context: Option<Py<PyAny>>,
         method: &str,
     ) -> PyResult<Py<TimerHandle>> {
         self.check_closed()?;

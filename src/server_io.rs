@@ -22,11 +22,11 @@ use crate::transport::SocketTransport;
 const ACCEPT_RETRY_DELAY: f64 = 1.0;
 
 pub struct Listening {
-    protocol_factory: PyObject,
-    server: PyObject,
+    protocol_factory: Py<PyAny>,
+    server: Py<PyAny>,
     backlog: usize,
     /// The server's own socket (the acceptor owns a duplicate of its fd).
-    sock: PyObject,
+    sock: Py<PyAny>,
     sock_fd: RawFd,
 }
 
@@ -70,7 +70,7 @@ impl EventLoop {
         extra: Option<Bound<'_, PyDict>>,
         server: Option<Bound<'_, PyAny>>,
         sock: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let this = slf.get();
         if let Stream::Tcp(s) = &stream {
@@ -283,7 +283,7 @@ impl EventLoop {
         extra: Option<Bound<'_, PyDict>>,
         server: Option<Bound<'_, PyAny>>,
         sock: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         slf.get().check_closed()?;
         let stream = if family == libc::AF_UNIX {
             // SAFETY: the caller hands us ownership of `fd`, an open,
@@ -304,8 +304,8 @@ impl EventLoop {
         slf: &Bound<'_, Self>,
         fd: RawFd,
         family: i32,
-        protocol_factory: PyObject,
-        server: PyObject,
+        protocol_factory: Py<PyAny>,
+        server: Py<PyAny>,
         backlog: usize,
         sock: Bound<'_, PyAny>,
     ) -> PyResult<()> {

@@ -11,7 +11,7 @@ use crate::vectorcall;
 
 #[pymethods]
 impl EventLoop {
-    fn create_future(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
+    fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let loop_kw = intern!(py, "loop");
         Ok(vectorcall::call(
@@ -28,7 +28,7 @@ impl EventLoop {
         coro: Bound<'_, PyAny>,
         name: Option<Bound<'_, PyAny>>,
         context: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
@@ -80,7 +80,7 @@ impl EventLoop {
         Ok(())
     }
 
-    fn get_task_factory(&self, py: Python<'_>) -> Option<PyObject> {
+    fn get_task_factory(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.task_factory.lock().as_ref().map(|f| f.clone_ref(py))
     }
 }

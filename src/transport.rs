@@ -23,16 +23,16 @@ const DEFAULT_HIGH_WATER: i64 = 64 * 1024;
 struct State {
     /// The `asyncio.Transport` that protocols see (python/rloop/transports.py);
     /// held until connection_lost, then the cycle with it is broken.
-    face: Option<PyObject>,
-    protocol: Option<PyObject>,
+    face: Option<Py<PyAny>>,
+    protocol: Option<Py<PyAny>>,
     /// The protocol is a BufferedProtocol: read into its buffer.
     buffered: bool,
     /// The Python socket behind get_extra_info('socket'): the caller's for
     /// connections it made, a duplicate made on demand for accepted ones.
-    sock: Option<PyObject>,
+    sock: Option<Py<PyAny>>,
     extra: Option<Py<PyDict>>,
     extra_complete: bool,
-    server: Option<PyObject>,
+    server: Option<Py<PyAny>>,
     closing: bool,
     /// connection_lost is scheduled (or delivered): the actor is gone.
     lost: bool,
@@ -68,8 +68,8 @@ impl SocketTransport {
         family: i32,
         protocol: &Bound<'_, PyAny>,
         extra: Option<Py<PyDict>>,
-        server: Option<PyObject>,
-        sock: Option<PyObject>,
+        server: Option<Py<PyAny>>,
+        sock: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let extra = match extra {
             Some(e) => e,
@@ -99,7 +99,7 @@ impl SocketTransport {
     }
 
     /// Wraps a new core in the Python-facing transport.
-    pub fn attach_face(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
+    pub fn attach_face(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let face = py_imports::transport_face(py)?.call1((slf,))?.unbind();
         slf.get().st.lock().face = Some(face.clone_ref(py));
@@ -120,7 +120,7 @@ impl SocketTransport {
         self.lp.bind(py).clone().into_any()
     }
 
-    fn protocol(&self, py: Python<'_>) -> Option<PyObject> {
+    fn protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.st.lock().protocol.as_ref().map(|p| p.clone_ref(py))
     }
 
@@ -406,7 +406,7 @@ impl SocketTransport {
     }
 
     /// Delivers connection_lost and lets go of every Python object.
-    pub fn connection_lost(slf: &Bound<'_, Self>, exc: Option<PyObject>) -> PyResult<()> {
+    pub fn connection_lost(slf: &Bound<'_, Self>, exc: Option<Py<PyAny>>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let face = Self::face(slf);
@@ -782,8 +782,8 @@ impl SocketTransport {
     fn get_extra_info(
         slf: &Bound<'_, Self>,
         name: &Bound<'_, PyAny>,
-        default: Option<PyObject>,
-    ) -> PyResult<PyObject> {
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let default = default.unwrap_or_else(|| py.None());
         match Self::extra_dict(slf)? {
@@ -795,7 +795,7 @@ impl SocketTransport {
         }
     }
 
-    fn get_protocol(&self, py: Python<'_>) -> Option<PyObject> {
+    fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.protocol(py)
     }
 
@@ -816,7 +816,7 @@ impl SocketTransport {
         self.st.lock().paused_writing
     }
 
-    fn get_loop(&self, py: Python<'_>) -> PyObject {
+    fn get_loop(&self, py: Python<'_>) -> Py<PyAny> {
         self.lp.clone_ref(py).into_any()
     }
 

@@ -2,7 +2,11 @@
 //! heap and `run_forever`. Scheduling, tasks, I/O watchers, the exception
 //! handler and debug live in sibling files as more `#[pymethods]` blocks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// The loop's maps are keyed by its own ids and fds, never by input a peer
+// controls: a fast hash, not a DoS-resistant one.
+use rustc_hash::FxHashMap as HashMap;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -94,11 +98,11 @@ impl EventLoop {
             reactor: Mutex::new(Some(reactor)),
             waker: Mutex::new(Some(waker)),
             readiness: Mutex::new(Vec::with_capacity(1024)),
-            transports: Mutex::new(HashMap::new()),
-            transport_fds: Mutex::new(HashMap::new()),
-            listeners: Mutex::new(HashMap::new()),
-            readers: Mutex::new(HashMap::new()),
-            writers: Mutex::new(HashMap::new()),
+            transports: Mutex::new(HashMap::default()),
+            transport_fds: Mutex::new(HashMap::default()),
+            listeners: Mutex::new(HashMap::default()),
+            readers: Mutex::new(HashMap::default()),
+            writers: Mutex::new(HashMap::default()),
             stopping: AtomicBool::new(false),
             polling: AtomicBool::new(false),
             skip_busy_poll: AtomicBool::new(false),

@@ -1,7 +1,7 @@
 //! asyncio's `add_reader`/`remove_reader`/`add_writer`/`remove_writer`:
 //! callbacks run when a raw fd (or file object) becomes readable/writable.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::os::fd::RawFd;
 
 use parking_lot::Mutex;

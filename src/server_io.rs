@@ -117,7 +117,7 @@ impl EventLoop {
         }
         this.schedule_call(
             py,
-            protocol.getattr("connection_made")?,
+            protocol.getattr(pyo3::intern!(py, "connection_made"))?,
             PyTuple::new(py, [face.clone_ref(py)])?,
         )?;
         if let Some(waiter) = waiter {

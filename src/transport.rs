@@ -7,8 +7,8 @@ use std::os::fd::RawFd;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict};
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
+use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
@@ -154,11 +154,11 @@ impl SocketTransport {
             match event {
                 Event::PauseWriting => {
                     slf.get().st.lock().paused_writing = true;
-                    Self::flow_call(slf, "pause_writing")?
+                    Self::flow_call(slf, intern!(slf.py(), "pause_writing"))?
                 }
                 Event::ResumeWriting => {
                     slf.get().st.lock().paused_writing = false;
-                    Self::flow_call(slf, "resume_writing")?
+                    Self::flow_call(slf, intern!(slf.py(), "resume_writing"))?
                 }
                 Event::Closed(err) => Self::on_closed(slf, err)?,
                 // The mio scheduler lends data and reports EOF through read
@@ -169,7 +169,7 @@ impl SocketTransport {
         Ok(())
     }
 
-    fn flow_call(slf: &Bound<'_, Self>, method: &str) -> PyResult<()> {
+    fn flow_call(slf: &Bound<'_, Self>, method: &Bound<'_, PyString>) -> PyResult<()> {
         let py = slf.py();
         let Some(protocol) = slf.get().protocol(py) else {
             return Ok(());
@@ -298,7 +298,7 @@ impl SocketTransport {
                 let Some(protocol) = slf.get().protocol(py) else {
                     return Ok(());
                 };
-                match protocol.call_method1(py, "data_received", (data,)) {
+                match protocol.call_method1(py, intern!(py, "data_received"), (data,)) {
                     Ok(_) => Ok(()),
                     Err(e) if escapes_loop(py, &e) => Err(e),
                     Err(e) => Self::fatal_error(
@@ -321,7 +321,7 @@ impl SocketTransport {
             return Ok(());
         };
         let buf = match protocol
-            .call_method1(py, "get_buffer", (-1,))
+            .call_method1(py, intern!(py, "get_buffer"), (-1,))
             .and_then(|b| pyo3::buffer::PyBuffer::<u8>::get(b.bind(py)))
         {
             Ok(buf) if buf.readonly() => Err(PyTypeError::new_err(
@@ -353,15 +353,17 @@ impl SocketTransport {
         })?;
         drop(buf);
         match count {
-            ReadCount::Data(n) => match protocol.call_method1(py, "buffer_updated", (n,)) {
-                Ok(_) => Ok(()),
-                Err(e) if escapes_loop(py, &e) => Err(e),
-                Err(e) => Self::fatal_error(
-                    slf,
-                    e,
-                    "Fatal error: protocol.buffer_updated() call failed.",
-                ),
-            },
+            ReadCount::Data(n) => {
+                match protocol.call_method1(py, intern!(py, "buffer_updated"), (n,)) {
+                    Ok(_) => Ok(()),
+                    Err(e) if escapes_loop(py, &e) => Err(e),
+                    Err(e) => Self::fatal_error(
+                        slf,
+                        e,
+                        "Fatal error: protocol.buffer_updated() call failed.",
+                    ),
+                }
+            }
             ReadCount::Eof => Self::on_eof(slf),
             ReadCount::WouldBlock | ReadCount::Closed => Ok(()),
         }
@@ -378,7 +380,7 @@ impl SocketTransport {
             py_imports::asyncio_logger(py)?
                 .call_method1("debug", ("%r received EOF", Self::face(slf)))?;
         }
-        match protocol.call_method0(py, "eof_received") {
+        match protocol.call_method0(py, intern!(py, "eof_received")) {
             Ok(keep_open) => {
                 if !keep_open.bind(py).is_truthy()? {
                     Self::close_impl(slf)?;
@@ -423,15 +425,19 @@ impl SocketTransport {
             )
         };
         let result = match &protocol {
-            Some(p) => p.call_method1(py, "connection_lost", (exc,)).map(drop),
+            Some(p) => p
+                .call_method1(py, intern!(py, "connection_lost"), (exc,))
+                .map(drop),
             None => Ok(()),
         };
         if let Some(sock) = &sock {
-            let _ = sock.call_method0(py, "close");
+            let _ = sock.call_method0(py, intern!(py, "close"));
         }
         this.lp.get().forget_transport(py, this.id, this.fd);
         let detached = match &server {
-            Some(s) => s.call_method1(py, "_detach", (&face,)).map(drop),
+            Some(s) => s
+                .call_method1(py, intern!(py, "_detach"), (&face,))
+                .map(drop),
             None => Ok(()),
         };
         // Put the protocol back for the error report, then drop everything

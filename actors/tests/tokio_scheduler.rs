@@ -142,7 +142,9 @@ fn a_panicking_task_ends_its_connection_alone() {
     let (good, mut good_peer) = add_tcp(&mut sched);
     assert!(sched.inject_task_panic(bad));
     let (mut events, mut got) = (Vec::new(), Vec::new());
-    drive(&mut sched, &mut events, &mut got, |s, _, _| !s.is_alive(bad));
+    drive(&mut sched, &mut events, &mut got, |s, _, _| {
+        !s.is_alive(bad)
+    });
     let closed: Vec<_> = events
         .iter()
         .filter(|(i, e)| *i == bad && matches!(e, Event::Closed(_)))

@@ -397,18 +397,20 @@ impl TokioScheduler {
         let gen = self.gen();
         let key = self.conns.vacant_key();
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = self.rt.spawn(tokio::task::coop::unconstrained(ConnectionTask {
-            key,
-            gen,
-            fd,
-            afd: Some((afd, registered)),
-            want,
-            mailbox: rx,
-            mailbox_armed: false,
-            stopped: false,
-            reports: Arc::clone(&self.reports),
-            armed: true,
-        }));
+        let task = self
+            .rt
+            .spawn(tokio::task::coop::unconstrained(ConnectionTask {
+                key,
+                gen,
+                fd,
+                afd: Some((afd, registered)),
+                want,
+                mailbox: rx,
+                mailbox_armed: false,
+                stopped: false,
+                reports: Arc::clone(&self.reports),
+                armed: true,
+            }));
         self.conns.insert(ConnSlot {
             gen,
             conn,

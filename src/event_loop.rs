@@ -265,9 +265,9 @@ impl EventLoop {
                     readable,
                     writable,
                 } => {
-                    let transport = this.transports.lock().get(&id).map(|t| t.clone_ref(py));
+                    let transport = this.transports.lock().get(&id).map(|t| t.bind(py).clone());
                     if let Some(t) = transport {
-                        SocketTransport::on_ready(t.bind(py), readable, writable)?;
+                        SocketTransport::on_ready(&t, readable, writable)?;
                     }
                 }
                 Item::Accept(id) => Self::accept_connections(slf, id)?,

@@ -120,8 +120,8 @@ impl SocketTransport {
         self.lp.bind(py).clone().into_any()
     }
 
-    fn protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.st.lock().protocol.as_ref().map(|p| p.clone_ref(py))
+    fn protocol<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.st.lock().protocol.as_ref().map(|p| p.bind(py).clone())
     }
 
     fn is_lost(&self) -> bool {
@@ -174,7 +174,7 @@ impl SocketTransport {
         let Some(protocol) = slf.get().protocol(py) else {
             return Ok(());
         };
-        match protocol.call_method0(py, method) {
+        match protocol.call_method0(method) {
             Ok(_) => Ok(()),
             Err(e) if escapes_loop(py, &e) => Err(e),
             Err(e) => Self::report(slf, &format!("protocol.{method}() failed"), &e),
@@ -298,7 +298,7 @@ impl SocketTransport {
                 let Some(protocol) = slf.get().protocol(py) else {
                     return Ok(());
                 };
-                match protocol.call_method1(py, intern!(py, "data_received"), (data,)) {
+                match protocol.call_method1(intern!(py, "data_received"), (data,)) {
                     Ok(_) => Ok(()),
                     Err(e) if escapes_loop(py, &e) => Err(e),
                     Err(e) => Self::fatal_error(
@@ -321,8 +321,8 @@ impl SocketTransport {
             return Ok(());
         };
         let buf = match protocol
-            .call_method1(py, intern!(py, "get_buffer"), (-1,))
-            .and_then(|b| pyo3::buffer::PyBuffer::<u8>::get(b.bind(py)))
+            .call_method1(intern!(py, "get_buffer"), (-1,))
+            .and_then(|b| pyo3::buffer::PyBuffer::<u8>::get(&b))
         {
             Ok(buf) if buf.readonly() => Err(PyTypeError::new_err(
                 "get_buffer() returned a read-only buffer",
@@ -354,7 +354,7 @@ impl SocketTransport {
         drop(buf);
         match count {
             ReadCount::Data(n) => {
-                match protocol.call_method1(py, intern!(py, "buffer_updated"), (n,)) {
+                match protocol.call_method1(intern!(py, "buffer_updated"), (n,)) {
                     Ok(_) => Ok(()),
                     Err(e) if escapes_loop(py, &e) => Err(e),
                     Err(e) => Self::fatal_error(
@@ -380,9 +380,9 @@ impl SocketTransport {
             py_imports::asyncio_logger(py)?
                 .call_method1("debug", ("%r received EOF", Self::face(slf)))?;
         }
-        match protocol.call_method0(py, intern!(py, "eof_received")) {
+        match protocol.call_method0(intern!(py, "eof_received")) {
             Ok(keep_open) => {
-                if !keep_open.bind(py).is_truthy()? {
+                if !keep_open.is_truthy()? {
                     Self::close_impl(slf)?;
                 }
                 Ok(())
@@ -801,7 +801,7 @@ impl SocketTransport {
         }
     }
 
-    fn get_protocol(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+    fn get_protocol<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
         self.protocol(py)
     }
 

@@ -344,32 +344,27 @@ impl Connection {
     /// Sends as much of `chunks` as the socket takes right now, with a
     /// single write/writev. `Ok(n)` is the byte count sent (0 on WouldBlock).
     fn write_now(&mut self, chunks: &[&[u8]]) -> io::Result<usize> {
+        let mut dst = Faulty {
+            inner: &mut self.stream,
+            fault: &mut self.fault,
+        };
+        // One chunk (every `write()`): a plain send, no iovec array to fill.
+        if let [chunk] = chunks {
+            if chunk.is_empty() {
+                return Ok(0);
+            }
+            return send_once(|| dst.write(chunk));
+        }
         let mut slices = [io::IoSlice::new(&[]); MAX_IOVECS];
         let mut count = 0;
         for c in chunks.iter().filter(|c| !c.is_empty()).take(MAX_IOVECS) {
             slices[count] = io::IoSlice::new(c);
             count += 1;
         }
-        if count == 0 {
-            return Ok(0);
-        }
-        let mut dst = Faulty {
-            inner: &mut self.stream,
-            fault: &mut self.fault,
-        };
-        loop {
-            let r = if count == 1 {
-                dst.write(&slices[0])
-            } else {
-                dst.write_vectored(&slices[..count])
-            };
-            match r {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-                Err(e) => return Err(e),
-            }
+        match count {
+            0 => Ok(0),
+            1 => send_once(|| dst.write(&slices[0])),
+            _ => send_once(|| dst.write_vectored(&slices[..count])),
         }
     }
 
@@ -492,6 +487,19 @@ impl Connection {
         self.read_hot = false;
         self.queue.clear();
         out.push(Event::Closed(err));
+    }
+}
+
+/// One send (retried on EINTR): bytes sent, 0 if the socket is full.
+fn send_once(mut send: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+    loop {
+        match send() {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
+            Err(e) => return Err(e),
+        }
     }
 }
 

@@ -242,11 +242,17 @@ impl TokioScheduler {
             let fds = &self.fds;
             let polled = &mut polled;
             let mut sleep = self.sleep.as_mut();
+            // tokio polls its reactor only after running the tasks it has
+            // queued, and polls this future right after: the tasks woken by
+            // that last reactor poll have not reported yet. Left to the next
+            // turn, they would reach the loop a turn late, every connection
+            // would be served every other turn, in half-size batches. So
+            // each turn ends with one more round: those tasks run and
+            // report, and the reactor is polled once more (what that poll
+            // wakes is little: only what arrived during the round).
             let wait = async move {
                 if timeout == Some(Duration::ZERO) {
-                    // One yield lets the runtime run the tasks woken so
-                    // far and poll its reactor; tasks woken by that poll
-                    // report at the next turn.
+                    tokio::task::yield_now().await;
                     tokio::task::yield_now().await;
                     std::future::poll_fn(|cx| {
                         poll_sources(cx, listeners, fds, polled);
@@ -273,6 +279,7 @@ impl TokioScheduler {
                     }
                 })
                 .await;
+                tokio::task::yield_now().await;
             };
             self.rt.block_on(wait);
         }
@@ -563,23 +570,25 @@ impl TokioScheduler {
 
     // ----- raw fd watchers -----
 
+    /// Watches `fd` for the given directions (asyncio's add_reader /
+    /// add_writer). Only those directions are registered: a new
+    /// registration starts from what the kernel reports, so tokio's
+    /// readiness is never stale and an fd that is already ready is
+    /// reported at the next turn.
     pub fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
         if !read && !write {
             self.unwatch_fd(fd);
             return Ok(());
         }
-        if let Some(slot) = self.fds.get_mut(&fd) {
-            slot.read = read;
-            slot.write = write;
-            // Report at once if already ready, as a level-triggered poller.
-            if !self.fired_fds.contains(&fd) {
-                self.fired_fds.push(fd);
+        if let Some(slot) = self.fds.get(&fd) {
+            if (slot.read, slot.write) == (read, write) {
+                return Ok(());
             }
-            return Ok(());
+            // The old registration goes first: epoll refuses a second one.
+            self.unwatch_fd(fd);
         }
-        let afd = self.register(fd, TokioInterest::READABLE | TokioInterest::WRITABLE)?;
+        let afd = self.register(fd, task::interest_of((read, write)))?;
         self.fds.insert(fd, FdSlot { afd, read, write });
-        self.fired_fds.push(fd);
         Ok(())
     }
 

@@ -51,27 +51,26 @@ pub(super) fn poll_sources(
         }
     }
     for (fd, s) in fds.iter() {
-        let mut fired = false;
+        let mut read_seen = false;
+        let mut write_seen = false;
         if s.read {
             if let Poll::Ready(Ok(mut guard)) = s.afd.poll_read_ready(cx) {
                 guard.clear_ready();
-                fired = true;
+                read_seen = true;
             }
         }
         if s.write {
             if let Poll::Ready(Ok(mut guard)) = s.afd.poll_write_ready(cx) {
                 guard.clear_ready();
-                fired = true;
+                write_seen = true;
             }
         }
-        // tokio remembers readiness until cleared, which may be stale once
-        // a callback drained the fd: ask the kernel what holds now.
-        let (r, w) = if fired {
-            poll_now(*fd, s.read, s.write)
-        } else {
-            (false, false)
-        };
-        if r || w {
+        let fired = read_seen || write_seen;
+        // Fresh: the registration is for these directions only, and its
+        // readiness was cleared when last reported, so only an edge seen
+        // by this turn's poll (or a hang-up, which stays) sets it.
+        if fired {
+            let (r, w) = (read_seen, write_seen);
             match polled.iter_mut().find_map(|x| match x {
                 Ready::Fd {
                     fd: other,

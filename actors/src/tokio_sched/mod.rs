@@ -7,18 +7,19 @@
 //!   loop made in one thread may run in another, as asyncio allows.
 //!   A multi-threaded runtime could later move socket I/O off the loop
 //!   thread; the actor state machine would not change.
-//! - **Each connection actor is a tokio task** with a channel mailbox. The
-//!   task waits on tokio's reactor for the readiness its connection needs
-//!   (the mailbox tells it when that changes, or to stop) and reports it to
-//!   the scheduler's ready queue. The socket I/O itself runs in the
-//!   scheduler's methods, called by the loop core, on the same
+//! - **Each connection actor is a tokio task** with a channel mailbox
+//!   ([`task`]). The task waits on tokio's reactor for the readiness its
+//!   connection needs (the mailbox tells it when that changes, or to stop)
+//!   and files a report for the next `turn`. The socket I/O itself runs in
+//!   the scheduler's methods, called by the loop core, on the same
 //!   [`Connection`] state machine as the mio scheduler, under the same
 //!   supervisor: exactly one `Closed` per actor, a panic included. A task
-//!   that ends on its own (it panicked, or tokio dropped it) ends its
-//!   connection with `Closed(Some(Panic))` at the next turn.
+//!   that ends on its own (it panicked) ends its connection with
+//!   `Closed(Some(Panic))`, delivered by the next call into it.
 //! - Listeners and raw-fd watchers (asyncio's add_reader) are polled by the
-//!   scheduler itself inside `turn`; raw fds get asyncio's level-triggered
-//!   behaviour by re-checking, with `poll(2)`, the fds that fired last turn.
+//!   scheduler itself inside `turn` ([`sources`]); raw fds get asyncio's
+//!   level-triggered behaviour by re-checking, with `poll(2)`, the fds that
+//!   fired last turn.
 //! - A socket is closed only after its task (and the task's registration
 //!   with tokio's reactor) is gone, so a reused fd number can never be
 //!   deregistered by a stale registration.
@@ -119,22 +120,33 @@ impl ConnSlot {
             writable,
         });
     }
-}
 
-impl ConnSlot {
     /// The task ended without being told to (it panicked): the connection
     /// ends with a panic error, the supervisor's one Closed, delivered by
     /// the caller's next call; it is reported readable so that call comes.
-    fn task_ended(&mut self, key: usize, out: &mut Vec<Ready>) {
+    fn task_ended(&mut self, key: usize, turn: u64, out: &mut Vec<Ready>) {
         if self.ended.is_none() && !self.conn.is_finished() {
             self.ended = Some(CloseError::Panic("connection task ended".into()));
-            out.push(Ready::Conn {
-                id: ConnId { key, gen: self.gen },
-                readable: true,
-                writable: false,
-            });
+            self.report(key, turn, true, false, out);
         }
     }
+}
+
+/// Lets tokio run its queued tasks and poll its reactor (without blocking)
+/// before the turn's future goes on. Like `tokio::task::yield_now`, but the
+/// wake-up is immediate rather than deferred: within `block_on` that means
+/// the same (tokio polls the reactor before coming back, since it sees a
+/// pending wake-up), without a deferred-waker list to allocate per turn.
+fn yield_once() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    std::future::poll_fn(move |cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
 }
 
 /// A socket kept open until the task that registered it is gone.
@@ -224,7 +236,7 @@ impl TokioScheduler {
             || !self.dying.is_empty()
             || !self.hot.is_empty()
             || !self.hot_listeners.is_empty()
-            || !self.reports.lock().list.is_empty()
+            || self.reports.has_any()
             || self.waker.woken.load(Ordering::SeqCst);
         let timeout = if busy { Some(Duration::ZERO) } else { timeout };
         let timed = match timeout {
@@ -246,14 +258,18 @@ impl TokioScheduler {
             // queued, and polls this future right after: the tasks woken by
             // that last reactor poll have not reported yet. Left to the next
             // turn, they would reach the loop a turn late, every connection
-            // would be served every other turn, in half-size batches. So
-            // each turn ends with one more round: those tasks run and
-            // report, and the reactor is polled once more (what that poll
-            // wakes is little: only what arrived during the round).
+            // would be served every other turn, in half-size batches. So a
+            // turn that saw connections report ends with one more round:
+            // those tasks run and report, and the reactor is polled once
+            // more (what that poll wakes is little: only what arrived during
+            // the round). A turn without connection traffic (callbacks
+            // ping-ponging, a timer) skips it: one reactor poll per turn.
             let wait = async move {
                 if timeout == Some(Duration::ZERO) {
-                    tokio::task::yield_now().await;
-                    tokio::task::yield_now().await;
+                    yield_once().await;
+                    if reports.has_any() {
+                        yield_once().await;
+                    }
                     std::future::poll_fn(|cx| {
                         poll_sources(cx, listeners, fds, polled);
                         Poll::Ready(())
@@ -279,7 +295,9 @@ impl TokioScheduler {
                     }
                 })
                 .await;
-                tokio::task::yield_now().await;
+                if reports.has_any() {
+                    yield_once().await;
+                }
             };
             self.rt.block_on(wait);
         }
@@ -327,7 +345,7 @@ impl TokioScheduler {
                 continue;
             };
             if rep.ended {
-                slot.task_ended(rep.key, out);
+                slot.task_ended(rep.key, self.turn_no, out);
                 continue;
             }
             if rep.read_closed {

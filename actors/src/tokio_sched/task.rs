@@ -113,6 +113,10 @@ impl Reports {
         }
     }
 
+    pub fn has_any(&self) -> bool {
+        !self.lock().list.is_empty()
+    }
+
     /// Ready when a report is waiting; else `cx` is woken by the next one.
     pub fn poll_any(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut reports = self.lock();

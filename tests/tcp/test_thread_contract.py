@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
 
 from conftest import make_loop
 
@@ -20,9 +20,8 @@ def run_in_thread(loop_name: str) -> tuple[int, list[tuple[str, int, bool]]]:
     """Runs an echo exchange and a timer on a loop in a new thread; returns
     that thread's ident and, per callback, (where, thread ident, whether
     get_running_loop() was the loop)."""
-    outcome: dict[str, Any] = {}
 
-    def body() -> None:
+    def body() -> tuple[bytes, int, list[tuple[str, int, bool]]]:
         loop = make_loop(loop_name)
         seen: list[tuple[str, int, bool]] = []
 
@@ -72,22 +71,16 @@ def run_in_thread(loop_name: str) -> tuple[int, list[tuple[str, int, bool]]]:
         try:
             server_lost: asyncio.Future[Exception | None] = loop.create_future()
             client_lost: asyncio.Future[bytes] = loop.create_future()
-            outcome["echo"] = loop.run_until_complete(asyncio.wait_for(main(), DEADLINE))
-            outcome["seen"] = seen
-            outcome["thread"] = threading.get_ident()
-        except Exception as exc:  # reported in the test's own thread
-            outcome["error"] = exc
+            echo = loop.run_until_complete(asyncio.wait_for(main(), DEADLINE))
+            return echo, threading.get_ident(), seen
         finally:
             loop.close()
 
-    thread = threading.Thread(target=body, name="loop-thread")
-    thread.start()
-    thread.join(DEADLINE + 5)
-    assert not thread.is_alive(), "the loop thread did not finish"
-    if "error" in outcome:
-        raise outcome["error"]
-    assert outcome["echo"] == b"ping"
-    return outcome["thread"], outcome["seen"]
+    # The executor's thread runs the loop; its exceptions reach this thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        echo, thread, seen = pool.submit(body).result(timeout=DEADLINE + 5)
+    assert echo == b"ping"
+    return thread, seen
 
 
 def test_protocol_and_timer_callbacks_run_on_the_loop_thread(loop_name: str) -> None:

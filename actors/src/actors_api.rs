@@ -8,7 +8,7 @@ use crate::connection::{ConnInfo, Connection, ReadCount, ReadResult};
 use crate::error::ActorError;
 use crate::event::{CloseError, Event};
 use crate::fault::FaultPlan;
-use crate::mio_sched::ConnId;
+use crate::ready::ConnId;
 use crate::supervisor::supervise;
 
 /// Connection operations of a scheduler (see the crate docs: pull style).

@@ -38,6 +38,7 @@ mod error;
 mod event;
 mod fault;
 mod mio_sched;
+mod ready;
 mod stream;
 pub mod supervisor;
 mod tokio_sched;
@@ -51,7 +52,8 @@ pub use connection::{ConnInfo, Connection, ReadCount, ReadResult, DEFAULT_READ_B
 pub use error::{ActorError, LimitsError};
 pub use event::{CloseError, Event};
 pub use fault::FaultPlan;
-pub use mio_sched::{ConnId, ListenerId, MioScheduler, Ready};
+pub use mio_sched::MioScheduler;
+pub use ready::{ConnId, ListenerId, Ready};
 pub use stream::{Stream, StreamKind};
 pub use tokio_sched::{TokioScheduler, TokioWaker};
 pub use write_queue::{WriteQueue, DEFAULT_HIGH_WATER};

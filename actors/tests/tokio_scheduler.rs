@@ -69,6 +69,20 @@ fn drive(
     }
 }
 
+/// The supervisor's rule for a panicking actor: exactly one `Closed`, with
+/// the panic as its error.
+fn assert_closed_once_by_panic(events: &[(ConnId, Event)], id: ConnId) {
+    let closed: Vec<_> = events
+        .iter()
+        .filter(|(i, e)| *i == id && matches!(e, Event::Closed(_)))
+        .collect();
+    assert_eq!(closed.len(), 1);
+    assert!(matches!(
+        closed[0].1,
+        Event::Closed(Some(CloseError::Panic(_)))
+    ));
+}
+
 #[test]
 fn bytes_flow_both_ways() {
     let mut sched = TokioScheduler::new().unwrap();
@@ -118,15 +132,7 @@ fn panic_is_contained_and_close_all_ends_everyone_once() {
     drive(&mut sched, &mut events, &mut got, |s, _, g| {
         !s.is_alive(bad) && g.iter().any(|(i, _)| *i == good)
     });
-    let closed: Vec<_> = events
-        .iter()
-        .filter(|(i, e)| *i == bad && matches!(e, Event::Closed(_)))
-        .collect();
-    assert_eq!(closed.len(), 1);
-    assert!(matches!(
-        closed[0].1,
-        Event::Closed(Some(CloseError::Panic(_)))
-    ));
+    assert_closed_once_by_panic(&events, bad);
     assert!(sched.is_alive(good));
     let mut ended = Vec::new();
     sched.close_all(&mut ended);
@@ -145,15 +151,7 @@ fn a_panicking_task_ends_its_connection_alone() {
     drive(&mut sched, &mut events, &mut got, |s, _, _| {
         !s.is_alive(bad)
     });
-    let closed: Vec<_> = events
-        .iter()
-        .filter(|(i, e)| *i == bad && matches!(e, Event::Closed(_)))
-        .collect();
-    assert_eq!(closed.len(), 1);
-    assert!(matches!(
-        closed[0].1,
-        Event::Closed(Some(CloseError::Panic(_)))
-    ));
+    assert_closed_once_by_panic(&events, bad);
     // The other connection still carries data.
     good_peer.write_all(b"still here").unwrap();
     drive(&mut sched, &mut events, &mut got, |_, _, g| {

@@ -20,6 +20,8 @@ use crate::actors_api::Actors;
 use crate::command::Command;
 use crate::connection::Connection;
 use crate::event::{CloseError, Event};
+use crate::ready::TurnRecord;
+use crate::ready::{ConnId, ListenerId, Ready};
 use crate::stream::Stream;
 
 mod fds;
@@ -29,54 +31,13 @@ mod listeners;
 const WAKER_TOKEN: Token = Token(usize::MAX);
 const EVENTS_CAPACITY: usize = 1024;
 
-/// Handle of a connection actor. Carries a generation, so an id whose
-/// actor has ended never reaches a newer actor that reused the slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId {
-    pub(crate) key: usize,
-    pub(crate) gen: u64,
-}
-
-/// Handle of a listener; generation-checked like [`ConnId`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ListenerId {
-    pub(crate) key: usize,
-    pub(crate) gen: u64,
-}
-
-/// One readiness record produced by [`MioScheduler::turn`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ready {
-    /// The waker was triggered (at most once per turn).
-    Woken,
-    /// A watched raw fd; flags only for directions being watched. Errors
-    /// and hang-ups set every watched direction, like `selectors`.
-    Fd {
-        fd: RawFd,
-        readable: bool,
-        writable: bool,
-    },
-    /// A connection: call `read` (until `WouldBlock`, or once — the
-    /// scheduler reports it again next turn if data may remain) and/or
-    /// `on_writable`.
-    Conn {
-        id: ConnId,
-        readable: bool,
-        writable: bool,
-    },
-    /// A listener has (or may have) pending connections: call `accept`.
-    Listener { id: ListenerId },
-}
-
 struct ConnSlot {
     gen: u64,
     conn: Connection,
     registered: Option<Interest>,
     /// Already in `hot`.
     queued_hot: bool,
-    /// Turn number and `out` index of this turn's record, for merging.
-    seen_turn: u64,
-    out_idx: usize,
+    record: TurnRecord,
 }
 
 struct ListenerSlot {
@@ -175,16 +136,16 @@ impl MioScheduler {
                     if ev.is_read_closed() || closed_or_err {
                         s.conn.note_read_closed();
                     }
-                    s.seen_turn = turn;
-                    s.out_idx = out.len();
-                    out.push(Ready::Conn {
-                        id: ConnId {
+                    s.record.report(
+                        turn,
+                        ConnId {
                             key: token.0,
                             gen: s.gen,
                         },
-                        readable: ev.is_readable() || ev.is_read_closed() || closed_or_err,
-                        writable: ev.is_writable() || ev.is_write_closed() || closed_or_err,
-                    });
+                        ev.is_readable() || ev.is_read_closed() || closed_or_err,
+                        ev.is_writable() || ev.is_write_closed() || closed_or_err,
+                        out,
+                    );
                 }
                 Some(Entry::Listener(s)) => {
                     s.seen_turn = turn;
@@ -227,17 +188,7 @@ impl MioScheduler {
                     if !s.conn.read_pending() {
                         continue;
                     }
-                    if s.seen_turn == turn {
-                        if let Some(Ready::Conn { readable, .. }) = out.get_mut(s.out_idx) {
-                            *readable = true;
-                        }
-                    } else {
-                        out.push(Ready::Conn {
-                            id: ConnId { key, gen },
-                            readable: true,
-                            writable: false,
-                        });
-                    }
+                    s.record.report(turn, ConnId { key, gen }, true, false, out);
                 }
                 Some(Entry::Listener(s)) if s.gen == gen => {
                     s.queued_hot = false;
@@ -296,8 +247,7 @@ impl MioScheduler {
             conn,
             registered,
             queued_hot: false,
-            seen_turn: 0,
-            out_idx: 0,
+            record: TurnRecord::default(),
         }));
         Ok(ConnId { key, gen })
     }

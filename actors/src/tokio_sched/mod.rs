@@ -48,7 +48,7 @@ use crate::addr::Addr;
 use crate::command::Command;
 use crate::connection::Connection;
 use crate::event::{CloseError, Event};
-use crate::mio_sched::{ConnId, ListenerId, Ready};
+use crate::ready::{ConnId, ListenerId, Ready, TurnRecord};
 use crate::stream::Stream;
 
 mod sources;
@@ -83,15 +83,12 @@ struct ConnSlot {
     task: JoinHandle<()>,
     want: Want,
     queued_hot: bool,
-    /// Turn number and `out` index of this turn's record, for merging.
-    seen_turn: u64,
-    out_idx: usize,
+    record: TurnRecord,
     /// The task died: the error the next call ends the connection with.
     ended: Option<CloseError>,
 }
 
 impl ConnSlot {
-    /// Adds readiness to this turn's record of the connection, or makes one.
     fn report(
         &mut self,
         key: usize,
@@ -100,25 +97,8 @@ impl ConnSlot {
         writable: bool,
         out: &mut Vec<Ready>,
     ) {
-        if self.seen_turn == turn {
-            if let Some(Ready::Conn {
-                readable: r,
-                writable: w,
-                ..
-            }) = out.get_mut(self.out_idx)
-            {
-                *r |= readable;
-                *w |= writable;
-                return;
-            }
-        }
-        self.seen_turn = turn;
-        self.out_idx = out.len();
-        out.push(Ready::Conn {
-            id: ConnId { key, gen: self.gen },
-            readable,
-            writable,
-        });
+        let id = ConnId { key, gen: self.gen };
+        self.record.report(turn, id, readable, writable, out);
     }
 
     /// The task ended without being told to (it panicked): the connection
@@ -443,8 +423,7 @@ impl TokioScheduler {
             task,
             want,
             queued_hot: false,
-            seen_turn: 0,
-            out_idx: 0,
+            record: TurnRecord::default(),
             ended: None,
         });
         Ok(ConnId { key, gen })

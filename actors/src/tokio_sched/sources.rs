@@ -10,7 +10,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::task::Fd;
 use crate::acceptor::Listener;
-use crate::mio_sched::{ListenerId, Ready};
+use crate::ready::{ListenerId, Ready};
 
 pub(super) struct ListenerSlot {
     pub gen: u64,

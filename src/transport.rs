@@ -227,6 +227,25 @@ impl SocketTransport {
             .push_ready(Item::ConnectionLost(slf.clone().unbind(), exc));
     }
 
+    /// The outcome of a protocol method the transport called: an error from
+    /// it is fatal to the connection (asyncio's "Fatal error: protocol.X()
+    /// call failed."), unless it must leave the loop (SystemExit, ...).
+    fn fatal_on_error(
+        slf: &Bound<'_, Self>,
+        called: PyResult<Bound<'_, PyAny>>,
+        method: &str,
+    ) -> PyResult<()> {
+        match called {
+            Ok(_) => Ok(()),
+            Err(e) if escapes_loop(slf.py(), &e) => Err(e),
+            Err(e) => Self::fatal_error(
+                slf,
+                e,
+                &format!("Fatal error: protocol.{method}() call failed."),
+            ),
+        }
+    }
+
     /// asyncio's `_fatal_error`: a non-OSError reaches the exception handler;
     /// either way the connection is dropped and connection_lost gets `err`.
     fn fatal_error(slf: &Bound<'_, Self>, err: PyErr, message: &str) -> PyResult<()> {
@@ -298,15 +317,8 @@ impl SocketTransport {
                 let Some(protocol) = slf.get().protocol(py) else {
                     return Ok(());
                 };
-                match protocol.call_method1(intern!(py, "data_received"), (data,)) {
-                    Ok(_) => Ok(()),
-                    Err(e) if escapes_loop(py, &e) => Err(e),
-                    Err(e) => Self::fatal_error(
-                        slf,
-                        e,
-                        "Fatal error: protocol.data_received() call failed.",
-                    ),
-                }
+                let called = protocol.call_method1(intern!(py, "data_received"), (data,));
+                Self::fatal_on_error(slf, called, "data_received")
             }
             Got::Eof => Self::on_eof(slf),
             Got::Nothing => Ok(()),
@@ -354,15 +366,8 @@ impl SocketTransport {
         drop(buf);
         match count {
             ReadCount::Data(n) => {
-                match protocol.call_method1(intern!(py, "buffer_updated"), (n,)) {
-                    Ok(_) => Ok(()),
-                    Err(e) if escapes_loop(py, &e) => Err(e),
-                    Err(e) => Self::fatal_error(
-                        slf,
-                        e,
-                        "Fatal error: protocol.buffer_updated() call failed.",
-                    ),
-                }
+                let called = protocol.call_method1(intern!(py, "buffer_updated"), (n,));
+                Self::fatal_on_error(slf, called, "buffer_updated")
             }
             ReadCount::Eof => Self::on_eof(slf),
             ReadCount::WouldBlock | ReadCount::Closed => Ok(()),

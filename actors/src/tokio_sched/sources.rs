@@ -65,12 +65,10 @@ pub(super) fn poll_sources(
                 write_seen = true;
             }
         }
-        let fired = read_seen || write_seen;
         // Fresh: the registration is for these directions only, and its
         // readiness was cleared when last reported, so only an edge seen
         // by this turn's poll (or a hang-up, which stays) sets it.
-        if fired {
-            let (r, w) = (read_seen, write_seen);
+        if read_seen || write_seen {
             match polled.iter_mut().find_map(|x| match x {
                 Ready::Fd {
                     fd: other,
@@ -80,13 +78,13 @@ pub(super) fn poll_sources(
                 _ => None,
             }) {
                 Some((readable, writable)) => {
-                    *readable |= r;
-                    *writable |= w;
+                    *readable |= read_seen;
+                    *writable |= write_seen;
                 }
                 None => polled.push(Ready::Fd {
                     fd: *fd,
-                    readable: r,
-                    writable: w,
+                    readable: read_seen,
+                    writable: write_seen,
                 }),
             }
         }

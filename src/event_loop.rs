@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::busy_poll::BusyPoll;
 use crate::clock;
 use crate::errors::os_error;
 use crate::handles::Handle;
@@ -65,8 +66,8 @@ pub struct EventLoop {
     /// Set while the loop may block in `turn`: only then must
     /// call_soon_threadsafe pay for a wake-up.
     polling: AtomicBool,
-    /// The last iteration polled although callbacks were waiting.
-    skip_busy_poll: AtomicBool,
+    /// Whether a busy iteration polls (see busy_poll.rs).
+    busy_poll: Mutex<BusyPoll>,
     closed: AtomicBool,
     running: AtomicBool,
     pub(crate) thread_id: AtomicU64,
@@ -105,7 +106,7 @@ impl EventLoop {
             writers: Mutex::new(HashMap::default()),
             stopping: AtomicBool::new(false),
             polling: AtomicBool::new(false),
-            skip_busy_poll: AtomicBool::new(false),
+            busy_poll: Mutex::new(BusyPoll::default()),
             closed: AtomicBool::new(false),
             running: AtomicBool::new(false),
             thread_id: AtomicU64::new(0),
@@ -218,24 +219,20 @@ impl EventLoop {
         }
 
         let busy = timeout == Some(Duration::ZERO);
-        // Under load (callbacks already waiting), poll only every other
-        // iteration: the callbacks that I/O just made ready run first, and
-        // I/O is still picked up at most one iteration later. This halves
-        // the epoll_wait calls of a busy server without starving I/O.
-        let skip_poll = busy && this.skip_busy_poll.swap(false, Ordering::Relaxed);
         let mut readiness = std::mem::take(&mut *this.readiness.lock());
         readiness.clear();
-        let polled = if skip_poll {
-            Ok(())
-        } else {
-            this.skip_busy_poll.store(busy, Ordering::Relaxed);
+        let polled = if this.busy_poll.lock().should_poll(busy) {
             let mut reactor = this.reactor(py)?;
-            match reactor.as_mut() {
+            let polled = match reactor.as_mut() {
                 // A zero timeout never blocks: keep the GIL.
                 Some(r) if busy => r.turn(timeout, &mut readiness),
                 Some(r) => py.detach(|| r.turn(timeout, &mut readiness)),
                 None => return Err(closed_error()),
-            }
+            };
+            this.busy_poll.lock().polled(busy, !readiness.is_empty());
+            polled
+        } else {
+            Ok(())
         };
         this.polling.store(false, Ordering::SeqCst);
         if let Err(e) = polled {

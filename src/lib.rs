@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+mod busy_poll;
 mod clock;
 mod context;
 mod debug;

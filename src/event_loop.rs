@@ -134,9 +134,11 @@ impl EventLoop {
 
     /// Wakes the loop if it may be blocked waiting. Called after queueing
     /// work; `run_once` raises `polling` before it checks the queue, so
-    /// either it sees the work or we see the flag.
+    /// either it sees the work or we see the flag. The first caller takes
+    /// the flag: one wake-up (a system call) is enough for a burst of
+    /// callbacks from other threads, which the woken loop runs together.
     pub fn wake_if_polling(&self) {
-        if self.polling.load(Ordering::SeqCst) {
+        if self.polling.swap(false, Ordering::SeqCst) {
             self.wake();
         }
     }

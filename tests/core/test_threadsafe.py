@@ -108,6 +108,43 @@ def test_many_threads(loop: asyncio.AbstractEventLoop) -> None:
         assert [i for (tt, i) in got if tt == t] == list(range(per_thread))
 
 
+def test_every_burst_wakes_the_blocked_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Round after round the loop blocks with nothing to do, and another
+    thread queues a burst of callbacks: each burst must wake it (one lost
+    wake-up would leave it blocked until the RUN_TIMEOUT guard)."""
+    rounds, burst = 300, 5
+    go = threading.Event()
+    ran: list[int] = []
+    state: dict[str, asyncio.Future[None]] = {}
+
+    def finish_round() -> None:
+        state["fut"].set_result(None)
+
+    def worker() -> None:
+        for r in range(rounds):
+            if not go.wait(RUN_TIMEOUT):
+                return
+            go.clear()
+            for _ in range(burst - 1):
+                loop.call_soon_threadsafe(ran.append, r)
+            loop.call_soon_threadsafe(finish_round)
+
+    async def main() -> None:
+        for _ in range(rounds):
+            state["fut"] = loop.create_future()
+            go.set()
+            await state["fut"]
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        run(loop, main())
+    finally:
+        go.set()
+        thread.join(RUN_TIMEOUT)
+    assert ran == [r for r in range(rounds) for _ in range(burst - 1)]
+
+
 def test_before_loop_runs(loop: asyncio.AbstractEventLoop) -> None:
     got: list[str] = []
     thread = threading.Thread(target=lambda: loop.call_soon_threadsafe(got.append, "queued"))

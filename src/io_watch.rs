@@ -13,7 +13,7 @@ use crate::event_loop::EventLoop;
 use crate::handles::Handle;
 
 #[derive(Clone, Copy, PartialEq)]
-enum Side {
+pub(crate) enum Side {
     Read,
     Write,
 }
@@ -37,7 +37,7 @@ impl EventLoop {
         Ok(())
     }
 
-    fn add_watcher(
+    pub(crate) fn add_watcher(
         &self,
         py: Python<'_>,
         side: Side,
@@ -66,7 +66,7 @@ impl EventLoop {
         Ok(handle)
     }
 
-    fn remove_watcher(
+    pub(crate) fn remove_watcher(
         &self,
         py: Python<'_>,
         side: Side,

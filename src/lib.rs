@@ -16,6 +16,7 @@ mod reactor;
 mod schedulers;
 mod scheduling;
 mod server_io;
+mod sock_recv;
 mod tasks;
 mod timers;
 mod transport;

@@ -367,7 +367,11 @@ impl EventLoop {
     }
 
     /// asyncio refuses raw fd operations on a socket a transport owns.
-    fn _ensure_fd_no_transport(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn _ensure_fd_no_transport(
+        &self,
+        py: Python<'_>,
+        fd: Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let raw = Self::fd_of(&fd)?;
         let id = self.transport_fds.lock().get(&raw).copied();
         let transport = id.and_then(|id| self.transports.lock().get(&id).map(|t| t.clone_ref(py)));

@@ -11,7 +11,7 @@ use crate::vectorcall;
 
 #[pymethods]
 impl EventLoop {
-    fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+    pub(crate) fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let loop_kw = intern!(py, "loop");
         Ok(vectorcall::call(

@@ -1,15 +1,19 @@
 """Low-level socket operations: sock_recv, sock_sendall, sock_connect, ...,
 getaddrinfo and getnameinfo.
 
-These are asyncio's own loop-agnostic implementations, taken from the stdlib
-at import time: they only need add_reader/add_writer returning handles,
-create_future and the transport-fd check, which the Rust core provides.
+sock_recv is rloop's own: its try and its wait are in Rust
+(src/sock_recv.rs). The others are asyncio's own loop-agnostic
+implementations, taken from the stdlib at import time: they only need
+add_reader/add_writer returning handles, create_future and the
+transport-fd check, which the Rust core provides.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from asyncio import base_events, selector_events
-from typing import Any
+from typing import Any, Protocol
 
 _SELECTOR = selector_events.BaseSelectorEventLoop
 _BASE = base_events.BaseEventLoop
@@ -24,8 +28,6 @@ class SocketsMixin:
         _borrow(
             _SELECTOR,
             [
-                "sock_recv",
-                "_sock_recv",
                 "sock_recv_into",
                 "_sock_recv_into",
                 "sock_recvfrom",
@@ -67,3 +69,21 @@ class SocketsMixin:
             ],
         )
     )
+
+    async def sock_recv(self: _NativeRecv, sock: socket.socket, n: int) -> bytes:
+        """Receive up to n bytes from sock (non-blocking), as asyncio does."""
+        base_events._check_ssl_socket(sock)  # type: ignore[attr-defined]
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        data = self._sock_recv_now(sock, n)
+        if data is None:
+            data = await self._sock_recv_later(sock, n)
+        return data
+
+
+class _NativeRecv(Protocol):
+    _debug: bool
+
+    def _sock_recv_now(self, sock: socket.socket, n: int) -> bytes | None: ...
+
+    def _sock_recv_later(self, sock: socket.socket, n: int) -> asyncio.Future[bytes]: ...

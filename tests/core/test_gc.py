@@ -76,3 +76,33 @@ def test_closed_loop_with_self_referencing_handler_is_collected(loop_name: str) 
     ref = _closed_loop_referenced_by_its_handler(loop_name)
     gc.collect()
     assert ref() is None
+
+
+def _abandoned_sock_recv(loop_name: str) -> weakref.ref[object]:
+    """A sock_recv still waiting when its loop is closed and dropped."""
+    loop = make_loop(loop_name)
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    try:
+
+        async def main() -> asyncio.Future[bytes]:
+            waiting = asyncio.ensure_future(loop.sock_recv(ours, 10))
+            await asyncio.sleep(0)
+            return waiting
+
+        waiting = run(loop, main())
+        assert not waiting.done()
+        ref = weakref.ref(waiting)
+        # Its "destroyed but pending" report goes to this handler.
+        loop.set_exception_handler(lambda lp, ctx: None)
+        loop.close()
+        return ref
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_abandoned_sock_recv_is_collected(loop_name: str) -> None:
+    ref = _abandoned_sock_recv(loop_name)
+    gc.collect()
+    assert ref() is None

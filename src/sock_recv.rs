@@ -1,0 +1,214 @@
+//! asyncio's `loop.sock_recv`, the hot part in Rust (the coroutine itself
+//! is in python/rloop/sockets.py).
+//!
+//! asyncio tries `sock.recv` and, when it would block, catches the
+//! BlockingIOError (built with its strerror text every time), then waits
+//! with a reader callback and a `functools.partial` done-callback, both
+//! Python functions. Here the first try reports "would block" as `None`,
+//! and the reader and done-callback are native objects. What the caller
+//! sees is asyncio's: the same results, exceptions and reader bookkeeping.
+
+use std::os::fd::RawFd;
+
+use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+use pyo3::{ffi, intern};
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::errors::os_error;
+use crate::event_loop::EventLoop;
+use crate::handles::Handle;
+use crate::io_watch::Side;
+
+/// The socket's fd; a closed socket (fileno -1) fails as its recv would.
+fn socket_fd(sock: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+    let fd: i64 = sock.call_method0(intern!(sock.py(), "fileno"))?.extract()?;
+    RawFd::try_from(fd)
+        .ok()
+        .filter(|fd| *fd >= 0)
+        .ok_or_else(|| os_error(std::io::Error::from_raw_os_error(libc::EBADF)))
+}
+
+/// One `recv(2)` of up to `n` bytes that never blocks: the bytes, or None
+/// if none are there yet. Errors are the OSError `socket.recv` raises; an
+/// interrupted call is retried after Python's signal handlers ran (PEP 475).
+fn recv_now(py: Python<'_>, sock: &Bound<'_, PyAny>, n: isize) -> PyResult<Option<Py<PyBytes>>> {
+    if n < 0 {
+        return Err(PyValueError::new_err("negative buffersize in recv"));
+    }
+    let fd = socket_fd(sock)?;
+    if n == 0 {
+        // As socket.recv(0): empty bytes at once, without a system call.
+        return Ok(Some(PyBytes::new(py, b"").unbind()));
+    }
+    // SAFETY: a new bytes object of `n` uninitialized bytes, owned here
+    // alone until it is returned: recv fills its first `got` bytes and
+    // _PyBytes_Resize trims it to them (or frees it and sets NULL on
+    // failure), as CPython's own socket.recv does. Every path either
+    // returns it or drops its one reference.
+    unsafe {
+        let mut obj = ffi::PyBytes_FromStringAndSize(std::ptr::null(), n);
+        if obj.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let got = loop {
+            let buf = ffi::PyBytes_AsString(obj).cast::<libc::c_void>();
+            let got = libc::recv(fd, buf, n as usize, libc::MSG_DONTWAIT);
+            if got >= 0 {
+                break got;
+            }
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => {
+                    if let Err(e) = py.check_signals() {
+                        ffi::Py_DECREF(obj);
+                        return Err(e);
+                    }
+                }
+                Some(libc::EAGAIN) => {
+                    ffi::Py_DECREF(obj);
+                    return Ok(None);
+                }
+                _ => {
+                    ffi::Py_DECREF(obj);
+                    return Err(os_error(err));
+                }
+            }
+        };
+        if got != n && ffi::_PyBytes_Resize(&mut obj, got) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Some(
+            Bound::from_owned_ptr(py, obj)
+                .downcast_into_unchecked()
+                .unbind(),
+        ))
+    }
+}
+
+#[pymethods]
+impl EventLoop {
+    /// sock.recv(n) without blocking: the bytes, or None if it would block.
+    fn _sock_recv_now(
+        &self,
+        py: Python<'_>,
+        sock: Bound<'_, PyAny>,
+        n: isize,
+    ) -> PyResult<Option<Py<PyBytes>>> {
+        recv_now(py, &sock, n)
+    }
+
+    /// The waiting half of sock_recv: a future that the next readable
+    /// event resolves with sock.recv(n), and a reader removed when the
+    /// future is done, however.
+    fn _sock_recv_later(
+        slf: &Bound<'_, Self>,
+        sock: Bound<'_, PyAny>,
+        n: isize,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let fut = EventLoop::create_future(slf)?;
+        let fileno = sock.call_method0(intern!(py, "fileno"))?;
+        this._ensure_fd_no_transport(py, fileno.clone())?;
+        let fd = EventLoop::fd_of(&fileno)?;
+        let reader = Bound::new(
+            py,
+            RecvWhenReadable {
+                fut: fut.clone_ref(py),
+                sock: sock.unbind(),
+                n,
+            },
+        )?;
+        let handle = this.add_watcher(
+            py,
+            Side::Read,
+            &fileno,
+            reader.into_any(),
+            PyTuple::empty(py),
+        )?;
+        let done = ReaderDone {
+            event_loop: slf.clone().unbind(),
+            fd,
+            handle,
+        };
+        fut.bind(py)
+            .call_method1(intern!(py, "add_done_callback"), (done,))?;
+        Ok(fut)
+    }
+}
+
+/// The reader of one waiting sock_recv.
+#[pyclass(frozen, module = "rloop._rloop")]
+struct RecvWhenReadable {
+    fut: Py<PyAny>,
+    sock: Py<PyAny>,
+    n: isize,
+}
+
+#[pymethods]
+impl RecvWhenReadable {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let fut = self.fut.bind(py);
+        if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+            return Ok(());
+        }
+        match recv_now(py, self.sock.bind(py), self.n) {
+            Ok(Some(data)) => fut
+                .call_method1(intern!(py, "set_result"), (data,))
+                .map(drop),
+            // Readiness went stale (another reader took the data).
+            Ok(None) => Ok(()),
+            Err(e) if e.is_instance_of::<PySystemExit>(py) => Err(e),
+            Err(e) if e.is_instance_of::<PyKeyboardInterrupt>(py) => Err(e),
+            Err(e) => fut
+                .call_method1(intern!(py, "set_exception"), (e.into_value(py),))
+                .map(drop),
+        }
+    }
+
+    /// The future holds this reader through its done-callback: a wait
+    /// abandoned with its loop is a cycle only the GC can free.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.fut)?;
+        visit.call(&self.sock)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let sock = self
+            .sock
+            .bind(py)
+            .repr()
+            .map_or_else(|_| "?".to_string(), |r| r.to_string());
+        format!("<sock_recv reader of {sock}>")
+    }
+}
+
+/// The done-callback of one sock_recv future: removes its reader, unless
+/// another add_reader on the fd has replaced it since.
+#[pyclass(frozen, module = "rloop._rloop")]
+struct ReaderDone {
+    event_loop: Py<EventLoop>,
+    fd: RawFd,
+    handle: Py<Handle>,
+}
+
+#[pymethods]
+impl ReaderDone {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.event_loop)?;
+        visit.call(&self.handle)
+    }
+
+    fn __call__(&self, py: Python<'_>, _fut: Bound<'_, PyAny>) -> PyResult<()> {
+        if self.handle.get().is_cancelled() {
+            return Ok(());
+        }
+        let fd = self.fd.into_pyobject(py)?.into_any();
+        self.event_loop
+            .get()
+            .remove_watcher(py, Side::Read, &fd)
+            .map(drop)
+    }
+}

@@ -1,0 +1,234 @@
+"""loop.sock_recv: results, waiting, errors and reader bookkeeping, as
+asyncio's own (rloop's try and wait are in Rust, src/sock_recv.rs)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import ssl
+import struct
+from collections.abc import Iterator
+
+import pytest
+from conftest import run, xfail_for
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected non-blocking TCP pair on 127.0.0.1: (ours, peer)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        peer = socket.create_connection(listener.getsockname())
+        ours, _ = listener.accept()
+    ours.setblocking(False)
+    try:
+        yield ours, peer
+    finally:
+        ours.close()
+        peer.close()
+
+
+def _reset(peer: socket.socket) -> None:
+    """Closes peer with an RST instead of a FIN."""
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()
+
+
+def test_data_already_there(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+    peer.sendall(b"ready")
+
+    async def main() -> bytes:
+        # The bytes are on their way over loopback: wait until readable
+        # with a plain select-style reader, then sock_recv must not wait.
+        readable = asyncio.Event()
+        loop.add_reader(ours, readable.set)
+        await readable.wait()
+        loop.remove_reader(ours)
+        return await loop.sock_recv(ours, 100)
+
+    assert run(loop, main()) == b"ready"
+
+
+def test_waits_for_data(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> tuple[bool, bytes]:
+        recv = asyncio.ensure_future(loop.sock_recv(ours, 100))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        waited = not recv.done()
+        peer.sendall(b"later")
+        return waited, await recv
+
+    assert run(loop, main()) == (True, b"later")
+
+
+def test_returns_at_most_n_then_the_rest(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+    peer.sendall(b"0123456789")
+
+    async def main() -> bytes:
+        got = b""
+        while len(got) < 10:
+            part = await loop.sock_recv(ours, 4)
+            assert 0 < len(part) <= 4
+            got += part
+        return got
+
+    assert run(loop, main()) == b"0123456789"
+
+
+def test_large_n_small_data(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> bytes:
+        recv = asyncio.ensure_future(loop.sock_recv(ours, 1 << 20))
+        await asyncio.sleep(0)
+        peer.sendall(b"tiny")
+        return await recv
+
+    assert run(loop, main()) == b"tiny"
+
+
+def test_zero_n_gives_empty_bytes(
+    loop: asyncio.AbstractEventLoop,
+    tcp_pair: tuple[socket.socket, socket.socket],
+    loop_name: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop's sock_recv(sock, 0) waits for data", loop_name)
+    ours, _ = tcp_pair
+    # Stock asyncio answers at once; one second is plenty.
+    assert run(loop, loop.sock_recv(ours, 0), timeout=1.0) == b""
+
+
+def test_peer_close_gives_empty_bytes(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> bytes:
+        recv = asyncio.ensure_future(loop.sock_recv(ours, 100))
+        await asyncio.sleep(0)
+        peer.shutdown(socket.SHUT_WR)
+        return await recv
+
+    assert run(loop, main()) == b""
+
+
+def test_peer_reset_raises_connection_reset(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> None:
+        recv = asyncio.ensure_future(loop.sock_recv(ours, 100))
+        await asyncio.sleep(0)
+        _reset(peer)
+        with pytest.raises(ConnectionResetError) as info:
+            await recv
+        assert info.value.errno == errno.ECONNRESET
+
+    run(loop, main())
+
+
+def test_cancelled_wait_leaves_no_reader(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> tuple[bytes, bytes]:
+        recv = asyncio.ensure_future(loop.sock_recv(ours, 100))
+        await asyncio.sleep(0)
+        recv.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await recv
+        # Its reader is gone (uvloop's remove_reader returns None).
+        assert not loop.remove_reader(ours)
+        # The cancelled wait took nothing: the next bytes go to whoever
+        # asks next, a reader callback first, then sock_recv.
+        got = loop.create_future()
+        loop.add_reader(ours, lambda: got.done() or got.set_result(ours.recv(100)))
+        peer.sendall(b"after")
+        first = await got
+        loop.remove_reader(ours)
+        peer.sendall(b"again")
+        return first, await loop.sock_recv(ours, 100)
+
+    assert run(loop, main()) == (b"after", b"again")
+
+
+def test_negative_n_is_value_error(
+    loop: asyncio.AbstractEventLoop,
+    tcp_pair: tuple[socket.socket, socket.socket],
+    loop_name: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop's sock_recv(sock, -1) waits for data", loop_name)
+    ours, _ = tcp_pair
+    with pytest.raises(ValueError):
+        run(loop, loop.sock_recv(ours, -1), timeout=1.0)
+
+
+def test_closed_socket_is_bad_fd(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    xfail_for(
+        request, ["uvloop"], "uvloop's sock_recv on a closed socket raises its own way", loop_name
+    )
+    sock = socket.socket()
+    sock.setblocking(False)
+    sock.close()
+    with pytest.raises(OSError) as info:
+        run(loop, loop.sock_recv(sock, 10))
+    assert info.value.errno == errno.EBADF
+
+
+def test_fd_of_a_transport_is_refused(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, _ = tcp_pair
+
+    async def main() -> None:
+        transport, _ = await loop.create_connection(asyncio.Protocol, sock=ours)
+        try:
+            with pytest.raises(RuntimeError, match="is used by transport"):
+                await loop.sock_recv(ours, 10)
+        finally:
+            transport.abort()
+
+    run(loop, main())
+
+
+def test_blocking_socket_refused_in_debug_mode(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, _ = tcp_pair
+    ours.setblocking(True)
+    loop.set_debug(True)
+    with pytest.raises(ValueError, match="the socket must be non-blocking"):
+        run(loop, loop.sock_recv(ours, 10))
+
+
+def test_ssl_socket_refused(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop's sock_recv accepts an SSLSocket", loop_name)
+    context = ssl.create_default_context()
+    with (
+        socket.socket() as raw,
+        context.wrap_socket(raw, server_hostname="localhost", do_handshake_on_connect=False) as tls,
+        pytest.raises(TypeError, match="SSLSocket"),
+    ):
+        run(loop, loop.sock_recv(tls, 10))

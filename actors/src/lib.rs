@@ -37,6 +37,7 @@ mod connection;
 mod error;
 mod event;
 mod fault;
+mod level;
 mod mio_sched;
 mod ready;
 mod stream;

@@ -130,3 +130,32 @@ def test_connection_data_arrives_while_tasks_spin(loop: asyncio.AbstractEventLoo
 
     run(loop, main())
     assert bytes(received) == b"hello"
+
+
+def test_undrained_reader_fires_again_while_callbacks_spin(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    """asyncio's readers are level-triggered: one that reads a byte per
+    call is called until the data is gone, even on a loop kept busy."""
+    rsock, wsock = pair
+    wsock.send(b"abcde")
+    got: list[bytes] = []
+    spins = 0
+
+    def spin() -> None:
+        nonlocal spins
+        spins += 1
+        if len(got) < 5:
+            loop.call_soon(spin)
+
+    def on_readable() -> None:
+        got.append(rsock.recv(1))
+        if len(got) == 5:
+            loop.remove_reader(rsock)
+            loop.stop()
+
+    loop.add_reader(rsock, on_readable)
+    loop.call_soon(spin)
+    run_forever_bounded(loop)
+    assert got == [b"a", b"b", b"c", b"d", b"e"]
+    assert spins >= 5

@@ -49,6 +49,7 @@ impl MioScheduler {
         let Some(key) = self.fds.remove(&fd) else {
             return false;
         };
+        self.fired_fds.forget(fd);
         if matches!(self.slab.get(key), Some(Entry::Fd(_))) {
             self.slab.remove(key);
         }

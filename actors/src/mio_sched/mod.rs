@@ -20,6 +20,7 @@ use crate::actors_api::Actors;
 use crate::command::Command;
 use crate::connection::Connection;
 use crate::event::{CloseError, Event};
+use crate::level::FiredFds;
 use crate::ready::TurnRecord;
 use crate::ready::{ConnId, ListenerId, Ready};
 use crate::stream::Stream;
@@ -71,10 +72,9 @@ pub struct MioScheduler {
     fds: HashMap<RawFd, usize>,
     /// Slab keys that must be reported next turn without an OS event.
     hot: Vec<(usize, u64)>,
-    /// Fds reported last turn, re-armed before the next poll so fd
-    /// watchers get asyncio's level-triggered behaviour on top of
-    /// edge-triggered epoll.
-    fired_fds: Vec<RawFd>,
+    /// Fds reported, re-armed before a later poll so fd watchers get
+    /// asyncio's level-triggered behaviour on top of edge-triggered epoll.
+    fired_fds: FiredFds,
     next_gen: u64,
     turn_no: u64,
 }
@@ -90,7 +90,7 @@ impl MioScheduler {
             slab: Slab::new(),
             fds: HashMap::new(),
             hot: Vec::new(),
-            fired_fds: Vec::new(),
+            fired_fds: FiredFds::default(),
             next_gen: 0,
             turn_no: 0,
         })
@@ -111,7 +111,7 @@ impl MioScheduler {
     /// `EINTR` is returned as `Err(Interrupted)` so the caller can run
     /// signal handlers; nothing is lost by it.
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
-        self.rearm_fds();
+        self.rearm_fds(timeout == Some(Duration::ZERO));
         let timeout = if self.hot.is_empty() {
             timeout
         } else {
@@ -161,7 +161,7 @@ impl MioScheduler {
                         && (ev.is_readable() || ev.is_read_closed() || closed_or_err);
                     let w = s.interest.is_writable()
                         && (ev.is_writable() || ev.is_write_closed() || closed_or_err);
-                    self.fired_fds.push(s.fd);
+                    self.fired_fds.fired(s.fd, turn);
                     if r || w {
                         out.push(Ready::Fd {
                             fd: s.fd,
@@ -209,8 +209,8 @@ impl MioScheduler {
         }
     }
 
-    fn rearm_fds(&mut self) {
-        for fd in std::mem::take(&mut self.fired_fds) {
+    fn rearm_fds(&mut self, busy: bool) {
+        for fd in self.fired_fds.take_due(self.turn_no, busy) {
             let Some(&key) = self.fds.get(&fd) else {
                 continue;
             };

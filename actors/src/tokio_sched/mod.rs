@@ -48,6 +48,7 @@ use crate::addr::Addr;
 use crate::command::Command;
 use crate::connection::Connection;
 use crate::event::{CloseError, Event};
+use crate::level::FiredFds;
 use crate::ready::{ConnId, ListenerId, Ready, TurnRecord};
 use crate::stream::Stream;
 
@@ -156,8 +157,8 @@ pub struct TokioScheduler {
     /// Connections (key, gen) to report again next turn without an event.
     hot: Vec<(usize, u64)>,
     hot_listeners: Vec<(usize, u64)>,
-    /// Raw fds reported last turn: re-checked before the next wait.
-    fired_fds: Vec<RawFd>,
+    /// Raw fds reported: re-checked before a later wait (level.rs).
+    fired_fds: FiredFds,
     next_gen: u64,
     turn_no: u64,
 }
@@ -184,7 +185,7 @@ impl TokioScheduler {
             waker: Arc::new(TokioWaker::default()),
             hot: Vec::new(),
             hot_listeners: Vec::new(),
-            fired_fds: Vec::new(),
+            fired_fds: FiredFds::default(),
             next_gen: 0,
             turn_no: 0,
         })
@@ -209,7 +210,7 @@ impl TokioScheduler {
         self.reap_dying();
         self.turn_no += 1;
         let start = out.len();
-        self.recheck_fired_fds(out);
+        self.recheck_fired_fds(timeout == Some(Duration::ZERO), out);
         // Sockets waiting for their task to end are closed as soon as it
         // has: don't block while any are left (a peer may wait for FIN).
         let busy = out.len() > start
@@ -305,9 +306,7 @@ impl TokioScheduler {
                     *w0 |= writable;
                     continue;
                 }
-                if !self.fired_fds.contains(&fd) {
-                    self.fired_fds.push(fd);
-                }
+                self.fired_fds.fired(fd, self.turn_no);
             }
             out.push(r);
         }
@@ -369,14 +368,14 @@ impl TokioScheduler {
 
     /// asyncio's add_reader is level-triggered: an fd still ready after its
     /// callback ran is reported again.
-    fn recheck_fired_fds(&mut self, out: &mut Vec<Ready>) {
-        for fd in std::mem::take(&mut self.fired_fds) {
+    fn recheck_fired_fds(&mut self, busy: bool, out: &mut Vec<Ready>) {
+        for fd in self.fired_fds.take_due(self.turn_no - 1, busy) {
             let Some(slot) = self.fds.get(&fd) else {
                 continue;
             };
             let (r, w) = poll_now(fd, slot.read, slot.write);
             if r || w {
-                self.fired_fds.push(fd);
+                self.fired_fds.fired(fd, self.turn_no);
                 out.push(Ready::Fd {
                     fd,
                     readable: r,
@@ -592,7 +591,7 @@ impl TokioScheduler {
     /// Stops watching `fd` (its tokio registration is dropped now, before
     /// the caller may close the fd).
     pub fn unwatch_fd(&mut self, fd: RawFd) -> bool {
-        self.fired_fds.retain(|f| *f != fd);
+        self.fired_fds.forget(fd);
         self.fds.remove(&fd).is_some()
     }
 }

@@ -203,3 +203,17 @@ fn fd_watchers_are_level_triggered() {
     let err = sched.watch_fd(file.as_raw_fd(), true, false).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::EPERM));
 }
+
+#[test]
+fn a_closed_connection_sends_its_fin_without_another_turn() {
+    let mut sched = TokioScheduler::new().unwrap();
+    let (id, mut peer) = add_tcp(&mut sched);
+    let mut out = Vec::new();
+    sched.command(id, actors::Command::Close, &mut out).unwrap();
+    assert!(!sched.is_alive(id));
+    // No turn in between: a busy loop may not make one for a while, and
+    // the peer must not wait for it to see the end.
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 8];
+    assert_eq!(peer.read(&mut buf).unwrap(), 0);
+}

@@ -22,7 +22,8 @@
 //!   fired last turn.
 //! - A socket is closed only after its task (and the task's registration
 //!   with tokio's reactor) is gone, so a reused fd number can never be
-//!   deregistered by a stale registration.
+//!   deregistered by a stale registration; ending a connection runs the
+//!   runtime once on the spot for that.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -469,6 +470,11 @@ impl TokioScheduler {
             task: slot.task,
             _socket: slot.conn,
         });
+        // Let the task see its Stop and drop its registration now, so the
+        // socket closes (and the peer gets its FIN) at once rather than at
+        // the next turn, which a busy loop may not make for a while.
+        self.rt.block_on(yield_once());
+        self.reap_dying();
     }
 
     /// Test-only fault: makes the connection's task panic, as a bug in it

@@ -124,6 +124,16 @@ impl EventLoop {
         self.remove_watcher(py, Side::Write, &fd)
     }
 
+    /// asyncio's private forms of remove_reader/remove_writer, used by its
+    /// pipe transports.
+    fn _remove_reader(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
+        self.remove_watcher(py, Side::Read, &fd)
+    }
+
+    fn _remove_writer(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
+        self.remove_watcher(py, Side::Write, &fd)
+    }
+
     /// asyncio's private form, used by the sock_* helpers: returns the handle.
     #[pyo3(signature = (fd, callback, *args))]
     fn _add_reader(

@@ -10,9 +10,11 @@ from ._rloop import EventLoop
 from .asyncgens import AsyncGenMixin
 from .connections import ConnectionsMixin
 from .executor import ExecutorMixin
+from .pipes import PipesMixin
 from .server import ServersMixin
 from .signals import SignalMixin
 from .sockets import SocketsMixin
+from .subprocesses import SubprocessMixin
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -31,6 +33,8 @@ class LoopBase(
     ServersMixin,
     ConnectionsMixin,
     SocketsMixin,
+    PipesMixin,
+    SubprocessMixin,
     ExecutorMixin,
     AsyncGenMixin,
     SignalMixin,

@@ -64,6 +64,18 @@ pub(super) fn poll_sources(
                 guard.clear_ready();
                 write_seen = true;
             }
+        } else if s.read {
+            // An fd watched for reading that can only fail, never become
+            // readable (the write end of a pipe, which asyncio's pipe
+            // transport watches to see the reader go away): epoll reports
+            // the error alone, and tokio files that as "write closed", not
+            // as readable. selectors reports an error in every direction
+            // watched; so does this. (Nothing else reaches the write side
+            // of a registration made for reading only.)
+            if let Poll::Ready(Ok(mut guard)) = s.afd.poll_write_ready(cx) {
+                guard.clear_ready();
+                read_seen = true;
+            }
         }
         // Fresh: the registration is for these directions only, and its
         // readiness was cleared when last reported, so only an edge seen

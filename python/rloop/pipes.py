@@ -1,0 +1,27 @@
+"""connect_read_pipe and connect_write_pipe, and the pipe transports they
+make (also the plumbing of subprocesses).
+
+These are asyncio's own Unix implementations, taken from the stdlib at
+import time: its pipe transports only need call_soon, create_future and
+the private _add_reader/_remove_reader/_add_writer/_remove_writer, which the
+Rust core provides.
+"""
+
+from __future__ import annotations
+
+from asyncio import base_events, unix_events
+from typing import Any
+
+
+def _borrow(cls: type, names: list[str]) -> dict[str, Any]:
+    return {name: cls.__dict__[name] for name in names}
+
+
+class PipesMixin:
+    locals().update(_borrow(base_events.BaseEventLoop, ["connect_read_pipe", "connect_write_pipe"]))
+    locals().update(
+        _borrow(
+            unix_events._UnixSelectorEventLoop,
+            ["_make_read_pipe_transport", "_make_write_pipe_transport"],
+        )
+    )

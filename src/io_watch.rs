@@ -124,6 +124,15 @@ impl EventLoop {
         self.remove_watcher(py, Side::Write, &fd)
     }
 
+    /// (read, write): whether `fd` has a reader, a writer. What a selector
+    /// would say of it, for the repr of asyncio's Python-level transports.
+    fn _fd_watched(&self, fd: RawFd) -> (bool, bool) {
+        (
+            self.readers.lock().contains_key(&fd),
+            self.writers.lock().contains_key(&fd),
+        )
+    }
+
     /// asyncio's private forms of remove_reader/remove_writer, used by its
     /// pipe transports.
     fn _remove_reader(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<bool> {

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
@@ -366,17 +366,22 @@ impl EventLoop {
         Ok(())
     }
 
-    /// asyncio refuses raw fd operations on a socket a transport owns.
+    /// asyncio refuses raw fd operations on a socket a transport owns: one
+    /// of the core's, or one of asyncio's own Python transports (UDP),
+    /// which register in the loop's `_transports` as on a selector loop.
     pub(crate) fn _ensure_fd_no_transport(
-        &self,
-        py: Python<'_>,
+        slf: &Bound<'_, Self>,
         fd: Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
         let raw = Self::fd_of(&fd)?;
-        let id = self.transport_fds.lock().get(&raw).copied();
-        let transport = id.and_then(|id| self.transports.lock().get(&id).map(|t| t.clone_ref(py)));
-        if let Some(t) = transport {
-            let face = SocketTransport::face(t.bind(py));
+        let id = this.transport_fds.lock().get(&raw).copied();
+        let transport = id
+            .and_then(|id| this.transports.lock().get(&id).map(|t| t.clone_ref(py)))
+            .map(|t| SocketTransport::face(t.bind(py)).clone())
+            .or_else(|| python_transport(slf, raw));
+        if let Some(face) = transport {
             if !face.call_method0("is_closing")?.is_truthy()? {
                 return Err(PyRuntimeError::new_err(format!(
                     "File descriptor {} is used by transport {}",
@@ -412,4 +417,20 @@ impl EventLoop {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The Python-level transport (asyncio's UDP one) registered for `fd` in
+/// the loop's `_transports` (a WeakValueDictionary), if any. Its plain
+/// `data` dict is looked at first: the table is empty unless UDP is used.
+fn python_transport<'py>(slf: &Bound<'py, EventLoop>, fd: RawFd) -> Option<Bound<'py, PyAny>> {
+    let py = slf.py();
+    let table = slf.getattr(intern!(py, "_transports")).ok()?;
+    let data = table.getattr(intern!(py, "data")).ok()?;
+    if data.len().ok()? == 0 {
+        return None;
+    }
+    table
+        .call_method1(intern!(py, "get"), (fd,))
+        .ok()
+        .filter(|t| !t.is_none())
 }

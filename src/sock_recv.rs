@@ -111,7 +111,7 @@ impl EventLoop {
         let this = slf.get();
         let fut = EventLoop::create_future(slf)?;
         let fileno = sock.call_method0(intern!(py, "fileno"))?;
-        this._ensure_fd_no_transport(py, fileno.clone())?;
+        EventLoop::_ensure_fd_no_transport(slf, fileno.clone())?;
         let fd = EventLoop::fd_of(&fileno)?;
         let reader = Bound::new(
             py,

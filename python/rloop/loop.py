@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._rloop import EventLoop
 from .asyncgens import AsyncGenMixin
 from .connections import ConnectionsMixin
+from .datagrams import DatagramsMixin
 from .executor import ExecutorMixin
 from .pipes import PipesMixin
 from .server import ServersMixin
@@ -33,6 +34,7 @@ class LoopBase(
     ServersMixin,
     ConnectionsMixin,
     SocketsMixin,
+    DatagramsMixin,
     PipesMixin,
     SubprocessMixin,
     ExecutorMixin,
@@ -44,6 +46,7 @@ class LoopBase(
     """What RLoop and TokioLoop share on the Python side."""
 
     def __init__(self) -> None:
+        DatagramsMixin.__init__(self)
         ExecutorMixin.__init__(self)
         AsyncGenMixin.__init__(self)
         SignalMixin.__init__(self)

@@ -708,6 +708,13 @@ impl SocketTransport {
         Self::force_close(slf, None)
     }
 
+    /// asyncio's private `_force_close(exc)`, which its SSLProtocol calls
+    /// when TLS fails: end now, connection_lost gets `exc`.
+    #[pyo3(signature = (exc))]
+    fn _force_close(slf: &Bound<'_, Self>, exc: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        Self::force_close(slf, exc.map(PyErr::from_value))
+    }
+
     fn is_closing(&self) -> bool {
         self.st.lock().closing
     }

@@ -8,21 +8,11 @@ import functools
 import os
 import socket
 import sys
-from asyncio import base_events, staggered
+from asyncio import base_events, sslproto, staggered
 from asyncio.log import logger
 from typing import Any, Callable
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
-
-
-def refuse_ssl(ssl: Any) -> None:
-    """TLS does not exist in rloop yet: say so rather than send cleartext."""
-    if isinstance(ssl, bool) and not ssl:
-        return
-    if ssl is not None:
-        raise NotImplementedError(
-            "rloop does not support TLS yet: ssl= must be None (use asyncio's own loop for TLS)"
-        )
 
 
 def check_not_ssl_socket(sock: Any) -> None:
@@ -63,9 +53,13 @@ class ConnectionsMixin:
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
-        refuse_ssl(ssl)
         if sock is not None:
             check_not_ssl_socket(sock)
+        if ssl and server_hostname is None:
+            # asyncio's rule: check the certificate against the host asked for.
+            if not host:
+                raise ValueError("You must set server_hostname when using ssl without a host")
+            server_hostname = host
         if happy_eyeballs_delay is not None and interleave is None:
             # Happy eyeballs wants the address families interleaved.
             interleave = 1
@@ -84,7 +78,9 @@ class ConnectionsMixin:
                 raise ValueError(f"A Stream Socket was expected, got {sock!r}")
 
         transport, protocol = await loop._create_connection_transport(
-            sock, protocol_factory, None, None
+            sock, protocol_factory, ssl, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
         if loop.get_debug():
             logger.debug(
@@ -173,7 +169,9 @@ class ConnectionsMixin:
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
-        refuse_ssl(ssl)
+        if ssl and server_hostname is None:
+            # asyncio's rule for Unix sockets: no host name to check.
+            server_hostname = ""
         if path is not None:
             if sock is not None:
                 raise ValueError("path and sock can not be specified at the same time")
@@ -192,7 +190,9 @@ class ConnectionsMixin:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
             sock.setblocking(False)
         return await loop._create_connection_transport(  # type: ignore[no-any-return]
-            sock, protocol_factory, None, None
+            sock, protocol_factory, ssl, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
 
     async def connect_accepted_socket(
@@ -212,17 +212,41 @@ class ConnectionsMixin:
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
-        refuse_ssl(ssl)
         check_not_ssl_socket(sock)
         transport, protocol = await loop._create_connection_transport(
-            sock, protocol_factory, None, "", server_side=True
+            sock, protocol_factory, ssl, "", server_side=True,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
         if loop.get_debug():
             logger.debug("%r handled: (%r, %r)", transport.get_extra_info("socket"), transport, protocol)
         return transport, protocol
 
-    def _make_ssl_transport(self, *args: Any, **kwargs: Any) -> Any:
-        refuse_ssl(True)
+    def _make_ssl_transport(
+        self,
+        rawsock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: Any,
+        waiter: asyncio.Future[None] | None = None,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        extra: dict[str, Any] | None = None,
+        server: Any = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        call_connection_made: bool = True,
+    ) -> asyncio.Transport:
+        """TLS is asyncio's own SSLProtocol (a BufferedProtocol) between the
+        socket transport and the application's protocol."""
+        tls = sslproto.SSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,  # type: ignore[arg-type]
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            call_connection_made=call_connection_made,
+        )
+        self._make_socket_transport(rawsock, tls, extra=extra, server=server)
+        return tls._app_transport  # type: ignore[return-value]
 
     def _make_socket_transport(
         self,

@@ -10,20 +10,21 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import errno
+import functools
 import itertools
 import os
 import socket
 import stat
 import sys
 import weakref
-from asyncio import trsock
+from asyncio import sslproto, trsock
 from asyncio.log import logger
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from .connections import check_not_ssl_socket, check_ssl_only_args, refuse_ssl
+from .connections import check_not_ssl_socket, check_ssl_only_args
 
 
 class Server(asyncio.AbstractServer):
@@ -33,11 +34,17 @@ class Server(asyncio.AbstractServer):
         sockets: list[socket.socket],
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         backlog: int,
+        ssl_context: Any = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
     ) -> None:
         self._loop = loop
         self._sockets: list[socket.socket] | None = sockets
         self._protocol_factory = protocol_factory
         self._backlog = backlog
+        self._ssl_context = ssl_context
+        self._ssl_handshake_timeout = ssl_handshake_timeout
+        self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._clients: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving = False
@@ -68,7 +75,10 @@ class Server(asyncio.AbstractServer):
         self._serving = True
         for sock in self._sockets:
             sock.listen(self._backlog)
-            self._loop._start_serving(self._protocol_factory, sock, None, self, self._backlog)
+            self._loop._start_serving(
+                self._protocol_factory, sock, self._ssl_context, self, self._backlog,
+                self._ssl_handshake_timeout, self._ssl_shutdown_timeout,
+            )
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop  # type: ignore[no-any-return]
@@ -154,13 +164,12 @@ def _hosts(host: Any) -> list[Any]:
 def _check_server_ssl(
     ssl: Any, handshake_timeout: float | None, shutdown_timeout: float | None
 ) -> None:
-    """asyncio's checks of a server's TLS arguments, then the refusal of TLS."""
+    """asyncio's checks of a server's TLS arguments."""
     if isinstance(ssl, bool):
         raise TypeError("ssl argument must be an SSLContext or None")
     check_ssl_only_args(
         ssl, ssl_handshake_timeout=handshake_timeout, ssl_shutdown_timeout=shutdown_timeout
     )
-    refuse_ssl(ssl)
 
 
 def _bind_error(err: OSError, address: Any) -> OSError:
@@ -211,7 +220,9 @@ class ServersMixin:
 
         for s in sockets:
             s.setblocking(False)
-        server = Server(loop, sockets, protocol_factory, backlog)
+        server = Server(
+            loop, sockets, protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_shutdown_timeout
+        )
         if start_serving:
             server._start_serving()
             # One iteration, so the listening sockets are registered on return.
@@ -301,7 +312,9 @@ class ServersMixin:
             if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
                 raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         sock.setblocking(False)
-        server = Server(loop, [sock], protocol_factory, backlog)
+        server = Server(
+            loop, [sock], protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_shutdown_timeout
+        )
         if start_serving:
             server._start_serving()
             await asyncio.sleep(0)
@@ -314,9 +327,17 @@ class ServersMixin:
         sslcontext: Any = None,
         server: Any = None,
         backlog: int = 100,
-        *args: Any,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
     ) -> None:
         loop: Any = self
+        if sslcontext is not None:
+            # Each accepted socket's protocol is asyncio's SSLProtocol, in
+            # front of one the server's factory makes.
+            protocol_factory = functools.partial(
+                _tls_server_protocol, loop, protocol_factory, sslcontext,
+                ssl_handshake_timeout, ssl_shutdown_timeout,
+            )
         # The acceptor owns a duplicate; `sock` stays the server's and is
         # closed by _stop_serving.
         loop._serve(os.dup(sock.fileno()), int(sock.family), protocol_factory, server, backlog, sock)
@@ -325,6 +346,20 @@ class ServersMixin:
         loop: Any = self
         loop._unserve(sock)
         sock.close()
+
+
+def _tls_server_protocol(
+    loop: Any,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    sslcontext: Any,
+    handshake_timeout: float | None,
+    shutdown_timeout: float | None,
+) -> asyncio.BaseProtocol:
+    return sslproto.SSLProtocol(
+        loop, protocol_factory(), sslcontext, None, True, None,
+        ssl_handshake_timeout=handshake_timeout,
+        ssl_shutdown_timeout=shutdown_timeout,
+    )
 
 
 def _remove_stale_unix_socket(path: str) -> None:

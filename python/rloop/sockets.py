@@ -66,6 +66,7 @@ class SocketsMixin:
                 "_sock_sendfile_native",
                 "_sock_sendfile_fallback",
                 "_check_sendfile_params",
+                "start_tls",
             ],
         )
     )

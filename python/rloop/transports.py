@@ -35,6 +35,8 @@ class SocketTransport(transports._FlowControlMixin):
 
     # loop.sendfile() reads the file and writes it, pausing on flow control.
     _sendfile_compatible = constants._SendfileMode.FALLBACK
+    # loop.start_tls may put asyncio's SSLProtocol in front of this one.
+    _start_tls_compatible = True
 
     def __init__(self, core: Any) -> None:
         # The extra dict, buffers and limits live in Rust: nothing to
@@ -56,6 +58,10 @@ class SocketTransport(transports._FlowControlMixin):
 
     def abort(self) -> None:
         self._core.abort()
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """asyncio's private form, called by its SSLProtocol when TLS fails."""
+        self._core._force_close(exc)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         self._core.set_write_buffer_limits(high, low)

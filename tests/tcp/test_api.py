@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import ssl
 
 import pytest
 from conftest import run, xfail_for
@@ -269,19 +268,6 @@ def rloop_loop(loop_name: str, loop: asyncio.AbstractEventLoop) -> asyncio.Abstr
     if loop_name not in ("rloop", "tokio"):
         pytest.skip("rloop-specific behaviour")
     return loop
-
-
-def test_tls_refused_clearly(rloop_loop: asyncio.AbstractEventLoop) -> None:
-    loop = rloop_loop
-    ctx = ssl.create_default_context()
-
-    async def main() -> None:
-        with pytest.raises(NotImplementedError, match="TLS"):
-            await loop.create_connection(Echo, "127.0.0.1", 1, ssl=ctx)
-        with pytest.raises(NotImplementedError, match="TLS"):
-            await loop.create_server(Echo, "127.0.0.1", 0, ssl=ctx)
-
-    run(loop, main())
 
 
 def test_close_clients_and_abort_clients(rloop_loop: asyncio.AbstractEventLoop) -> None:

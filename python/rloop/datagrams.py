@@ -15,9 +15,7 @@ import weakref
 from asyncio import base_events, selector_events
 from typing import Any, NamedTuple
 
-
-def _borrow(cls: type, names: list[str]) -> dict[str, Any]:
-    return {name: cls.__dict__[name] for name in names}
+from .borrow import borrow
 
 
 class _Key(NamedTuple):
@@ -40,8 +38,8 @@ class _WatchedFds:
 
 
 class DatagramsMixin:
-    locals().update(_borrow(base_events.BaseEventLoop, ["create_datagram_endpoint"]))
-    locals().update(_borrow(selector_events.BaseSelectorEventLoop, ["_make_datagram_transport"]))
+    locals().update(borrow(base_events.BaseEventLoop, ["create_datagram_endpoint"]))
+    locals().update(borrow(selector_events.BaseSelectorEventLoop, ["_make_datagram_transport"]))
 
     def __init__(self) -> None:
         # fd -> transport, as a selector loop keeps it; only Python-level

@@ -10,17 +10,14 @@ Rust core provides.
 from __future__ import annotations
 
 from asyncio import base_events, unix_events
-from typing import Any
 
-
-def _borrow(cls: type, names: list[str]) -> dict[str, Any]:
-    return {name: cls.__dict__[name] for name in names}
+from .borrow import borrow
 
 
 class PipesMixin:
-    locals().update(_borrow(base_events.BaseEventLoop, ["connect_read_pipe", "connect_write_pipe"]))
+    locals().update(borrow(base_events.BaseEventLoop, ["connect_read_pipe", "connect_write_pipe"]))
     locals().update(
-        _borrow(
+        borrow(
             unix_events._UnixSelectorEventLoop,
             ["_make_read_pipe_transport", "_make_write_pipe_transport"],
         )

@@ -13,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import socket
 from asyncio import base_events, selector_events
-from typing import Any, Protocol
+from typing import Protocol
+
+from .borrow import borrow
 
 _SELECTOR = selector_events.BaseSelectorEventLoop
 _BASE = base_events.BaseEventLoop
 
 
-def _borrow(cls: type, names: list[str]) -> dict[str, Any]:
-    return {name: cls.__dict__[name] for name in names if name in cls.__dict__}
-
 
 class SocketsMixin:
     locals().update(
-        _borrow(
+        borrow(
             _SELECTOR,
             [
                 "sock_recv_into",
@@ -49,7 +48,7 @@ class SocketsMixin:
         )
     )
     locals().update(
-        _borrow(
+        borrow(
             _BASE,
             [
                 "getaddrinfo",

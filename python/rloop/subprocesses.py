@@ -10,22 +10,19 @@ through call_soon_threadsafe, and the child's pipes are pipe transports
 from __future__ import annotations
 
 from asyncio import base_events, unix_events
-from typing import Any
 
-
-def _borrow(cls: type, names: list[str]) -> dict[str, Any]:
-    return {name: cls.__dict__[name] for name in names}
+from .borrow import borrow
 
 
 class SubprocessMixin:
     locals().update(
-        _borrow(
+        borrow(
             base_events.BaseEventLoop,
             ["subprocess_exec", "subprocess_shell", "_log_subprocess"],
         )
     )
     locals().update(
-        _borrow(
+        borrow(
             unix_events._UnixSelectorEventLoop,
             ["_make_subprocess_transport", "_child_watcher_callback"],
         )

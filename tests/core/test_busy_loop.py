@@ -9,22 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 
-import pytest
 from conftest import run, run_forever_bounded
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
 
 
 def test_reader_fires_while_callbacks_spin(

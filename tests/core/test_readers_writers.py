@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 from typing import Any, Union
 
 import pytest
@@ -13,18 +12,6 @@ from conftest import noop, run_forever_bounded, xfail_for
 FdOrObj = Union[int, socket.socket]
 
 UVLOOP_REMOVE_RETURNS_NONE = "uvloop's remove_reader()/remove_writer() return None"
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    try:
-        yield a, b
-    finally:
-        a.close()
-        b.close()
 
 
 def _as(kind: str, sock: socket.socket) -> FdOrObj:

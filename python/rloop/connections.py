@@ -12,6 +12,8 @@ from asyncio import base_events, sslproto, staggered
 from asyncio.log import logger
 from typing import Any, Callable
 
+from .borrow import borrow
+
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
 
@@ -27,6 +29,9 @@ def check_ssl_only_args(ssl: Any, **args: Any) -> None:
 
 
 class ConnectionsMixin:
+    # Upgrading a connection to TLS: asyncio's own, over SSLProtocol.
+    locals().update(borrow(base_events.BaseEventLoop, ["start_tls"]))
+
     async def create_connection(
         self,
         protocol_factory: ProtocolFactory,

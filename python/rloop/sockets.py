@@ -16,10 +16,10 @@ from asyncio import base_events, selector_events
 from typing import Protocol
 
 from .borrow import borrow
+from .connections import check_not_ssl_socket
 
 _SELECTOR = selector_events.BaseSelectorEventLoop
 _BASE = base_events.BaseEventLoop
-
 
 
 class SocketsMixin:
@@ -65,14 +65,13 @@ class SocketsMixin:
                 "_sock_sendfile_native",
                 "_sock_sendfile_fallback",
                 "_check_sendfile_params",
-                "start_tls",
             ],
         )
     )
 
     async def sock_recv(self: _NativeRecv, sock: socket.socket, n: int) -> bytes:
         """Receive up to n bytes from sock (non-blocking), as asyncio does."""
-        base_events._check_ssl_socket(sock)  # type: ignore[attr-defined]
+        check_not_ssl_socket(sock)
         if self._debug and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
         data = self._sock_recv_now(sock, n)

@@ -561,7 +561,7 @@ impl EventLoop {
             this.set_origin_tracking(py, false)?;
             sys.call_method1(
                 "set_asyncgen_hooks",
-                old_hooks.downcast::<pyo3::types::PyTuple>()?,
+                old_hooks.cast::<pyo3::types::PyTuple>()?,
             )?;
             Ok(())
         })();

@@ -22,7 +22,7 @@ mod timers;
 mod transport;
 mod vectorcall;
 
-#[pymodule]
+#[pymodule(gil_used = true)]
 fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BACKENDS", event_loop::BACKENDS.to_vec())?;
     m.add_class::<event_loop::EventLoop>()?;

@@ -13,7 +13,8 @@ use std::os::fd::RawFd;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
-use pyo3::{ffi, intern};
+use pyo3::ffi::compat;
+use pyo3::intern;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::os_error;
@@ -42,18 +43,19 @@ fn recv_now(py: Python<'_>, sock: &Bound<'_, PyAny>, n: isize) -> PyResult<Optio
         // As socket.recv(0): empty bytes at once, without a system call.
         return Ok(Some(PyBytes::new(py, b"").unbind()));
     }
-    // SAFETY: a new bytes object of `n` uninitialized bytes, owned here
-    // alone until it is returned: recv fills its first `got` bytes and
-    // _PyBytes_Resize trims it to them (or frees it and sets NULL on
-    // failure), as CPython's own socket.recv does. Every path either
-    // returns it or drops its one reference.
+    // SAFETY: a bytes writer of `n` uninitialized bytes, owned here alone
+    // until it is finished or discarded: recv fills its first `got` bytes
+    // and FinishWithSize trims the bytes object to them (as CPython's own
+    // socket.recv does). PyBytesWriter is the public API for this from 3.15
+    // on; pyo3's compat shim provides it on older versions. Every path
+    // either finishes or discards the writer.
     unsafe {
-        let mut obj = ffi::PyBytes_FromStringAndSize(std::ptr::null(), n);
-        if obj.is_null() {
+        let writer = compat::PyBytesWriter_Create(n);
+        if writer.is_null() {
             return Err(PyErr::fetch(py));
         }
         let got = loop {
-            let buf = ffi::PyBytes_AsString(obj).cast::<libc::c_void>();
+            let buf = compat::PyBytesWriter_GetData(writer);
             let got = libc::recv(fd, buf, n as usize, libc::MSG_DONTWAIT);
             if got >= 0 {
                 break got;
@@ -62,26 +64,27 @@ fn recv_now(py: Python<'_>, sock: &Bound<'_, PyAny>, n: isize) -> PyResult<Optio
             match err.raw_os_error() {
                 Some(libc::EINTR) => {
                     if let Err(e) = py.check_signals() {
-                        ffi::Py_DECREF(obj);
+                        compat::PyBytesWriter_Discard(writer);
                         return Err(e);
                     }
                 }
                 Some(libc::EAGAIN) => {
-                    ffi::Py_DECREF(obj);
+                    compat::PyBytesWriter_Discard(writer);
                     return Ok(None);
                 }
                 _ => {
-                    ffi::Py_DECREF(obj);
+                    compat::PyBytesWriter_Discard(writer);
                     return Err(os_error(err));
                 }
             }
         };
-        if got != n && ffi::_PyBytes_Resize(&mut obj, got) != 0 {
+        let obj = compat::PyBytesWriter_FinishWithSize(writer, got);
+        if obj.is_null() {
             return Err(PyErr::fetch(py));
         }
         Ok(Some(
             Bound::from_owned_ptr(py, obj)
-                .downcast_into_unchecked()
+                .cast_into_unchecked()
                 .unbind(),
         ))
     }

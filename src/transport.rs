@@ -544,10 +544,10 @@ impl SocketTransport {
 
 /// The bytes of a bytes-like object, as asyncio's write() accepts them.
 fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
-    if let Ok(b) = data.downcast::<PyBytes>() {
+    if let Ok(b) = data.cast::<PyBytes>() {
         return Ok(f(b.as_bytes()));
     }
-    if let Ok(b) = data.downcast::<PyByteArray>() {
+    if let Ok(b) = data.cast::<PyByteArray>() {
         // A copy: the caller may mutate its bytearray once we return.
         return Ok(f(&b.to_vec()));
     }

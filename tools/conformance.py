@@ -6,7 +6,8 @@ Usage::
     python tools/conformance.py [--loop rloop|tokio|uvloop|asyncio]
                                 [--modules m1,m2] [--timeout SECS] [--jobs N]
                                 [--record] [--check] [--tolerance N]
-    python tools/conformance.py --compare rloop [--baseline asyncio] [--modules ...]
+    python tools/conformance.py --compare rloop [--baseline asyncio] [--python 3.X]
+                                [--modules ...]
 
 Every test module runs in its own subprocess (its own session / process group)
 with a time limit; on timeout the whole group is killed with SIGKILL and the
@@ -74,17 +75,35 @@ Not test modules at all: ``utils``, ``functional``, ``echo*.py``,
 
 Recorded numbers
 ----------------
-``--record`` writes ``tools/conformance.json``: ``loops[<loop>].modules
-[<module>]`` = run, passed, failed, errors, skipped, timed_out, status,
-collected, duration_s, failed_ids, error_ids, skipped_ids (test ids without
-the ``test.test_asyncio.<module>.`` prefix).  ``passed`` counts successes and
-expected failures; ``failed`` counts failures and unexpected successes;
-``errors`` includes errors in class/module fixtures; run = passed + failed +
-errors + skipped.  ``--check`` re-runs and exits 1 when a module passes fewer
-tests than recorded for that loop (minus ``--tolerance``), or when the loop
-substitution failed.  ``--compare LOOP`` prints, from the JSON only, the tests
-that pass on the baseline (default ``asyncio``) but fail/error/are skipped/were
-not reached on LOOP.
+``tools/conformance.json`` holds one entry per CPython minor version, since
+``test.test_asyncio`` differs between versions (tests added, changed,
+removed) and so does how many pass: ``versions["<X.Y>"]`` = ``{"python":
+"<X.Y.Z recorded with>", "loops": {...}}``, and ``versions["<X.Y>"].loops
+[<loop>].modules[<module>]`` = run, passed, failed, errors, skipped,
+timed_out, status, collected, duration_s, failed_ids, error_ids, skipped_ids
+(test ids without the ``test.test_asyncio.<module>.`` prefix).  The keys
+beside ``versions`` (``default_modules``, ``optional_modules``,
+``not_yet_for_rloop``, ``out_of_scope``) describe the tool, not a run.
+``passed`` counts successes and expected failures; ``failed`` counts failures
+and unexpected successes; ``errors`` includes errors in class/module
+fixtures; run = passed + failed + errors + skipped.
+
+Everything works on the running Python's entry (its ``X.Y``):
+
+* ``--record`` writes that entry's numbers for the loop run (other loops and
+  other Python versions are kept).
+* ``--check`` re-runs and exits 1 when a module passes fewer tests than
+  recorded for that loop on this Python (minus ``--tolerance``), when the
+  loop substitution failed, or when nothing is recorded for that loop on this
+  Python (the modules still run and are printed, then the check fails, so
+  that a missing recording is noticed rather than passed).
+* ``--compare LOOP`` prints, from the JSON only, the tests that pass on the
+  baseline (default ``asyncio``) but fail/error/are skipped/were not reached
+  on LOOP; ``--python X.Y`` compares another version's entry.
+
+Default modules that this Python's ``test.test_asyncio`` does not have are
+left out (with a notice).  ``tools/matrix.sh`` runs the check on every
+CPython version the project supports.
 """
 
 from __future__ import annotations
@@ -106,7 +125,7 @@ from typing import Any, Callable, TextIO
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "conformance.json"
 PACKAGE = "test.test_asyncio"
-SCHEMA = 1
+SCHEMA = 2  # 1: one Python's numbers at the top level; 2: per minor version
 
 LOOPS: dict[str, tuple[str, str] | None] = {
     # name -> (module, attribute) of the loop class/factory; None = stock asyncio
@@ -641,11 +660,51 @@ def print_table(loop_name: str, results: list[dict[str, Any]], wall: float) -> N
             print(f"  {r['module']}: {r['status']}, log: {r['log']}")
 
 
+def python_minor() -> str:
+    """The running Python's ``X.Y``: the key its numbers are recorded under."""
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
 def load_json() -> dict[str, Any]:
-    if RESULTS_JSON.exists():
-        data: dict[str, Any] = json.loads(RESULTS_JSON.read_text(encoding="utf-8"))
-        return data
-    return {}
+    if not RESULTS_JSON.exists():
+        return {}
+    data: dict[str, Any] = json.loads(RESULTS_JSON.read_text(encoding="utf-8"))
+    if "loops" in data:
+        # Schema 1 kept one Python's numbers at the top level: file them under
+        # that Python's minor version, as schema 2 does.
+        python = str(data.pop("python", "3.11"))
+        loops: dict[str, Any] = data.pop("loops")
+        for entry in loops.values():
+            entry.setdefault("python", python)
+        minor = ".".join(python.split(".")[:2])
+        data.setdefault("versions", {}).setdefault(minor, {"loops": {}})["loops"].update(loops)
+    return data
+
+
+def recorded_loops(data: dict[str, Any], version: str) -> dict[str, Any]:
+    """``loop name -> entry`` recorded for Python ``version`` (X.Y); empty if none."""
+    loops: dict[str, Any] = data.get("versions", {}).get(version, {}).get("loops", {})
+    return loops
+
+
+def recorded_modules(data: dict[str, Any], version: str, loop_name: str) -> dict[str, Any]:
+    """``module -> numbers`` recorded for ``loop_name`` on Python ``version``."""
+    modules: dict[str, Any] = recorded_loops(data, version).get(loop_name, {}).get("modules", {})
+    return modules
+
+
+def describe_recorded(data: dict[str, Any]) -> str:
+    """One line naming every Python version recorded and its loops."""
+    versions = data.get("versions", {})
+    parts = [
+        f"{v} ({', '.join(sorted(versions[v].get('loops', {}))) or 'no loops'})"
+        for v in sorted(versions, key=_version_key)
+    ]
+    return "; ".join(parts) or "nothing"
 
 
 def save_json(data: dict[str, Any]) -> None:
@@ -675,13 +734,15 @@ RECORD_KEYS = (
 def record(loop_name: str, results: list[dict[str, Any]], wall: float) -> None:
     data = load_json()
     data["schema"] = SCHEMA
-    data["python"] = platform.python_version()
     data["default_modules"] = DEFAULT_MODULES
     data["optional_modules"] = OPTIONAL_MODULES
     data["not_yet_for_rloop"] = NOT_YET
     data["out_of_scope"] = OUT_OF_SCOPE
-    loops = data.setdefault("loops", {})
+    # Only the running Python's entry changes; other versions are kept as they are.
+    version = python_minor()
+    loops = data.setdefault("versions", {}).setdefault(version, {}).setdefault("loops", {})
     entry = loops.setdefault(loop_name, {"modules": {}})
+    entry["python"] = platform.python_version()
     entry["recorded_at"] = datetime.datetime.now(datetime.timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
@@ -692,17 +753,31 @@ def record(loop_name: str, results: list[dict[str, Any]], wall: float) -> None:
     for r in results:
         modules[r["module"]] = {k: r[k] for k in RECORD_KEYS}
     save_json(data)
-    print(f"\nrecorded {len(results)} modules for loop {loop_name!r} in {RESULTS_JSON}")
+    print(
+        f"\nrecorded {len(results)} modules for loop {loop_name!r} on Python {version} "
+        f"in {RESULTS_JSON}"
+    )
 
 
 def check(loop_name: str, results: list[dict[str, Any]], tolerance: int) -> int:
-    recorded = load_json().get("loops", {}).get(loop_name, {}).get("modules", {})
+    data = load_json()
+    version = python_minor()
+    recorded = recorded_modules(data, version, loop_name)
     if not recorded:
-        print(f"\ncheck: nothing recorded for loop {loop_name!r}; run with --record first")
+        # A version nobody recorded fails, so that a missing recording is noticed.
+        print(
+            f"\ncheck: FAILED: nothing recorded for loop {loop_name!r} on Python {version} "
+            f"in {RESULTS_JSON.name} (recorded: {describe_recorded(data)}).\n"
+            f"  Record it, with this Python ({platform.python_version()}): "
+            f"python tools/conformance.py --loop {loop_name} --record"
+        )
         return 1
     failures = 0
     improved = []
-    print(f"\ncheck against {RESULTS_JSON.name} (loop {loop_name!r}, tolerance {tolerance}):")
+    print(
+        f"\ncheck against {RESULTS_JSON.name} (loop {loop_name!r}, Python {version}, "
+        f"tolerance {tolerance}):"
+    )
     for r in sorted(results, key=lambda r: r["module"]):
         mod = r["module"]
         if r["status"] in ("substitution-failed", "no-header"):
@@ -734,18 +809,19 @@ def check(loop_name: str, results: list[dict[str, Any]], tolerance: int) -> int:
     return 1 if failures else 0
 
 
-def compare(loop_name: str, baseline: str, modules: list[str] | None) -> int:
-    loops = load_json().get("loops", {})
+def compare(loop_name: str, baseline: str, modules: list[str] | None, version: str) -> int:
+    data = load_json()
+    loops = recorded_loops(data, version)
     if loop_name not in loops or baseline not in loops:
         print(
-            f"compare needs recorded results for {loop_name!r} and {baseline!r} "
-            f"(have: {', '.join(sorted(loops)) or 'none'})"
+            f"compare needs recorded results for {loop_name!r} and {baseline!r} on Python "
+            f"{version} (recorded: {describe_recorded(data)})"
         )
         return 2
     cur = loops[loop_name]["modules"]
     base = loops[baseline]["modules"]
     total = 0
-    print(f"tests passing on {baseline} but not on {loop_name}:")
+    print(f"tests passing on {baseline} but not on {loop_name} (Python {version}):")
     for mod in sorted(set(base) | set(cur)):
         if modules and mod not in modules:
             continue
@@ -795,7 +871,12 @@ def resolve_modules(arg: str | None, loop_name: str = "asyncio") -> list[str]:
         mods = list(DEFAULT_MODULES) + (sorted(OPTIONAL_MODULES) if arg == "all" else [])
         if loop_name in RLOOP_LOOPS:
             mods = [m for m in mods if m not in NOT_YET]
-        return mods
+        # test_asyncio's module list differs between Python versions.
+        known = set(available_modules())
+        missing = [m for m in mods if known and m not in known]
+        if missing:
+            print(f"not in this Python's {PACKAGE}, left out: {', '.join(missing)}")
+        return [m for m in mods if m not in missing]
     mods = []
     for name in (m.strip() for m in arg.split(",")):
         if not name:
@@ -845,6 +926,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--baseline", default="asyncio", help="baseline loop for --compare")
     parser.add_argument(
+        "--python",
+        metavar="X.Y",
+        default=python_minor(),
+        help="--compare: the Python version whose numbers to compare "
+        f"(default: the running one, {python_minor()})",
+    )
+    parser.add_argument(
         "--log-dir",
         type=Path,
         default=None,
@@ -859,14 +947,18 @@ def main(argv: list[str] | None = None) -> int:
 
     modules = resolve_modules(args.modules, args.loop)
     if args.compare:
-        return compare(args.compare, args.baseline, modules if args.modules else None)
+        return compare(args.compare, args.baseline, modules if args.modules else None, args.python)
 
     log_dir = args.log_dir or Path(tempfile.gettempdir()) / "rloop-conformance" / args.loop
     log_dir = log_dir.resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
 
-    # Longest modules first (by recorded duration) to keep wall time low.
-    recorded = load_json().get("loops", {}).get(args.loop, {}).get("modules", {})
+    # Longest modules first (by recorded duration, this Python's or else the
+    # newest version's that has this loop) to keep wall time low.
+    data = load_json()
+    recorded = recorded_modules(data, python_minor(), args.loop)
+    for version in sorted(data.get("versions", {}), key=_version_key, reverse=True):
+        recorded = recorded or recorded_modules(data, version, args.loop)
     order = sorted(modules, key=lambda m: -float(recorded.get(m, {}).get("duration_s", 1e6)))
 
     def timeout_for(mod: str) -> float:

@@ -4,6 +4,7 @@
 //! bound on the Python class.
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTypeError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -36,9 +37,15 @@ impl EventLoop {
         }
         let h = handle.get();
         let context = PyDict::new(py);
+        // A callback that cancelled its own handle before it raised is gone
+        // by now; asyncio formats the None left in its place the same way.
+        let callback = h.format_callback(py)?;
         context.set_item(
             "message",
-            format!("Exception in callback {}", h.format_callback(py)?),
+            format!(
+                "Exception in callback {}",
+                callback.as_deref().unwrap_or("None()")
+            ),
         )?;
         context.set_item("exception", err.value(py))?;
         context.set_item("handle", handle.bind(py))?;
@@ -46,6 +53,39 @@ impl EventLoop {
             context.set_item("source_traceback", tb.bind(py))?;
         }
         slf.call_method1("call_exception_handler", (context,))?;
+        Ok(())
+    }
+
+    /// Calls a custom handler. From 3.12 on, asyncio runs it in the
+    /// context of the task, future or handle the report is about, so a
+    /// handler sees the context variables of the code that failed
+    /// (CPython gh-96704); before, in the loop's current context. The
+    /// lookup follows asyncio's: "task", else "future", else "handle",
+    /// whichever has a `get_context()` giving something with `run`.
+    fn run_handler(
+        slf: &Bound<'_, Self>,
+        handler: &Bound<'_, PyAny>,
+        context: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        if py.version_info() >= (3, 12) {
+            let mut thing = py.None().into_bound(py);
+            for key in ["task", "future", "handle"] {
+                thing = context.call_method1(intern!(py, "get"), (key,))?;
+                if !thing.is_none() {
+                    break;
+                }
+            }
+            let get_context = intern!(py, "get_context");
+            if !thing.is_none() && thing.hasattr(get_context)? {
+                let ctx = thing.call_method0(get_context)?;
+                if !ctx.is_none() && ctx.hasattr(intern!(py, "run"))? {
+                    ctx.call_method1(intern!(py, "run"), (handler, slf, context))?;
+                    return Ok(());
+                }
+            }
+        }
+        handler.call1((slf, context))?;
         Ok(())
     }
 
@@ -105,7 +145,7 @@ impl EventLoop {
                 "Exception in default exception handler",
             );
         };
-        match handler.call1(py, (slf, &context)) {
+        match Self::run_handler(slf, handler.bind(py), &context) {
             Ok(_) => Ok(()),
             Err(e) if escapes_loop(py, &e) => Err(e),
             Err(e) => {

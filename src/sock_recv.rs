@@ -11,10 +11,10 @@
 use std::os::fd::RawFd;
 
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
-use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
 use pyo3::ffi::compat;
 use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::os_error;

@@ -1,5 +1,6 @@
 //! `Handle` and `TimerHandle`: what `call_soon`/`call_later` return, as in asyncio.
 
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -10,11 +11,73 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::context;
 
-/// Handles are made and dropped for every callback: keep a freelist.
+/// What a live handle calls. asyncio drops the callback and its arguments
+/// when a handle is cancelled, so that a cancelled timer keeps nothing alive
+/// until its deadline (CPython's test_sslproto checks that a cancelled
+/// handshake frees its SSLContext at once); a handle made in debug mode
+/// keeps its repr instead, as asyncio's does.
+enum Target {
+    Live {
+        callback: Py<PyAny>,
+        args: Py<PyTuple>,
+    },
+    Cancelled {
+        repr: Option<String>,
+    },
+}
+
+/// A cell that is read and written only with the GIL held: every method
+/// takes the `Python` token, and none runs Python code while it touches the
+/// contents (a value taken out is dropped by the caller, after the access).
+/// The module declares `gil_used = true`, so the GIL exists on every build.
+struct GilCell<T>(UnsafeCell<T>);
+
+// SAFETY: the contents are only reached through the methods below, each of
+// which needs the `Python` token (the GIL, which serialises them) and
+// returns before any Python code can run, so no two accesses overlap.
+unsafe impl<T: Send> Sync for GilCell<T> {}
+
+impl GilCell<Target> {
+    /// New references to the callback and its arguments, or None once
+    /// cancelled. Cloned, so a callback that cancels its own handle while it
+    /// runs does not free itself under the caller.
+    fn live(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
+        // SAFETY: see the Sync impl; clone_ref only increments counts.
+        match unsafe { &*self.0.get() } {
+            Target::Live { callback, args } => Some((callback.clone_ref(py), args.clone_ref(py))),
+            Target::Cancelled { .. } => None,
+        }
+    }
+
+    fn saved_repr(&self, _py: Python<'_>) -> Option<String> {
+        // SAFETY: see the Sync impl.
+        match unsafe { &*self.0.get() } {
+            Target::Live { .. } => None,
+            Target::Cancelled { repr } => repr.clone(),
+        }
+    }
+
+    /// Swaps in `target`; the old value is returned, for the caller to drop.
+    fn replace(&self, _py: Python<'_>, target: Target) -> Target {
+        // SAFETY: see the Sync impl; mem::replace runs no Python code.
+        unsafe { std::mem::replace(&mut *self.0.get(), target) }
+    }
+
+    /// For the garbage collector, which holds the GIL and runs nothing else
+    /// while it traverses.
+    fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY: see the Sync impl and the comment above.
+        if let Target::Live { callback, args } = unsafe { &*self.0.get() } {
+            visit.call(callback)?;
+            visit.call(args)?;
+        }
+        Ok(())
+    }
+}
+
 #[pyclass(subclass, frozen, module = "rloop._rloop")]
 pub struct Handle {
-    pub(crate) callback: Py<PyAny>,
-    pub(crate) args: Py<PyTuple>,
+    target: GilCell<Target>,
     pub(crate) context: Py<PyAny>,
     cancelled: AtomicBool,
     /// Where the handle was created; set in debug mode only, as asyncio does.
@@ -34,8 +97,7 @@ impl Handle {
             None => context::copy_current(py)?,
         };
         Ok(Handle {
-            callback,
-            args,
+            target: GilCell(UnsafeCell::new(Target::Live { callback, args })),
             context,
             cancelled: AtomicBool::new(false),
             source_traceback,
@@ -46,34 +108,58 @@ impl Handle {
         self.cancelled.load(Ordering::Relaxed)
     }
 
-    /// Marks the handle cancelled; returns whether it was live before.
-    pub fn cancel_once(&self) -> bool {
-        !self.cancelled.swap(true, Ordering::Relaxed)
+    /// Marks the handle cancelled and releases its callback and arguments;
+    /// returns whether it was live before.
+    pub fn cancel_once(&self, py: Python<'_>) -> bool {
+        if self.cancelled.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        // In debug mode (the only mode with a source traceback) asyncio
+        // keeps the handle's repr as it was before the callback went.
+        let repr = match &self.source_traceback {
+            Some(_) => self.repr_parts(py).ok().map(|p| p.join(" ")),
+            None => None,
+        };
+        let old = self.target.replace(py, Target::Cancelled { repr });
+        drop(old);
+        true
     }
 
     /// Runs the callback unless cancelled. The error, if any, is the
     /// callback's: the loop decides what reaches the exception handler.
     pub fn run(&self, py: Python<'_>) -> PyResult<()> {
-        if self.is_cancelled() {
-            return Ok(());
+        match self.target.live(py) {
+            Some((callback, args)) if !self.is_cancelled() => {
+                context::run_in_context(py, &self.context, &callback, &args)
+            }
+            _ => Ok(()),
         }
-        context::run_in_context(py, &self.context, &self.callback, &self.args)
     }
 
-    /// `func(args)` as asyncio formats a callback in reprs and log messages.
-    pub fn format_callback(&self, py: Python<'_>) -> PyResult<String> {
+    /// `func(args)` as asyncio formats a callback in reprs and log messages
+    /// (`None` once cancelled: the callback is gone).
+    pub fn format_callback(&self, py: Python<'_>) -> PyResult<Option<String>> {
         static FORMAT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let Some((callback, args)) = self.target.live(py) else {
+            return Ok(None);
+        };
         let f = FORMAT.import(py, "asyncio.format_helpers", "_format_callback_source")?;
-        f.call1((self.callback.bind(py), self.args.bind(py)))?
-            .extract()
+        f.call1((callback, args))?.extract().map(Some)
     }
 
+    /// asyncio's repr of a handle: `cancelled`, the callback while there is
+    /// one, and where it was created (debug mode).
     fn repr_parts(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        if let Some(saved) = self.target.saved_repr(py) {
+            return Ok(vec![saved]);
+        }
         let mut parts = Vec::new();
         if self.is_cancelled() {
             parts.push("cancelled".to_string());
         }
-        parts.push(self.format_callback(py)?);
+        if let Some(cb) = self.format_callback(py)? {
+            parts.push(cb);
+        }
         if let Some(tb) = &self.source_traceback {
             let tb = tb.bind(py);
             if tb.len()? > 0 {
@@ -94,8 +180,7 @@ impl Handle {
     /// Handles take part in cycle collection: `obj -> handle -> obj.method`
     /// (a timer kept on the object it calls back) is a common cycle.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.callback)?;
-        visit.call(&self.args)?;
+        self.target.traverse(&visit)?;
         visit.call(&self.context)?;
         if let Some(tb) = &self.source_traceback {
             visit.call(tb)?;
@@ -103,8 +188,8 @@ impl Handle {
         Ok(())
     }
 
-    fn cancel(&self) {
-        self.cancel_once();
+    fn cancel(&self, py: Python<'_>) {
+        self.cancel_once(py);
     }
 
     fn cancelled(&self) -> bool {
@@ -116,13 +201,13 @@ impl Handle {
     }
 
     #[getter(_callback)]
-    fn callback_attr(&self, py: Python<'_>) -> Py<PyAny> {
-        self.callback.clone_ref(py)
+    fn callback_attr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.target.live(py).map(|(callback, _)| callback)
     }
 
     #[getter(_args)]
-    fn args_attr(&self, py: Python<'_>) -> Py<PyTuple> {
-        self.args.clone_ref(py)
+    fn args_attr(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.target.live(py).map(|(_, args)| args)
     }
 
     #[getter(_source_traceback)]
@@ -162,7 +247,7 @@ impl TimerHandle {
 #[pymethods]
 impl TimerHandle {
     fn cancel(slf: &Bound<'_, Self>) {
-        if slf.as_super().get().cancel_once() && slf.get().in_heap.load(Ordering::Relaxed) {
+        if slf.as_super().get().cancel_once(slf.py()) && slf.get().in_heap.load(Ordering::Relaxed) {
             slf.get().cancelled_in_heap.fetch_add(1, Ordering::Relaxed);
         }
     }

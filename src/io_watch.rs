@@ -54,7 +54,7 @@ impl EventLoop {
         )?;
         let old = self.side(side).lock().insert(fd, handle.clone_ref(py));
         if let Some(old) = &old {
-            old.get().cancel_once();
+            old.get().cancel_once(py);
         }
         if let Err(e) = self.sync_interest(py, fd) {
             // Registration failed (e.g. a regular file): leave no trace.
@@ -80,7 +80,7 @@ impl EventLoop {
         match removed {
             None => Ok(false),
             Some(handle) => {
-                handle.get().cancel_once();
+                handle.get().cancel_once(py);
                 // The fd may be closed already; the kernel forgot it then.
                 let _ = self.sync_interest(py, fd);
                 drop(handle);

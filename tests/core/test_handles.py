@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 
 import pytest
 from conftest import run_forever_bounded, xfail_for
@@ -140,3 +141,33 @@ def test_get_context_defaults_to_copy(loop: asyncio.AbstractEventLoop) -> None:
         handle.cancel()
     finally:
         VAR.reset(token)
+
+
+class _Target:
+    def method(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("kind", ["call_soon", "call_later"])
+def test_cancel_releases_callback_and_args(loop: asyncio.AbstractEventLoop, kind: str) -> None:
+    # asyncio drops a cancelled handle's callback and arguments at once, so
+    # a cancelled timer keeps nothing alive until its deadline.
+    callback_owner, arg = _Target(), _Target()
+    refs = [weakref.ref(callback_owner), weakref.ref(arg)]
+    if kind == "call_soon":
+        handle: asyncio.Handle = loop.call_soon(callback_owner.method, arg)
+    else:
+        handle = loop.call_later(3600, callback_owner.method, arg)
+    del callback_owner, arg
+    assert all(r() is not None for r in refs)
+    handle.cancel()
+    assert [r() for r in refs] == [None, None]
+    assert handle.cancelled()
+    loop.run_until_complete(asyncio.sleep(0))  # the loop skips it, no error
+
+
+def test_cancelled_handle_repr(loop: asyncio.AbstractEventLoop) -> None:
+    handle = loop.call_soon(distinctive_callback_name)
+    assert "distinctive_callback_name" in repr(handle)
+    handle.cancel()
+    assert repr(handle) == "<Handle cancelled>"

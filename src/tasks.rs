@@ -3,6 +3,7 @@
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
 use crate::event_loop::EventLoop;
@@ -22,46 +23,68 @@ impl EventLoop {
         .unbind())
     }
 
-    #[pyo3(signature = (coro, *, name=None, context=None))]
+    /// As the running Python's asyncio: from 3.14 every keyword goes to
+    /// the task factory (or to `Task`) as given, and the factory names the
+    /// task itself; before, only `name` and `context` are accepted, the
+    /// factory gets `context` alone (when given) and the loop names the
+    /// task it returns.
+    #[pyo3(signature = (coro, **kwargs))]
     fn create_task(
         slf: &Bound<'_, Self>,
         coro: Bound<'_, PyAny>,
-        name: Option<Bound<'_, PyAny>>,
-        context: Option<Bound<'_, PyAny>>,
+        kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
         let factory = this.task_factory.lock().as_ref().map(|f| f.clone_ref(py));
-        let task = match factory {
-            None => {
-                let mut keywords = vec![(intern!(py, "loop"), slf.as_any())];
-                if let Some(n) = &name {
-                    keywords.push((intern!(py, "name"), n));
-                }
-                if let Some(c) = &context {
-                    keywords.push((intern!(py, "context"), c));
-                }
-                let task = vectorcall::call(py_imports::task_class(py)?, &[&coro], &keywords)?;
-                // Hide this frame from the task's creation traceback, as asyncio does.
-                if let Ok(tb) = task.getattr("_source_traceback") {
-                    if !tb.is_none() {
-                        tb.del_item(-1)?;
+        if factory_gets_every_keyword(py)? {
+            return match factory {
+                Some(factory) => factory.call(py, (slf, coro), kwargs.as_ref()),
+                None => new_task(slf, &coro, kwargs.as_ref()),
+            };
+        }
+        let mut name = None;
+        let mut context = None;
+        if let Some(kw) = &kwargs {
+            for (key, value) in kw.iter() {
+                match key.extract::<&str>() {
+                    Ok("name") => name = Some(value),
+                    Ok("context") => context = Some(value),
+                    _ => {
+                        return Err(PyTypeError::new_err(format!(
+                            "create_task() got an unexpected keyword argument {}",
+                            key.repr()?
+                        )))
                     }
                 }
-                return Ok(task.unbind());
+            }
+        }
+        let name = name.filter(|n| !n.is_none());
+        let context = context.filter(|c| !c.is_none());
+        let task = match factory {
+            None if name.is_none() && context.is_none() => return new_task(slf, &coro, None),
+            None => {
+                let kw = PyDict::new(py);
+                if let Some(n) = &name {
+                    kw.set_item(intern!(py, "name"), n)?;
+                }
+                if let Some(c) = &context {
+                    kw.set_item(intern!(py, "context"), c)?;
+                }
+                return new_task(slf, &coro, Some(&kw));
             }
             Some(factory) => match &context {
                 None => factory.call1(py, (slf, coro))?,
                 Some(c) => {
-                    let kwargs = PyDict::new(py);
-                    kwargs.set_item("context", c)?;
-                    factory.call(py, (slf, coro), Some(&kwargs))?
+                    let kw = PyDict::new(py);
+                    kw.set_item(intern!(py, "context"), c)?;
+                    factory.call(py, (slf, coro), Some(&kw))?
                 }
             },
         };
         if let Some(n) = name {
-            task.call_method1(py, "set_name", (n,))?;
+            task.call_method1(py, intern!(py, "set_name"), (n,))?;
         }
         Ok(task)
     }
@@ -83,4 +106,57 @@ impl EventLoop {
     fn get_task_factory(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.task_factory.lock().as_ref().map(|f| f.clone_ref(py))
     }
+}
+
+/// `Task(coro, loop=loop, **kwargs)`, with this frame hidden from the
+/// task's creation traceback, as asyncio does.
+fn new_task(
+    slf: &Bound<'_, EventLoop>,
+    coro: &Bound<'_, PyAny>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Py<PyAny>> {
+    let py = slf.py();
+    let loop_kw = intern!(py, "loop");
+    let task = match kwargs.filter(|kw| !kw.is_empty()) {
+        None => vectorcall::call(
+            py_imports::task_class(py)?,
+            &[coro],
+            &[(loop_kw, slf.as_any())],
+        )?,
+        Some(kw) => {
+            let kw = kw.copy()?;
+            kw.set_item(loop_kw, slf)?;
+            py_imports::task_class(py)?.call((coro,), Some(&kw))?
+        }
+    };
+    if let Ok(tb) = task.getattr(intern!(py, "_source_traceback")) {
+        if !tb.is_none() {
+            tb.del_item(-1)?;
+        }
+    }
+    Ok(task.unbind())
+}
+
+/// Whether the running asyncio's `create_task` passes every keyword to the
+/// task factory (3.14+), read once from its signature.
+fn factory_gets_every_keyword(py: Python<'_>) -> PyResult<bool> {
+    static CELL: PyOnceLock<bool> = PyOnceLock::new();
+    CELL.get_or_try_init(py, || {
+        let inspect = py.import("inspect")?;
+        let method = py
+            .import("asyncio")?
+            .getattr("BaseEventLoop")?
+            .getattr("create_task")?;
+        let params = inspect
+            .call_method1("signature", (method,))?
+            .getattr("parameters")?;
+        let var_keyword = inspect.getattr("Parameter")?.getattr("VAR_KEYWORD")?;
+        for p in params.call_method0("values")?.try_iter()? {
+            if p?.getattr("kind")?.eq(&var_keyword)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })
+    .copied()
 }

@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import pytest
-from conftest import run, xfail_for
+from conftest import TASK_FACTORY_GETS_EVERY_KEYWORD, run, xfail_for
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 
@@ -143,22 +143,86 @@ def test_task_factory_called_with_loop_and_coro(
     assert len(calls) == 1
 
 
-def test_task_factory_receives_context(loop: asyncio.AbstractEventLoop) -> None:
-    received: list[contextvars.Context | None] = []
+def test_task_factory_keywords(
+    request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, loop_name: str
+) -> None:
+    xfail_for(
+        request, ["uvloop"], "uvloop always passes context= (and eager_start= on 3.12+)", loop_name
+    )
+    received: list[dict[str, Any]] = []
 
     def factory(
-        lp: asyncio.AbstractEventLoop,
-        coro: Coroutine[Any, Any, Any],
-        *,
-        context: contextvars.Context | None = None,
+        lp: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
     ) -> asyncio.Task[Any]:
-        received.append(context)
-        return asyncio.Task(coro, loop=lp, context=context)
+        received.append(dict(kwargs))
+        return asyncio.Task(coro, loop=lp, **kwargs)
 
     loop.set_task_factory(factory)
     ctx = contextvars.copy_context()
     loop.run_until_complete(loop.create_task(_value(None), context=ctx))
-    assert received == [ctx]
+    named = loop.create_task(_value(None), name="named")
+    loop.run_until_complete(named)
+    loop.run_until_complete(loop.create_task(_value(None)))
+    assert named.get_name() == "named"
+    if TASK_FACTORY_GETS_EVERY_KEYWORD:
+        # 3.14+: the factory gets the keywords as given, and names the task.
+        assert received == [{"context": ctx}, {"name": "named"}, {}]
+    else:
+        # Before: context alone, when given; the loop names the task.
+        assert received == [{"context": ctx}, {}, {}]
+
+
+def test_create_task_unknown_keyword(loop: asyncio.AbstractEventLoop) -> None:
+    coro = _value(None)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
+        loop.create_task(coro, bogus=1)  # type: ignore[call-arg]
+    coro.close()
+
+
+@pytest.mark.skipif(
+    not TASK_FACTORY_GETS_EVERY_KEYWORD, reason="create_task(eager_start=) is 3.14+"
+)
+def test_create_task_eager_start(loop: asyncio.AbstractEventLoop) -> None:
+    steps: list[str] = []
+
+    async def child() -> int:
+        steps.append("child started")
+        await asyncio.sleep(0)
+        steps.append("child resumed")
+        return 7
+
+    async def main() -> int:
+        task = loop.create_task(child(), eager_start=True)  # type: ignore[call-arg]
+        steps.append("create_task returned")
+        return await task
+
+    assert run(loop, main()) == 7
+    assert steps == ["child started", "create_task returned", "child resumed"]
+
+
+@pytest.mark.skipif(
+    not hasattr(asyncio, "eager_task_factory"), reason="asyncio.eager_task_factory is 3.12+"
+)
+def test_eager_task_factory(
+    request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, loop_name: str
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop passes eager_start= to the task factory", loop_name)
+    steps: list[str] = []
+
+    async def done_at_once() -> str:
+        steps.append("ran")
+        return "result"
+
+    async def main() -> str:
+        task = asyncio.ensure_future(done_at_once())
+        # An eager task that finishes without suspending is done on return.
+        assert task.done()
+        steps.append("after")
+        return await task
+
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+    assert run(loop, main()) == "result"
+    assert steps == ["ran", "after"]
 
 
 def test_task_factory_used_by_ensure_future_and_gather(loop: asyncio.AbstractEventLoop) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import socket
+import sys
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -22,6 +24,25 @@ T = TypeVar("T")
 
 #: Names of every loop implementation the suite is parametrized over.
 LOOP_NAMES: tuple[str, ...] = ("asyncio", "uvloop", "rloop", "tokio")
+
+# What the running Python's asyncio does where versions differ: the tests
+# hold every loop to the running Python's asyncio, read from asyncio itself
+# where a check is possible.
+
+#: A Unix server removes its socket file when it closes (3.13+).
+UNIX_SOCKET_CLEANUP: bool = (
+    "cleanup_socket" in inspect.signature(asyncio.SelectorEventLoop.create_unix_server).parameters
+)
+#: Server.wait_closed() waits for the server's connections to end (3.12+;
+#: 3.11's returns at once, CPython gh-79033).
+WAIT_CLOSED_WAITS_FOR_CLIENTS: bool = sys.version_info >= (3, 12)
+
+#: create_task() passes every keyword to the task factory, which names the
+#: task itself (3.14+); before, the factory gets context= alone.
+TASK_FACTORY_GETS_EVERY_KEYWORD: bool = any(
+    p.kind is inspect.Parameter.VAR_KEYWORD
+    for p in inspect.signature(asyncio.BaseEventLoop.create_task).parameters.values()
+)
 
 #: Upper bound, in seconds, for any single loop run in the suite.
 RUN_TIMEOUT: float = 5.0

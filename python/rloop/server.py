@@ -1,8 +1,10 @@
 """Server: what create_server() and create_unix_server() return.
 
-Behaves as asyncio's Server of Python 3.13 on every Python version:
-close_clients()/abort_clients() exist, and wait_closed() waits until the
-server is closed and every connection it accepted has ended.
+Behaves as asyncio's Server of the running Python, with what 3.13 added
+on every version: close_clients()/abort_clients() exist, and
+wait_closed() waits until the server is closed and every connection it
+accepted has ended. A Unix server removes its socket file when it closes
+where the running asyncio does (3.13+).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import collections.abc
 import errno
 import functools
+import inspect
 import itertools
 import os
 import socket
@@ -25,6 +28,13 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 from .connections import check_not_ssl_socket, check_ssl_only_args
+
+# asyncio removes a Unix server's socket file when the server closes since
+# 3.13 (create_unix_server(cleanup_socket=True)); before, the file stays and
+# the keyword does not exist. Read from the running asyncio, not a version.
+UNIX_SOCKET_CLEANUP = "cleanup_socket" in inspect.signature(
+    asyncio.SelectorEventLoop.create_unix_server
+).parameters
 
 
 class Server(asyncio.AbstractServer):
@@ -49,6 +59,10 @@ class Server(asyncio.AbstractServer):
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving = False
         self._serving_forever_fut: asyncio.Future[None] | None = None
+        # Unix sockets whose file this server removes when it closes, with
+        # the file's inode when the server started: a file that another
+        # process has put at the same path since is left alone.
+        self._unix_files: dict[socket.socket, tuple[Any, int]] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sockets={self.sockets!r}>"
@@ -99,6 +113,7 @@ class Server(asyncio.AbstractServer):
         self._sockets = None
         for sock in sockets:
             self._loop._stop_serving(sock)
+        self._remove_unix_files()
         self._serving = False
         fut = self._serving_forever_fut
         if fut is not None and not fut.done():
@@ -106,6 +121,27 @@ class Server(asyncio.AbstractServer):
             self._serving_forever_fut = None
         if len(self._clients) == 0:
             self._wakeup()
+
+    def _remove_unix_files(self) -> None:
+        files, self._unix_files = self._unix_files, {}
+        for path, inode in files.values():
+            try:
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                logger.error("Unable to clean up listening UNIX socket %r: %r", path, err)
+
+    def _track_unix_file(self, sock: socket.socket) -> None:
+        """Remember `sock`'s file, to remove it when the server closes."""
+        path = sock.getsockname()
+        if not path or path[0] in (0, "\x00"):
+            return  # unnamed or abstract: no file
+        try:
+            self._unix_files[sock] = (path, os.stat(path).st_ino)
+        except FileNotFoundError:
+            pass
 
     def close_clients(self) -> None:
         for transport in list(self._clients):
@@ -286,8 +322,16 @@ class ServersMixin:
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
         start_serving: bool = True,
+        cleanup_socket: bool | None = None,
     ) -> Server:
         loop: Any = self
+        if cleanup_socket is None:
+            cleanup_socket = UNIX_SOCKET_CLEANUP
+        elif not UNIX_SOCKET_CLEANUP:
+            # As this Python's asyncio, which has no such keyword.
+            raise TypeError(
+                "create_unix_server() got an unexpected keyword argument 'cleanup_socket'"
+            )
         _check_server_ssl(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:
@@ -315,6 +359,8 @@ class ServersMixin:
         server = Server(
             loop, [sock], protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_shutdown_timeout
         )
+        if cleanup_socket:
+            server._track_unix_file(sock)
         if start_serving:
             server._start_serving()
             await asyncio.sleep(0)

@@ -37,6 +37,9 @@ UNIX_SOCKET_CLEANUP: bool = (
 #: 3.11's returns at once, CPython gh-79033).
 WAIT_CLOSED_WAITS_FOR_CLIENTS: bool = sys.version_info >= (3, 12)
 
+#: A custom exception handler runs in the context of the handle or task
+#: that failed (3.12+, CPython gh-96704).
+HANDLER_IN_FAILING_CONTEXT: bool = sys.version_info >= (3, 12)
 #: create_task() passes every keyword to the task factory, which names the
 #: task itself (3.14+); before, the factory gets context= alone.
 TASK_FACTORY_GETS_EVERY_KEYWORD: bool = any(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 from typing import Any
 
 import pytest
-from conftest import run_forever_bounded
+from conftest import HANDLER_IN_FAILING_CONTEXT, run_forever_bounded, xfail_for
 
 Context = dict[str, Any]
 
@@ -233,3 +234,44 @@ def test_unretrieved_task_exception_reported(loop: asyncio.AbstractEventLoop) ->
     gc.collect()
     assert [c["message"] for c in contexts] == ["Task exception was never retrieved"]
     assert isinstance(contexts[0]["exception"], CustomError)
+
+
+NAME: contextvars.ContextVar[str] = contextvars.ContextVar("NAME", default="outer")
+
+
+@pytest.mark.parametrize("source", ["callback", "task"])
+def test_handler_runs_in_failing_context(
+    request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, loop_name: str, source: str
+) -> None:
+    # From 3.12 asyncio calls a custom handler in the context of the handle
+    # or task that failed (CPython gh-96704); 3.11's, in the loop's own.
+    if (source == "task") == HANDLER_IN_FAILING_CONTEXT:
+        xfail_for(
+            request, ["uvloop"], "uvloop runs a callback's handler in the callback's "
+            "context on every version, a task's in the loop's", loop_name,
+        )
+    seen: list[str] = []
+
+    def handler(lp: asyncio.AbstractEventLoop, context: Context) -> None:
+        seen.append(NAME.get())
+
+    def callback() -> None:
+        NAME.set("inner")
+        raise CustomError("callback failed")
+
+    async def failing_task() -> None:
+        NAME.set("inner")
+        raise CustomError("task failed")
+
+    async def main() -> None:
+        if source == "callback":
+            loop.call_soon(callback)
+        else:
+            loop.create_task(failing_task())  # never awaited: reported when collected
+        for _ in range(3):
+            await asyncio.sleep(0)
+        gc.collect()
+
+    loop.set_exception_handler(handler)
+    loop.run_until_complete(main())
+    assert seen == (["inner"] if HANDLER_IN_FAILING_CONTEXT else ["outer"])

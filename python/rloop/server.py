@@ -56,6 +56,7 @@ class Server(asyncio.AbstractServer):
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
         self._clients: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+        self._anonymous = 0
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving = False
         self._serving_forever_fut: asyncio.Future[None] | None = None
@@ -67,14 +68,25 @@ class Server(asyncio.AbstractServer):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sockets={self.sockets!r}>"
 
-    # Called by the loop as transports of this server start and end.
-    def _attach(self, transport: asyncio.Transport) -> None:
-        self._clients.add(transport)
+    # Called by the loop as transports of this server start and end. 3.12's
+    # asyncio counts connections without naming them (`_attach()`), and its
+    # tests call these so: a call without a transport counts as one.
+    def _attach(self, transport: asyncio.Transport | None = None) -> None:
+        if transport is None:
+            self._anonymous += 1
+        else:
+            self._clients.add(transport)
 
-    def _detach(self, transport: asyncio.Transport) -> None:
-        self._clients.discard(transport)
-        if len(self._clients) == 0 and self._sockets is None:
+    def _detach(self, transport: asyncio.Transport | None = None) -> None:
+        if transport is None:
+            self._anonymous -= 1
+        else:
+            self._clients.discard(transport)
+        if self._active() == 0 and self._sockets is None:
             self._wakeup()
+
+    def _active(self) -> int:
+        return len(self._clients) + self._anonymous
 
     def _wakeup(self) -> None:
         waiters = self._waiters
@@ -119,7 +131,7 @@ class Server(asyncio.AbstractServer):
         if fut is not None and not fut.done():
             fut.cancel()
             self._serving_forever_fut = None
-        if len(self._clients) == 0:
+        if self._active() == 0:
             self._wakeup()
 
     def _remove_unix_files(self) -> None:

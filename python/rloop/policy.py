@@ -14,6 +14,7 @@ import os
 
 from ._rloop import BACKENDS
 from .loop import LoopBase, RLoop, TokioLoop
+from .versions import DefaultEventLoopPolicy, quietly_deprecated
 
 LOOPS: dict[str, type[LoopBase]] = {"rloop": RLoop}
 if "tokio" in BACKENDS:
@@ -42,8 +43,14 @@ def new_tokio_event_loop() -> TokioLoop:
     return TokioLoop()
 
 
-class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
-    """asyncio's default policy, making rloop loops (``loop="tokio"`` for TokioLoop)."""
+class EventLoopPolicy(DefaultEventLoopPolicy):  # type: ignore[misc]
+    """asyncio's default policy, making rloop loops (``loop="tokio"`` for TokioLoop).
+
+    asyncio deprecates policies from 3.14 (to be removed in 3.16): there,
+    prefer ``asyncio.run(main(), loop_factory=rloop.new_event_loop)`` or
+    ``asyncio.Runner(loop_factory=...)``. This keeps working, without a
+    warning from rloop, for as long as asyncio has policies.
+    """
 
     def __init__(self, loop: str | None = None) -> None:
         super().__init__()
@@ -54,5 +61,10 @@ class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,vali
 
 
 def install(loop: str | None = None) -> None:
-    """Make asyncio.new_event_loop() and asyncio.run() use rloop (``loop="tokio"``: TokioLoop)."""
-    asyncio.set_event_loop_policy(EventLoopPolicy(loop))
+    """Make asyncio.new_event_loop() and asyncio.run() use rloop (``loop="tokio"``: TokioLoop).
+
+    Installs an rloop EventLoopPolicy: asyncio's policies are deprecated from
+    3.14, where ``asyncio.run(main(), loop_factory=rloop.new_event_loop)`` is
+    the modern way.
+    """
+    quietly_deprecated(asyncio.set_event_loop_policy, EventLoopPolicy(loop))

@@ -13,7 +13,6 @@ import asyncio
 import collections.abc
 import errno
 import functools
-import inspect
 import itertools
 import os
 import socket
@@ -28,13 +27,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 from .connections import check_not_ssl_socket, check_ssl_only_args
-
-# asyncio removes a Unix server's socket file when the server closes since
-# 3.13 (create_unix_server(cleanup_socket=True)); before, the file stays and
-# the keyword does not exist. Read from the running asyncio, not a version.
-UNIX_SOCKET_CLEANUP = "cleanup_socket" in inspect.signature(
-    asyncio.SelectorEventLoop.create_unix_server
-).parameters
+from .versions import UNIX_SOCKET_CLEANUP
 
 
 class Server(asyncio.AbstractServer):

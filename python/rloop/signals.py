@@ -17,6 +17,8 @@ import warnings
 from asyncio.log import logger
 from typing import Any, Callable, NamedTuple
 
+from .versions import iscoroutinefunction
+
 
 class _SignalHandler(NamedTuple):
     callback: Callable[..., Any]
@@ -44,7 +46,7 @@ class SignalMixin:
         self._signal_socks = None
 
     def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
-        if asyncio.iscoroutine(callback) or asyncio.iscoroutinefunction(callback):
+        if asyncio.iscoroutine(callback) or iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         _check_signal(sig)
         loop: Any = self

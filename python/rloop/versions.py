@@ -1,0 +1,46 @@
+"""What differs between the CPython versions rloop runs on (3.11 to 3.15).
+
+Each difference is read once, at import, from the running interpreter's
+asyncio (a feature check, not a version table, wherever one is possible),
+so the rest of the package asks a name here instead of `sys.version_info`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import warnings
+from typing import Any
+
+#: A Unix server removes its socket file when it closes, and
+#: create_unix_server() takes cleanup_socket= (3.13+).
+UNIX_SOCKET_CLEANUP: bool = (
+    "cleanup_socket" in inspect.signature(asyncio.SelectorEventLoop.create_unix_server).parameters
+)
+
+# asyncio's private marker of old-style coroutine functions; 3.11's
+# unittest.mock.AsyncMock still sets it, inspect does not know it.
+_COROUTINE_MARKER: Any = getattr(asyncio.coroutines, "_is_coroutine", None)
+
+
+def iscoroutinefunction(func: Any) -> bool:
+    """asyncio.iscoroutinefunction(), which 3.14 deprecates, without the warning."""
+    return inspect.iscoroutinefunction(func) or (
+        _COROUTINE_MARKER is not None
+        and getattr(func, "_is_coroutine", None) is _COROUTINE_MARKER
+    )
+
+
+def quietly_deprecated(fn: Any, *args: Any) -> Any:
+    """Call an asyncio API that 3.14 deprecates (the event loop policies),
+    without the DeprecationWarning: rloop's own policy support keeps working
+    for as long as asyncio has policies, and says nothing on the user's
+    behalf. The warning is the user's to get when they call asyncio's
+    policy API themselves."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return fn(*args)
+
+
+#: asyncio's default policy class; reading the name warns on 3.14+.
+DefaultEventLoopPolicy: Any = quietly_deprecated(getattr, asyncio, "DefaultEventLoopPolicy")

@@ -47,6 +47,7 @@ class LoopBase(
 
     def __init__(self) -> None:
         DatagramsMixin.__init__(self)
+        SubprocessMixin.__init__(self)
         ExecutorMixin.__init__(self)
         AsyncGenMixin.__init__(self)
         SignalMixin.__init__(self)
@@ -86,6 +87,7 @@ class LoopBase(
         if was_closed:
             return
         self._close_signals()
+        self._close_child_watcher()
         self._close_executor()
 
     def __repr__(self) -> str:

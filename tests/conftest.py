@@ -123,13 +123,12 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 def loop(loop_name: str) -> Iterator[asyncio.AbstractEventLoop]:
     """A fresh event loop, installed as the current loop for the test.
 
-    The event loop policy and the current loop are restored afterwards, and
-    the loop is closed, so tests don't leak state into each other.
+    The current loop is reset afterwards and the loop closed, so tests don't
+    leak state into each other. (Through set_event_loop alone: the policy
+    functions are deprecated from 3.14.)
     """
-    saved_policy = asyncio.events._event_loop_policy  # None until first use
-    policy = asyncio.get_event_loop_policy()
     new_loop = make_loop(loop_name)
-    policy.set_event_loop(new_loop)
+    asyncio.set_event_loop(new_loop)
     try:
         yield new_loop
     finally:
@@ -137,9 +136,7 @@ def loop(loop_name: str) -> Iterator[asyncio.AbstractEventLoop]:
             if not new_loop.is_closed() and not new_loop.is_running():
                 new_loop.close()
         finally:
-            asyncio.get_event_loop_policy().set_event_loop(None)
-            policy.set_event_loop(None)
-            asyncio.set_event_loop_policy(saved_policy)
+            asyncio.set_event_loop(None)
 
 
 def xfail_for(

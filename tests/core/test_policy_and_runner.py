@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ def test_loop_fixture_class(loop: asyncio.AbstractEventLoop, loop_name: str) -> 
 
 
 def test_loop_fixture_installs_current_loop(loop: asyncio.AbstractEventLoop) -> None:
-    assert asyncio.get_event_loop_policy().get_event_loop() is loop
+    assert asyncio.get_event_loop() is loop
 
 
 def test_runner_with_loop_factory(loop_name: str) -> None:
@@ -127,23 +129,43 @@ def test_runner_sigint_interrupts_main(loop_name: str) -> None:
 # --- rloop specific -----------------------------------------------------------
 
 
+@contextlib.contextmanager
+def policy_api() -> Iterator[None]:
+    """The tests' own calls of asyncio's policy API, deprecated from 3.14
+    (rloop's install() must not warn; these calls are not rloop's)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+@contextlib.contextmanager
+def no_deprecation_warning() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        yield
+
+
 @pytest.fixture
 def rloop() -> Iterator[Any]:
     reason = loop_skip_reason("rloop")
     if reason is not None:
         pytest.skip(reason)
-    import rloop as module
+    with no_deprecation_warning():
+        import rloop as module
 
     saved_policy = asyncio.events._event_loop_policy
     try:
         yield module
     finally:
-        asyncio.set_event_loop_policy(saved_policy)
+        with policy_api():
+            asyncio.set_event_loop_policy(saved_policy)
 
 
 def test_policy_new_event_loop(rloop: Any) -> None:
-    policy = rloop.EventLoopPolicy()
-    assert isinstance(policy, asyncio.AbstractEventLoopPolicy)
+    with no_deprecation_warning():
+        policy = rloop.EventLoopPolicy()
+    with policy_api():
+        assert isinstance(policy, asyncio.AbstractEventLoopPolicy)
     loop = policy.new_event_loop()
     try:
         assert isinstance(loop, rloop.RLoop)
@@ -162,16 +184,19 @@ def test_new_event_loop_function(rloop: Any) -> None:
 
 
 def test_install(rloop: Any) -> None:
-    rloop.install()
+    with no_deprecation_warning():
+        rloop.install()
     try:
-        assert isinstance(asyncio.get_event_loop_policy(), rloop.EventLoopPolicy)
+        with policy_api():
+            assert isinstance(asyncio.get_event_loop_policy(), rloop.EventLoopPolicy)
         loop = asyncio.new_event_loop()
         try:
             assert isinstance(loop, rloop.RLoop)
         finally:
             loop.close()
     finally:
-        asyncio.set_event_loop_policy(None)
+        with policy_api():
+            asyncio.set_event_loop_policy(None)
     loop = asyncio.new_event_loop()
     try:
         assert not isinstance(loop, rloop.RLoop)
@@ -183,11 +208,13 @@ def test_install_then_asyncio_run(rloop: Any) -> None:
     async def main() -> str:
         return type(asyncio.get_running_loop()).__name__
 
-    rloop.install()
+    with no_deprecation_warning():
+        rloop.install()
     try:
         assert asyncio.run(main()) == "RLoop"
     finally:
-        asyncio.set_event_loop_policy(None)
+        with policy_api():
+            asyncio.set_event_loop_policy(None)
 
 
 def test_run_returns_value(rloop: Any) -> None:

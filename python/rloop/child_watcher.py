@@ -21,6 +21,13 @@ Either way the child is reaped and its exit reported in one step on the
 loop thread: until the transport knows the return code the pid stays a
 zombie, so ``send_signal`` can never reach a recycled pid.
 
+A program that installs asyncio's FastChildWatcher (3.11-3.13) has every
+child of the process reaped by its SIGCHLD handler. The pidfd reader still
+reaps first: it runs in the turn that sees the exit, the signal handler
+only in the next (signals.py schedules it with call_soon). The thread can
+lose that race; the transport then reports 255, as asyncio does for a
+child reaped elsewhere.
+
 A loop closed with children still running stops watching them and leaves
 each to a thread that reaps it when it exits, so none is left a zombie and
 no pidfd is leaked; their exit is reported to nobody.

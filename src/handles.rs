@@ -3,6 +3,9 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::{self, ThreadId};
+
+use parking_lot::{Condvar, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -82,6 +85,34 @@ pub struct Handle {
     cancelled: AtomicBool,
     /// Where the handle was created; set in debug mode only, as asyncio does.
     pub(crate) source_traceback: Option<Py<PyAny>>,
+    /// Set for call_soon_threadsafe's handles only (see RunGuard).
+    guard: Option<Box<RunGuard>>,
+}
+
+/// A handle from call_soon_threadsafe may be cancelled from another thread
+/// while its callback runs; as asyncio's (3.14, and the patch releases of
+/// 3.12 and 3.13 since), `cancel()` and `cancelled()` then wait until the
+/// callback has returned, so a caller that saw `cancel()` return knows the
+/// callback either ran to its end or never starts. The thread running the
+/// callback may cancel its own handle without waiting.
+struct RunGuard {
+    running: Mutex<Option<ThreadId>>,
+    done: Condvar,
+}
+
+impl RunGuard {
+    /// Waits, with the GIL released, until no other thread runs the
+    /// callback, then calls `f` with the running state still locked.
+    fn when_idle<T: Send>(&self, py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
+        let me = thread::current().id();
+        py.detach(|| {
+            let mut running = self.running.lock();
+            while running.is_some_and(|t| t != me) {
+                self.done.wait(&mut running);
+            }
+            f()
+        })
+    }
 }
 
 impl Handle {
@@ -101,7 +132,17 @@ impl Handle {
             context,
             cancelled: AtomicBool::new(false),
             source_traceback,
+            guard: None,
         })
+    }
+
+    /// This handle, made cancellable from other threads (call_soon_threadsafe).
+    pub fn thread_safe(mut self) -> Self {
+        self.guard = Some(Box::new(RunGuard {
+            running: Mutex::new(None),
+            done: Condvar::new(),
+        }));
+        self
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -111,7 +152,11 @@ impl Handle {
     /// Marks the handle cancelled and releases its callback and arguments;
     /// returns whether it was live before.
     pub fn cancel_once(&self, py: Python<'_>) -> bool {
-        if self.cancelled.swap(true, Ordering::Relaxed) {
+        let was_live = match &self.guard {
+            None => !self.cancelled.swap(true, Ordering::Relaxed),
+            Some(g) => g.when_idle(py, || !self.cancelled.swap(true, Ordering::Relaxed)),
+        };
+        if !was_live {
             return false;
         }
         // In debug mode (the only mode with a source traceback) asyncio
@@ -128,6 +173,25 @@ impl Handle {
     /// Runs the callback unless cancelled. The error, if any, is the
     /// callback's: the loop decides what reaches the exception handler.
     pub fn run(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(g) = &self.guard else {
+            return self.run_unguarded(py);
+        };
+        {
+            // Checked again under the lock: a cancel from another thread
+            // may have come after the loop's own check.
+            let mut running = g.running.lock();
+            if self.is_cancelled() {
+                return Ok(());
+            }
+            *running = Some(thread::current().id());
+        }
+        let result = self.run_unguarded(py);
+        *g.running.lock() = None;
+        g.done.notify_all();
+        result
+    }
+
+    fn run_unguarded(&self, py: Python<'_>) -> PyResult<()> {
         match self.target.live(py) {
             Some((callback, args)) if !self.is_cancelled() => {
                 context::run_in_context(py, &self.context, &callback, &args)
@@ -192,8 +256,11 @@ impl Handle {
         self.cancel_once(py);
     }
 
-    fn cancelled(&self) -> bool {
-        self.is_cancelled()
+    fn cancelled(&self, py: Python<'_>) -> bool {
+        match &self.guard {
+            None => self.is_cancelled(),
+            Some(g) => g.when_idle(py, || self.is_cancelled()),
+        }
     }
 
     fn get_context(&self, py: Python<'_>) -> Py<PyAny> {

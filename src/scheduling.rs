@@ -54,7 +54,8 @@ impl EventLoop {
         if self.is_debug() {
             check_callback(py, &callback, "call_soon_threadsafe")?;
         }
-        let handle = Py::new(py, self.new_handle(py, callback, args, context)?)?;
+        let handle = self.new_handle(py, callback, args, context)?.thread_safe();
+        let handle = Py::new(py, handle)?;
         self.push_ready(Item::Call(handle.clone_ref(py)));
         self.wake_if_polling();
         Ok(handle)

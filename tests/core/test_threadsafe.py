@@ -7,7 +7,8 @@ import contextvars
 import threading
 import time
 
-from conftest import RUN_TIMEOUT, run, run_forever_bounded
+import pytest
+from conftest import RUN_TIMEOUT, run, run_forever_bounded, xfail_for
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 
@@ -231,3 +232,80 @@ def test_future_completed_from_thread(loop: asyncio.AbstractEventLoop) -> None:
             thread.join(RUN_TIMEOUT)
 
     assert run(loop, main()) == "from thread"
+
+
+# Whether the running asyncio's call_soon_threadsafe handles make a cancel
+# from another thread wait for a running callback (3.14, and the later
+# patch releases of 3.12 and 3.13). rloop's always do.
+CANCEL_WAITS_FOR_CALLBACK = hasattr(asyncio.events, "_ThreadSafeHandle")
+
+
+def _waits_for_callback(request: pytest.FixtureRequest, loop_name: str) -> None:
+    if loop_name in ("asyncio", "uvloop") and not CANCEL_WAITS_FOR_CALLBACK:
+        pytest.skip("this Python's asyncio does not order a cross-thread cancel")
+    xfail_for(request, ["uvloop"], "uvloop's cancel() does not wait for the callback", loop_name)
+
+
+@pytest.mark.parametrize("method", ["cancel", "cancelled"])
+def test_cancel_from_thread_waits_for_running_callback(
+    request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, loop_name: str, method: str
+) -> None:
+    _waits_for_callback(request, loop_name)
+    started, finished = threading.Event(), threading.Event()
+    seen: list[object] = []
+
+    def callback() -> None:
+        started.set()
+        time.sleep(0.1)  # the other thread calls cancel() meanwhile
+        finished.set()
+
+    def other_thread() -> None:
+        handle = loop.call_soon_threadsafe(callback)
+        assert started.wait(RUN_TIMEOUT)
+        seen.append(getattr(handle, method)())
+        # cancel()/cancelled() returned only once the callback had.
+        seen.append(finished.is_set())
+        loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    run_forever_bounded(loop)
+    thread.join(RUN_TIMEOUT)
+    assert seen == [None if method == "cancel" else False, True]
+
+
+def test_callback_cancels_its_own_threadsafe_handle(loop: asyncio.AbstractEventLoop) -> None:
+    # The thread running the callback does not wait on itself.
+    handles: list[asyncio.Handle] = []
+    seen: list[bool] = []
+
+    def callback() -> None:
+        handles[0].cancel()
+        seen.append(handles[0].cancelled())
+        loop.stop()
+
+    def other_thread() -> None:
+        handles.append(loop.call_soon_threadsafe(callback))
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(RUN_TIMEOUT)
+    run_forever_bounded(loop)
+    assert seen == [True]
+
+
+def test_threadsafe_handle_cancelled_from_thread_never_runs(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    ran: list[str] = []
+
+    def other_thread() -> None:
+        handle = loop.call_soon_threadsafe(ran.append, "cancelled one")
+        handle.cancel()
+        loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(RUN_TIMEOUT)
+    run_forever_bounded(loop)
+    assert ran == []

@@ -37,6 +37,11 @@ UNIX_SOCKET_CLEANUP: bool = (
 #: 3.11's returns at once, CPython gh-79033).
 WAIT_CLOSED_WAITS_FOR_CLIENTS: bool = sys.version_info >= (3, 12)
 
+#: A cancelled Server.serve_forever() closes the server's connections before
+#: it waits for them (3.14; read from the names its code uses).
+SERVE_FOREVER_CLOSES_CLIENTS: bool = (
+    "close_clients" in asyncio.base_events.Server.serve_forever.__code__.co_names
+)
 #: A custom exception handler runs in the context of the handle or task
 #: that failed (3.12+, CPython gh-96704).
 HANDLER_IN_FAILING_CONTEXT: bool = sys.version_info >= (3, 12)

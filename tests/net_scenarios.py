@@ -11,7 +11,13 @@ import socket
 import struct
 
 import pytest
-from conftest import UNIX_SOCKET_CLEANUP, WAIT_CLOSED_WAITS_FOR_CLIENTS, run, xfail_for
+from conftest import (
+    SERVE_FOREVER_CLOSES_CLIENTS,
+    UNIX_SOCKET_CLEANUP,
+    WAIT_CLOSED_WAITS_FOR_CLIENTS,
+    run,
+    xfail_for,
+)
 from net_helpers import DEADLINE, Echo, Endpoint, Recorder, endpoint, fd_count
 
 __all__ = [
@@ -31,6 +37,7 @@ __all__ = [
     "test_protocol_error_reaches_handler_and_loop_goes_on",
     "test_refused_connection",
     "test_serve_forever_cancelled",
+    "test_serve_forever_cancelled_with_hanging_client",
     "test_streams_echo",
     "test_write_bad_input",
     "test_write_buffer_flow_control",
@@ -520,6 +527,47 @@ def test_serve_forever_cancelled(loop: asyncio.AbstractEventLoop, endpoint: Endp
         return server.is_serving(), len(server.sockets) == 0
 
     assert run(loop, main()) == (False, True)
+
+
+def test_serve_forever_cancelled_with_hanging_client(
+    request: pytest.FixtureRequest,
+    loop: asyncio.AbstractEventLoop,
+    loop_name: str,
+    endpoint: Endpoint,
+) -> None:
+    # Cancelling serve_forever() (Ctrl-C in asyncio.run) while a client is
+    # connected: from 3.14 asyncio closes the server's connections and so
+    # returns; before, it waits for the client to leave.
+    if not WAIT_CLOSED_WAITS_FOR_CLIENTS:
+        pytest.skip("3.11's wait_closed() does not wait for clients: nothing to tell apart")
+    if not SERVE_FOREVER_CLOSES_CLIENTS:
+        xfail_for(
+            request, ["uvloop"], "uvloop's wait_closed() does not wait for clients", loop_name
+        )
+    protos: list[Recorder] = []
+
+    def factory() -> Recorder:
+        protos.append(Recorder(loop))
+        return protos[-1]
+
+    async def main() -> bool:
+        server = await endpoint.serve(loop, factory)
+        task = loop.create_task(server.serve_forever())
+        _reader, writer = await endpoint.open(server)
+        await asyncio.wait_for(_made(protos), DEADLINE)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=0.5)
+        returned = task in done
+        # The server ends the connection: serve_forever() returns in any case.
+        assert protos[0].transport is not None
+        protos[0].transport.close()
+        await asyncio.wait_for(protos[0].lost, DEADLINE)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, DEADLINE)
+        writer.close()
+        return returned
+
+    assert run(loop, main()) == SERVE_FOREVER_CLOSES_CLIENTS
 
 
 def test_extra_info(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 from .connections import check_not_ssl_socket, check_ssl_only_args
-from .versions import UNIX_SOCKET_CLEANUP
+from .versions import SERVE_FOREVER_CLOSES_CLIENTS, UNIX_SOCKET_CLEANUP
 
 
 class Server(asyncio.AbstractServer):
@@ -173,6 +173,8 @@ class Server(asyncio.AbstractServer):
         except asyncio.CancelledError:
             try:
                 self.close()
+                if SERVE_FOREVER_CLOSES_CLIENTS:
+                    self.close_clients()
                 await self.wait_closed()
             finally:
                 raise

@@ -18,6 +18,14 @@ UNIX_SOCKET_CLEANUP: bool = (
     "cleanup_socket" in inspect.signature(asyncio.SelectorEventLoop.create_unix_server).parameters
 )
 
+#: A cancelled Server.serve_forever() closes the server's connections before
+#: it waits for them (3.14; a hanging client would otherwise hang it). Read
+#: from the names the running asyncio's serve_forever() uses, as this
+#: change came with patch releases too.
+SERVE_FOREVER_CLOSES_CLIENTS: bool = (
+    "close_clients" in asyncio.base_events.Server.serve_forever.__code__.co_names
+)
+
 # asyncio's private marker of old-style coroutine functions; 3.11's
 # unittest.mock.AsyncMock still sets it, inspect does not know it.
 _COROUTINE_MARKER: Any = getattr(asyncio.coroutines, "_is_coroutine", None)

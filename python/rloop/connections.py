@@ -4,7 +4,6 @@ the transports they make, as asyncio's loops have them."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import socket
 import sys
@@ -135,11 +134,21 @@ class ConnectionsMixin:
                 except OSError:
                     continue
         else:
-            attempts = [
-                functools.partial(loop._connect_sock, errors, info, laddr_infos)
-                for info in infos
-            ]
-            sock, _, _ = await staggered.staggered_race(attempts, happy_eyeballs_delay, loop=loop)
+            # Closures over `errors`, not partials holding the list, and only
+            # the socket kept of the race's result: once `errors` is dropped
+            # below, nothing here refers to the exceptions any more, so the
+            # one raised is not kept alive by this frame's traceback (CPython's
+            # test_streams checks that its only referrer is the caller).
+            sock = (
+                await staggered.staggered_race(
+                    (
+                        lambda info=info: loop._connect_sock(errors, info, laddr_infos)
+                        for info in infos
+                    ),
+                    happy_eyeballs_delay,
+                    loop=loop,
+                )
+            )[0]
         if sock is not None:
             return sock
 

@@ -44,13 +44,14 @@ impl EventLoop {
         fileobj: &Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
         self.check_closed()?;
         let fd = Self::fd_of(fileobj)?;
         let tb = self.source_traceback(py)?;
         let handle = Py::new(
             py,
-            Handle::new(py, callback.unbind(), args.unbind(), None, tb)?,
+            Handle::new(py, callback.unbind(), args.unbind(), context, tb)?,
         )?;
         let old = self.side(side).lock().insert(fd, handle.clone_ref(py));
         if let Some(old) = &old {
@@ -100,7 +101,7 @@ impl EventLoop {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        self.add_watcher(py, Side::Read, &fd, callback, args)
+        self.add_watcher(py, Side::Read, &fd, callback, args, None)
             .map(drop)
     }
 
@@ -116,7 +117,7 @@ impl EventLoop {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        self.add_watcher(py, Side::Write, &fd, callback, args)
+        self.add_watcher(py, Side::Write, &fd, callback, args, None)
             .map(drop)
     }
 
@@ -144,25 +145,29 @@ impl EventLoop {
     }
 
     /// asyncio's private form, used by the sock_* helpers: returns the handle.
-    #[pyo3(signature = (fd, callback, *args))]
+    /// As a selector loop's: 3.15's transports pass the context their
+    /// protocol's callbacks run in.
+    #[pyo3(signature = (fd, callback, *args, context=None))]
     fn _add_reader(
         &self,
         py: Python<'_>,
         fd: Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.add_watcher(py, Side::Read, &fd, callback, args)
+        self.add_watcher(py, Side::Read, &fd, callback, args, context)
     }
 
-    #[pyo3(signature = (fd, callback, *args))]
+    #[pyo3(signature = (fd, callback, *args, context=None))]
     fn _add_writer(
         &self,
         py: Python<'_>,
         fd: Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.add_watcher(py, Side::Write, &fd, callback, args)
+        self.add_watcher(py, Side::Write, &fd, callback, args, context)
     }
 }

@@ -130,6 +130,7 @@ impl EventLoop {
             &fileno,
             reader.into_any(),
             PyTuple::empty(py),
+            None,
         )?;
         let done = ReaderDone {
             event_loop: slf.clone().unbind(),

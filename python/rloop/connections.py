@@ -236,6 +236,46 @@ class ConnectionsMixin:
             logger.debug("%r handled: (%r, %r)", transport.get_extra_info("socket"), transport, protocol)
         return transport, protocol
 
+    async def _create_connection_transport(
+        self,
+        sock: socket.socket,
+        protocol_factory: ProtocolFactory,
+        ssl: Any,
+        server_hostname: str | None,
+        server_side: bool = False,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        context: Any = None,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """The transport of a connected socket, once connection_made has run
+        (and, with TLS, the handshake is done). Owned here, not borrowed:
+        asyncio's changes between versions (3.15 passes a context through)."""
+        loop: Any = self
+        try:
+            sock.setblocking(False)
+            protocol = protocol_factory()
+            waiter: asyncio.Future[None] | None = loop.create_future()
+            if ssl:
+                transport = self._make_ssl_transport(
+                    sock, protocol, None if isinstance(ssl, bool) else ssl, waiter,
+                    server_side=server_side, server_hostname=server_hostname,
+                    ssl_handshake_timeout=ssl_handshake_timeout,
+                    ssl_shutdown_timeout=ssl_shutdown_timeout,
+                )
+            else:
+                transport = self._make_socket_transport(sock, protocol, waiter)
+        except BaseException:
+            # No transport took the socket over: it is ours to close.
+            sock.close()
+            raise
+        try:
+            await waiter  # type: ignore[misc]
+        except BaseException:
+            transport.close()
+            waiter = None  # no reference cycle through the exception's traceback
+            raise
+        return transport, protocol
+
     def _make_ssl_transport(
         self,
         rawsock: socket.socket,
@@ -250,6 +290,7 @@ class ConnectionsMixin:
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
         call_connection_made: bool = True,
+        context: Any = None,
     ) -> asyncio.Transport:
         """TLS is asyncio's own SSLProtocol (a BufferedProtocol) between the
         socket transport and the application's protocol."""
@@ -270,7 +311,10 @@ class ConnectionsMixin:
         *,
         extra: dict[str, Any] | None = None,
         server: Any = None,
+        context: Any = None,
     ) -> asyncio.Transport:
+        # `context`: 3.15's asyncio passes the caller's context, to run the
+        # protocol's callbacks in; rloop's transports do not do that yet.
         loop: Any = self
         sock.setblocking(False)
         # The connection actor owns a duplicate of the fd; `sock` stays the

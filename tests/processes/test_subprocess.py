@@ -294,3 +294,26 @@ def test_no_warnings(loop: asyncio.AbstractEventLoop) -> None:
         return [f"{w.category.__name__}: {w.message}" for w in caught]
 
     assert run(loop, main()) == []
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="asyncio's wait() waits for the pipes")
+def test_wait_returns_while_a_grandchild_holds_the_pipes(loop: asyncio.AbstractEventLoop) -> None:
+    """3.14's asyncio (gh-119710): wait() returns once the child exits, even
+    if a grandchild keeps its stdout open. Before 3.14 it waits for the pipes."""
+
+    async def main() -> int:
+        # The grandchild inherits the pipes, says it is up, and holds them
+        # until its stdin ends.
+        grandchild = "import sys; print('up', flush=True); sys.stdin.read()"
+        code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}])"
+        proc = await asyncio.create_subprocess_exec(PY, "-c", code, stdin=PIPE, stdout=PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            assert await proc.stdout.readline() == b"up\n"
+            proc.kill()
+            return await asyncio.wait_for(proc.wait(), 5)
+        finally:
+            proc.stdin.close()  # the grandchild ends
+            await proc.stdout.read()
+
+    assert run(loop, main()) == -signal.SIGKILL

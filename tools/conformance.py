@@ -34,7 +34,10 @@ Loop substitution (done in the child before the test module is imported)
   ``test_events``, ``test_sock_lowlevel``, ``test_server``,
   ``test_buffered_proto``, ``test_sendfile`` and ``test_sslproto`` build their
   loops with ``asyncio.SelectorEventLoop(...)`` explicitly; without this they
-  would silently test the stock loop.  (``test_events``/``test_sock_lowlevel``/
+  would silently test the stock loop.  On 3.13+ ``asyncio.EventLoop`` (the
+  platform's loop class, which ``test_taskgroups``, ``test_tasks``,
+  ``test_runners`` ... pass as ``loop_factory``) is replaced by the same
+  factory.  (``test_events``/``test_sock_lowlevel``/
   ``test_sendfile`` therefore run their loop test mixins once per selector
   class -- epoll, poll, select -- each time against the loop under test.)
 * Sanity check: the child creates loops through ``asyncio.new_event_loop()``,
@@ -283,6 +286,11 @@ def _install_substitution(loop_name: str, tracker: _LoopTracker) -> tuple[type |
     policy_cls._loop_factory = staticmethod(loop_factory)  # type: ignore[assignment]
     asyncio.SelectorEventLoop = selector_event_loop  # type: ignore[assignment,misc]
     unix_events.SelectorEventLoop = selector_event_loop  # type: ignore[assignment,misc]
+    if hasattr(unix_events, "EventLoop"):
+        # 3.13+: asyncio.EventLoop (the platform's loop class), which test
+        # modules pass as loop_factory (test_taskgroups, test_tasks, ...).
+        asyncio.EventLoop = selector_event_loop  # type: ignore[attr-defined,misc,unused-ignore]
+        unix_events.EventLoop = selector_event_loop  # type: ignore[misc,unused-ignore]
     asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
     return loop_cls, shims
 
@@ -347,6 +355,8 @@ def _sanity_check(expected: type, loop_name: str) -> list[str]:
     check("asyncio.new_event_loop()", asyncio.new_event_loop)
     check("asyncio.events.new_event_loop()", events.new_event_loop)
     check("asyncio.SelectorEventLoop()", lambda: asyncio.SelectorEventLoop())
+    if hasattr(asyncio, "EventLoop"):
+        check("asyncio.EventLoop()", lambda: asyncio.EventLoop())
     policy = asyncio.get_event_loop_policy()
     asyncio.set_event_loop_policy(None)
     check("policy after set_event_loop_policy(None)", asyncio.new_event_loop)

@@ -1,27 +1,43 @@
 #!/usr/bin/env bash
 # Every test rloop has, from a fresh clone: installs what it needs (the
 # extension, built by maturin through pip, uvloop, pytest), then runs the
-# actors crate's Rust tests, pytest on every loop, and the conformance check.
+# actors crate's Rust tests, pytest on every loop, and the conformance check,
+# on the host's Python (3.11), then the same on 3.12-3.15 (tools/matrix.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-echo "== install rloop and the test dependencies"
+START=$SECONDS
+STAGE_START=$SECONDS
+# Each stage's header says how long the one before it took, for CI's logs.
+stage() {
+    if [ $SECONDS -gt "$START" ]; then
+        echo "   (stage took $((SECONDS - STAGE_START))s; $((SECONDS - START))s in all)"
+    fi
+    STAGE_START=$SECONDS
+    echo "== $1"
+}
+
+stage "install rloop and the test dependencies"
 "$PY" -m pip install --quiet --disable-pip-version-check ".[test]"
 
-echo "== lint"
+stage "lint"
 "$PY" -m pip install --quiet --disable-pip-version-check ruff
 "$PY" -m ruff check python tests tools benchmarks examples
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-echo "== cargo test (actors)"
+stage "cargo test (actors)"
 cargo test -p actors
 
-echo "== pytest"
+stage "pytest"
 # Run from a folder without python/ on the path, so the installed package is tested.
 "$PY" -m pytest tests -q -p no:cacheprovider
 
-echo "== conformance (CPython's test_asyncio on RLoop and TokioLoop)"
+stage "conformance (CPython's test_asyncio on RLoop and TokioLoop)"
 "$PY" tools/conformance.py --check --loop rloop
 "$PY" tools/conformance.py --check --loop tokio
+
+stage "the other Python versions (tools/matrix.sh: pytest and conformance on each)"
+bash tools/matrix.sh 3.12 3.13 3.14 3.15
+stage "done"

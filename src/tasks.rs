@@ -16,7 +16,7 @@ impl EventLoop {
         let py = slf.py();
         let loop_kw = intern!(py, "loop");
         Ok(vectorcall::call(
-            py_imports::future_class(py)?,
+            &py_imports::future_class(py)?,
             &[],
             &[(loop_kw, slf.as_any())],
         )?
@@ -119,7 +119,7 @@ fn new_task(
     let loop_kw = intern!(py, "loop");
     let task = match kwargs.filter(|kw| !kw.is_empty()) {
         None => vectorcall::call(
-            py_imports::task_class(py)?,
+            &py_imports::task_class(py)?,
             &[coro],
             &[(loop_kw, slf.as_any())],
         )?,

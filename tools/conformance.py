@@ -194,14 +194,64 @@ NOT_TEST_MODULES: dict[str, str] = {
 # Modules the rloop loops cannot run yet: they wait on features rloop does
 # not have, so they only hang until the time limit. Skipped for rloop and
 # tokio unless named with --modules; listed with the reason in the JSON.
-NOT_YET: dict[str, str] = {
-    "test_ssl": "TLS works (asyncio's SSLProtocol over rloop's transports) and the first "
-    "10 tests pass, then test_remote_shutdown_receives_trailing_data hangs, its server "
-    "thread reading on; the same flow outside the suite (a 4 MiB write backlog, then "
-    "the peer's close_notify) delivers every byte and the client's close_notify, so "
-    "the cause is not found yet",
-}
+NOT_YET: dict[str, str] = {}
 RLOOP_LOOPS = ("rloop", "tokio")
+
+# Single tests of asyncio's own implementation rather than of the loop API:
+# they mock a private method of asyncio's loop classes or assert that an
+# object is an instance of one of asyncio's private classes, so no other
+# loop can pass them. Skipped on every loop, stock asyncio included, so the
+# numbers of the loops compare; keyed "module:pattern", the pattern an
+# fnmatch over the test id without the "test.test_asyncio.<module>." prefix.
+ASYNCIO_INTERNALS: dict[str, str] = {
+    **{
+        f"test_events:*.test_call_soon_threadsafe_handle_{name}": (
+            "asserts isinstance(handle, asyncio.events._ThreadSafeHandle), asyncio's private "
+            "class; the assertion fails in the test's thread, which then never stops the loop, "
+            "so the module hangs. rloop's call_soon_threadsafe handles have the behaviour "
+            "(tests/core/test_threadsafe.py)"
+        )
+        for name in ("block_check_cancelled", "block_cancellation",
+                     "cancel_same_thread", "cancel_other_thread")
+    },
+    "test_events:*.test_timeout_rounding": (
+        "replaces the loop's private _run_once to count iterations"
+    ),
+    "test_events:*.test_create_server_multiple_hosts_ipv[46]": (
+        "replaces the loop's private _start_serving/_stop_serving with mocks and mocks "
+        "the socket module"
+    ),
+    "test_sslproto:*.test_connection_lost_when_busy": (
+        "builds a transport from a mock socket with the loop's private "
+        "_make_socket_transport"
+    ),
+}
+
+# Single tests that hang on rloop's loops for a cause tracked elsewhere.
+# Skipped there (not on stock asyncio) so that the rest of their module
+# runs and is checked.
+KNOWN_HANGS: dict[str, str] = {
+    "test_ssl:*.test_remote_shutdown_receives_trailing_data*": (
+        "both variants (and _on_slow_socket) hang with the test's server thread still "
+        "reading: belongs to the TLS issue (TLS in Rust); the same flow outside the suite "
+        "delivers every byte"
+    ),
+}
+
+
+def skip_reason(module: str, test_id: str, loop_name: str) -> str | None:
+    """Why the test `test_id` of `module` is skipped on `loop_name`, if it is."""
+    import fnmatch
+
+    tables = [ASYNCIO_INTERNALS] + ([KNOWN_HANGS] if loop_name in RLOOP_LOOPS else [])
+    for table in tables:
+        for key, reason in table.items():
+            mod, _, pattern = key.partition(":")
+            if mod == module and fnmatch.fnmatchcase(test_id, pattern):
+                return reason
+    return None
+
+
 
 DEFAULT_TIMEOUT = 300.0
 # Per-module time limits (seconds) where the default would be too tight.
@@ -369,6 +419,27 @@ def _short_id(test: Any, prefix: str) -> str:
     return tid.removeprefix(prefix)
 
 
+def _skip_listed(suite: Any, module: str, prefix: str, loop_name: str) -> None:
+    """Turn the tests of ASYNCIO_INTERNALS (and, on rloop's loops, of
+    KNOWN_HANGS) into skips that give the reason."""
+    import unittest
+
+    def walk(s: Any) -> Any:
+        for item in s:
+            if isinstance(item, unittest.TestSuite):
+                yield from walk(item)
+            else:
+                yield item
+
+    for test in walk(suite):
+        name = getattr(test, "_testMethodName", None)
+        reason = skip_reason(module, _short_id(test, prefix), loop_name)
+        if name is None or reason is None:
+            continue
+        # An instance attribute hides the class's method for this test only.
+        setattr(test, name, unittest.skip(f"conformance.py: {reason}")(getattr(test, name)))
+
+
 def run_child(module: str, loop_name: str, result_file: str, timeout: float) -> int:
     import faulthandler
     import unittest
@@ -427,6 +498,7 @@ def run_child(module: str, loop_name: str, result_file: str, timeout: float) -> 
         emitter.emit("import_error", error=repr(exc))
         emitter.close()
         return 4
+    _skip_listed(suite, module, prefix, loop_name)
     emitter.emit("collected", count=suite.countTestCases())
 
     outcomes: dict[str, str] = {}
@@ -748,6 +820,8 @@ def record(loop_name: str, results: list[dict[str, Any]], wall: float) -> None:
     data["optional_modules"] = OPTIONAL_MODULES
     data["not_yet_for_rloop"] = NOT_YET
     data["out_of_scope"] = OUT_OF_SCOPE
+    data["asyncio_internals_skipped"] = ASYNCIO_INTERNALS
+    data["known_hangs_skipped_for_rloop"] = KNOWN_HANGS
     # Only the running Python's entry changes; other versions are kept as they are.
     version = python_minor()
     loops = data.setdefault("versions", {}).setdefault(version, {}).setdefault("loops", {})

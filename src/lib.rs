@@ -9,6 +9,7 @@ mod debug;
 mod errors;
 mod event_loop;
 mod exception_handler;
+mod extra_info;
 mod handles;
 mod io_watch;
 mod py_imports;

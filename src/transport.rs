@@ -20,7 +20,7 @@ use crate::reactor::{ActorError, CloseError, Command, ConnId, Event, ReadCount, 
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
 const DEFAULT_HIGH_WATER: i64 = 64 * 1024;
 
-struct State {
+pub(crate) struct State {
     /// The `asyncio.Transport` that protocols see (python/rloop/transports.py);
     /// held until connection_lost, then the cycle with it is broken.
     face: Option<Py<PyAny>>,
@@ -29,13 +29,13 @@ struct State {
     buffered: bool,
     /// The Python socket behind get_extra_info('socket'): the caller's for
     /// connections it made, a duplicate made on demand for accepted ones.
-    sock: Option<Py<PyAny>>,
-    extra: Option<Py<PyDict>>,
-    extra_complete: bool,
+    pub(crate) sock: Option<Py<PyAny>>,
+    pub(crate) extra: Option<Py<PyDict>>,
+    pub(crate) extra_complete: bool,
     server: Option<Py<PyAny>>,
     closing: bool,
     /// connection_lost is scheduled (or delivered): the actor is gone.
-    lost: bool,
+    pub(crate) lost: bool,
     eof_written: bool,
     paused_reading: bool,
     /// The protocol was told pause_writing() and not yet resume_writing().
@@ -47,9 +47,9 @@ struct State {
 pub struct SocketTransport {
     lp: Py<EventLoop>,
     pub(crate) id: ConnId,
-    fd: RawFd,
-    family: i32,
-    st: Mutex<State>,
+    pub(crate) fd: RawFd,
+    pub(crate) family: i32,
+    pub(crate) st: Mutex<State>,
 }
 
 fn is_buffered_protocol(protocol: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -475,71 +475,6 @@ impl SocketTransport {
         }
         Self::connection_lost(slf, None)
     }
-
-    fn extra_dict(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyDict>>> {
-        let py = slf.py();
-        let this = slf.get();
-        let (complete, sock) = {
-            let st = this.st.lock();
-            if st.extra.is_none() {
-                return Ok(None);
-            }
-            (st.extra_complete, st.sock.as_ref().map(|s| s.clone_ref(py)))
-        };
-        if !complete {
-            let sock = match sock {
-                Some(s) => Some(s.into_bound(py)),
-                None => this.dup_socket(py)?,
-            };
-            let extra = this.st.lock().extra.as_ref().map(|e| e.clone_ref(py));
-            if let (Some(sock), Some(extra)) = (sock, extra) {
-                let extra = extra.bind(py);
-                let wrapper = py_imports::transport_socket(py)?.call1((&sock,))?;
-                extra.set_item("socket", wrapper)?;
-                if let Ok(name) = sock.call_method0("getsockname") {
-                    extra.set_item("sockname", name)?;
-                }
-                if !extra.contains("peername")? {
-                    if let Ok(peer) = sock.call_method0("getpeername") {
-                        extra.set_item("peername", peer)?;
-                    }
-                }
-                let mut st = this.st.lock();
-                if st.sock.is_none() {
-                    st.sock = Some(sock.unbind());
-                }
-                st.extra_complete = true;
-            }
-        }
-        Ok(this.st.lock().extra.as_ref().map(|e| e.clone_ref(py)))
-    }
-
-    /// A Python socket over a duplicate of the actor's fd, for an accepted
-    /// connection; None once the actor has ended (its fd may be reused).
-    fn dup_socket<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if self.st.lock().lost {
-            return Ok(None);
-        }
-        // SAFETY: the actor is alive (not lost), so `fd` is its open socket.
-        let fd = unsafe { libc::dup(self.fd) };
-        if fd < 0 {
-            return Ok(None);
-        }
-        let socket = py.import("socket")?;
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("fileno", fd)?;
-        match socket.getattr("socket")?.call(
-            (self.family, socket.getattr("SOCK_STREAM")?, 0),
-            Some(&kwargs),
-        ) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) => {
-                // SAFETY: `fd` is our own duplicate, not handed to Python.
-                unsafe { libc::close(fd) };
-                Err(e)
-            }
-        }
-    }
 }
 
 /// The bytes of a bytes-like object, as asyncio's write() accepts them.
@@ -794,23 +729,6 @@ impl SocketTransport {
             .as_ref()
             .and_then(|r| r.write_buffer_size(self.id))
             .unwrap_or(0))
-    }
-
-    #[pyo3(signature = (name, default=None))]
-    fn get_extra_info(
-        slf: &Bound<'_, Self>,
-        name: &Bound<'_, PyAny>,
-        default: Option<Py<PyAny>>,
-    ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let default = default.unwrap_or_else(|| py.None());
-        match Self::extra_dict(slf)? {
-            Some(extra) => Ok(match extra.bind(py).get_item(name)? {
-                Some(v) => v.unbind(),
-                None => default,
-            }),
-            None => Ok(default),
-        }
     }
 
     fn get_protocol<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {

@@ -1,0 +1,96 @@
+//! `get_extra_info()` of a socket transport: the extra dict, completed on
+//! first use with the Python socket and its addresses (for an accepted
+//! connection the socket is made then, over a duplicate of the actor's fd).
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::py_imports;
+use crate::transport::SocketTransport;
+
+impl SocketTransport {
+    fn extra_dict(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyDict>>> {
+        let py = slf.py();
+        let this = slf.get();
+        let (complete, sock) = {
+            let st = this.st.lock();
+            if st.extra.is_none() {
+                return Ok(None);
+            }
+            (st.extra_complete, st.sock.as_ref().map(|s| s.clone_ref(py)))
+        };
+        if !complete {
+            let sock = match sock {
+                Some(s) => Some(s.into_bound(py)),
+                None => this.dup_socket(py)?,
+            };
+            let extra = this.st.lock().extra.as_ref().map(|e| e.clone_ref(py));
+            if let (Some(sock), Some(extra)) = (sock, extra) {
+                let extra = extra.bind(py);
+                let wrapper = py_imports::transport_socket(py)?.call1((&sock,))?;
+                extra.set_item("socket", wrapper)?;
+                if let Ok(name) = sock.call_method0("getsockname") {
+                    extra.set_item("sockname", name)?;
+                }
+                if !extra.contains("peername")? {
+                    if let Ok(peer) = sock.call_method0("getpeername") {
+                        extra.set_item("peername", peer)?;
+                    }
+                }
+                let mut st = this.st.lock();
+                if st.sock.is_none() {
+                    st.sock = Some(sock.unbind());
+                }
+                st.extra_complete = true;
+            }
+        }
+        Ok(this.st.lock().extra.as_ref().map(|e| e.clone_ref(py)))
+    }
+
+    /// A Python socket over a duplicate of the actor's fd, for an accepted
+    /// connection; None once the actor has ended (its fd may be reused).
+    fn dup_socket<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.st.lock().lost {
+            return Ok(None);
+        }
+        // SAFETY: the actor is alive (not lost), so `fd` is its open socket.
+        let fd = unsafe { libc::dup(self.fd) };
+        if fd < 0 {
+            return Ok(None);
+        }
+        let socket = py.import("socket")?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("fileno", fd)?;
+        match socket.getattr("socket")?.call(
+            (self.family, socket.getattr("SOCK_STREAM")?, 0),
+            Some(&kwargs),
+        ) {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                // SAFETY: `fd` is our own duplicate, not handed to Python.
+                unsafe { libc::close(fd) };
+                Err(e)
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl SocketTransport {
+    #[pyo3(signature = (name, default=None))]
+    fn get_extra_info(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, PyAny>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let default = default.unwrap_or_else(|| py.None());
+        match Self::extra_dict(slf)? {
+            Some(extra) => Ok(match extra.bind(py).get_item(name)? {
+                Some(v) => v.unbind(),
+                None => default,
+            }),
+            None => Ok(default),
+        }
+    }
+}

@@ -16,6 +16,7 @@ mod py_imports;
 mod reactor;
 mod schedulers;
 mod scheduling;
+mod sendfile;
 mod server_io;
 mod sock_recv;
 mod tasks;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use actors::{
-    ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Event, FaultPlan, Listener,
-    ListenerId, ReadCount, ReadResult, Ready, Stream,
+    ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Event, FaultPlan, FileSegment,
+    Listener, ListenerId, ReadCount, ReadResult, Ready, SendfileError, SendfileOutcome, Stream,
 };
 
 /// Wakes a loop blocked in `turn`, from any thread.
@@ -45,6 +45,14 @@ pub trait Reactor: Send {
     fn command(&mut self, id: ConnId, cmd: Command, out: &mut Vec<Event>)
         -> Result<(), ActorError>;
     fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>);
+    /// A file segment queued behind the written bytes (loop.sendfile).
+    fn sendfile(
+        &mut self,
+        id: ConnId,
+        segment: FileSegment,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError>;
+    fn cancel_sendfile(&mut self, id: ConnId, out: &mut Vec<Event>) -> Option<u64>;
     fn is_reading(&self, id: ConnId) -> bool;
     fn write_buffer_size(&self, id: ConnId) -> Option<usize>;
     fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)>;

@@ -67,6 +67,17 @@ macro_rules! reactor_for {
             fn on_writable(&mut self, id: ConnId, out: &mut Vec<Event>) {
                 <$scheduler as Actors>::on_writable(self, id, out)
             }
+            fn sendfile(
+                &mut self,
+                id: ConnId,
+                segment: FileSegment,
+                out: &mut Vec<Event>,
+            ) -> Result<(), ActorError> {
+                <$scheduler as Actors>::sendfile(self, id, segment, out)
+            }
+            fn cancel_sendfile(&mut self, id: ConnId, out: &mut Vec<Event>) -> Option<u64> {
+                <$scheduler as Actors>::cancel_sendfile(self, id, out)
+            }
             fn is_reading(&self, id: ConnId) -> bool {
                 <$scheduler as Actors>::is_reading(self, id)
             }

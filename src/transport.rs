@@ -15,6 +15,7 @@ use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
 use crate::py_imports;
 use crate::reactor::{ActorError, CloseError, Command, ConnId, Event, ReadCount, ReadResult};
+use crate::sendfile::SendfileState;
 
 /// asyncio logs a warning once this many writes hit a lost connection.
 const LOG_THRESHOLD_FOR_CONNLOST_WRITES: u32 = 5;
@@ -36,11 +37,13 @@ pub(crate) struct State {
     closing: bool,
     /// connection_lost is scheduled (or delivered): the actor is gone.
     pub(crate) lost: bool,
-    eof_written: bool,
+    pub(crate) eof_written: bool,
     paused_reading: bool,
     /// The protocol was told pause_writing() and not yet resume_writing().
     paused_writing: bool,
     writes_after_lost: u32,
+    /// loop.sendfile() in progress (src/sendfile.rs).
+    pub(crate) sendfile: SendfileState,
 }
 
 #[pyclass(frozen, weakref, module = "rloop._rloop")]
@@ -94,6 +97,7 @@ impl SocketTransport {
                 paused_reading: false,
                 paused_writing: false,
                 writes_after_lost: 0,
+                sendfile: SendfileState::default(),
             }),
         })
     }
@@ -129,7 +133,7 @@ impl SocketTransport {
     }
 
     /// Runs `f` on the reactor and hands the actor's events to the protocol.
-    fn act<R>(
+    pub(crate) fn act<R>(
         slf: &Bound<'_, Self>,
         f: impl FnOnce(&mut dyn crate::reactor::Reactor, &mut Vec<Event>) -> R,
     ) -> PyResult<R> {
@@ -160,6 +164,7 @@ impl SocketTransport {
                     slf.get().st.lock().paused_writing = false;
                     Self::flow_call(slf, intern!(slf.py(), "resume_writing"))?
                 }
+                Event::SendfileDone(outcome) => crate::sendfile::done(slf, outcome)?,
                 Event::Closed(err) => Self::on_closed(slf, err)?,
                 // The mio scheduler lends data and reports EOF through read
                 // results, not as events.
@@ -435,6 +440,7 @@ impl SocketTransport {
                 .map(drop),
             None => Ok(()),
         };
+        crate::sendfile::connection_lost(slf);
         if let Some(sock) = &sock {
             let _ = sock.call_method0(py, intern!(py, "close"));
         }
@@ -501,6 +507,7 @@ fn actor_error(e: ActorError) -> Option<PyErr> {
             "Cannot call write() after write_eof()",
         )),
         ActorError::Closed => None,
+        ActorError::SendfileInProgress => Some(PyRuntimeError::new_err(e.to_string())),
         ActorError::Limits(l) => Some(PyValueError::new_err(l.to_string())),
         ActorError::Io(e) => Some(os_error(e)),
     }
@@ -512,9 +519,15 @@ impl SocketTransport {
         visit.call(&self.lp)?;
         // Skipping a locked state only makes the collector more careful.
         if let Some(st) = self.st.try_lock() {
-            for obj in [&st.face, &st.protocol, &st.sock, &st.server]
-                .into_iter()
-                .flatten()
+            for obj in [
+                &st.face,
+                &st.protocol,
+                &st.sock,
+                &st.server,
+                &st.sendfile.waiter,
+            ]
+            .into_iter()
+            .flatten()
             {
                 visit.call(obj)?;
             }
@@ -532,6 +545,7 @@ impl SocketTransport {
                 st.sock.take(),
                 st.server.take(),
                 st.extra.take(),
+                st.sendfile.waiter.take(),
             )
         });
         drop(taken);
@@ -548,6 +562,11 @@ impl SocketTransport {
             if st.eof_written {
                 return Err(PyRuntimeError::new_err(
                     "Cannot call write() after write_eof()",
+                ));
+            }
+            if st.sendfile.busy {
+                return Err(PyRuntimeError::new_err(
+                    "unable to write; sendfile is in progress",
                 ));
             }
             if empty {
@@ -594,6 +613,11 @@ impl SocketTransport {
             if st.eof_written {
                 return Err(PyRuntimeError::new_err(
                     "Cannot call write() after write_eof()",
+                ));
+            }
+            if st.sendfile.busy {
+                return Err(PyRuntimeError::new_err(
+                    "unable to writelines; sendfile is in progress",
                 ));
             }
             if st.lost {

@@ -9,6 +9,7 @@ use crate::error::ActorError;
 use crate::event::{CloseError, Event};
 use crate::fault::FaultPlan;
 use crate::ready::ConnId;
+use crate::sendfile::FileSegment;
 use crate::supervisor::supervise;
 
 /// Connection operations of a scheduler (see the crate docs: pull style).
@@ -110,6 +111,23 @@ pub trait Actors {
             None if ignorable => Ok(()),
             None => Err(ActorError::Closed),
         }
+    }
+
+    /// asyncio `loop.sendfile()`; see [`Connection::sendfile`].
+    fn sendfile(
+        &mut self,
+        id: ConnId,
+        segment: FileSegment,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        self.supervised(id, out, |c, out| c.sendfile(segment, out))
+            .unwrap_or(Err(ActorError::Closed))
+    }
+
+    /// Drops a pending file segment; see [`Connection::cancel_sendfile`].
+    fn cancel_sendfile(&mut self, id: ConnId, out: &mut Vec<Event>) -> Option<u64> {
+        self.supervised(id, out, |c, out| c.cancel_sendfile(out))
+            .flatten()
     }
 
     /// The connection was reported writable: flush and follow up.

@@ -14,6 +14,7 @@ use crate::addr::Addr;
 use crate::error::ActorError;
 use crate::event::{CloseError, Event};
 use crate::fault::{FaultPlan, FaultState, Faulty};
+use crate::sendfile::{copy_error, ends_connection, FileSegment, SendfileError};
 use crate::stream::Stream;
 use crate::write_queue::WriteQueue;
 
@@ -64,6 +65,9 @@ pub struct Connection {
     stream: Stream,
     rbuf: Box<[u8]>,
     queue: WriteQueue,
+    /// A file being sent (sendfile), after the first `ahead` queued bytes
+    /// and before the rest.
+    file: Option<Box<FileSegment>>,
     /// Not paused by the protocol.
     reading: bool,
     eof_received: bool,
@@ -95,6 +99,7 @@ impl Connection {
             stream,
             rbuf: vec![0u8; size.max(1)].into_boxed_slice(),
             queue: WriteQueue::new(),
+            file: None,
             reading: true,
             eof_received: false,
             eof_requested: false,
@@ -161,7 +166,7 @@ impl Connection {
     /// be registered at all.
     pub fn interest(&self) -> Option<Interest> {
         let read = self.wants_read();
-        let write = !self.finished && !self.queue.is_empty();
+        let write = !self.finished && (!self.queue.is_empty() || self.file.is_some());
         match (read, write) {
             (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
             (true, false) => Some(Interest::READABLE),
@@ -284,7 +289,7 @@ impl Connection {
     pub fn writelines(&mut self, chunks: &[&[u8]], out: &mut Vec<Event>) -> Result<(), ActorError> {
         self.check_writable()?;
         let mut skip = 0; // bytes of `chunks` already sent
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && self.file.is_none() {
             match self.write_now(chunks) {
                 Ok(n) => skip = n,
                 Err(e) => {
@@ -311,7 +316,7 @@ impl Connection {
     pub fn write_owned(&mut self, data: Vec<u8>, out: &mut Vec<Event>) -> Result<(), ActorError> {
         self.check_writable()?;
         let mut sent = 0;
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && self.file.is_none() {
             match self.write_now(&[&data]) {
                 Ok(n) => sent = n,
                 Err(e) => {
@@ -374,6 +379,9 @@ impl Connection {
         if self.finished {
             return;
         }
+        if self.file.is_some() && !self.flush_file(out) {
+            return;
+        }
         if !self.queue.is_empty() {
             let Connection {
                 stream,
@@ -393,17 +401,114 @@ impl Connection {
             }
         }
         if self.queue.is_empty() {
-            if self.closing {
-                self.finish(None, out);
-            } else if self.eof_requested && !self.eof_written {
-                self.eof_written = true;
-                // asyncio lets this error escape from the writer callback;
-                // here it is fatal for the connection, never silent.
-                if let Err(e) = self.stream.shutdown_write() {
-                    self.finish(Some(CloseError::Io(e)), out);
-                }
+            self.drained(out);
+        }
+    }
+
+    /// Everything is sent: a pending close or write_eof goes ahead.
+    fn drained(&mut self, out: &mut Vec<Event>) {
+        if self.closing {
+            self.finish(None, out);
+        } else if self.eof_requested && !self.eof_written {
+            self.eof_written = true;
+            // asyncio lets this error escape from the writer callback;
+            // here it is fatal for the connection, never silent.
+            if let Err(e) = self.stream.shutdown_write() {
+                self.finish(Some(CloseError::Io(e)), out);
             }
         }
+    }
+
+    /// asyncio `loop.sendfile()` on this connection: queues `segment`
+    /// behind the bytes already queued (writes made meanwhile go behind
+    /// it) and starts sending it now if nothing is ahead of it. Its end
+    /// is reported as `Event::SendfileDone`, possibly in `out` already.
+    pub fn sendfile(
+        &mut self,
+        mut segment: FileSegment,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ActorError> {
+        self.check_writable()?;
+        if self.file.is_some() {
+            return Err(ActorError::SendfileInProgress);
+        }
+        segment.ahead = self.queue.len();
+        self.file = Some(Box::new(segment));
+        if self.queue.is_empty() {
+            self.on_writable(out);
+        }
+        Ok(())
+    }
+
+    /// Drops the pending file segment, if any (its caller gave up), and
+    /// returns the bytes of it sent; they stay sent. No event.
+    pub fn cancel_sendfile(&mut self, out: &mut Vec<Event>) -> Option<u64> {
+        let segment = self.file.take()?;
+        if self.queue.is_empty() && !self.finished {
+            self.drained(out);
+        }
+        Some(segment.sent())
+    }
+
+    /// A file segment is pending.
+    pub fn sendfile_pending(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Sends the bytes queued ahead of the file segment, then the file.
+    /// True once the segment is over and the rest of the queue may go.
+    fn flush_file(&mut self, out: &mut Vec<Event>) -> bool {
+        let Connection {
+            stream,
+            queue,
+            fault,
+            file,
+            ..
+        } = self;
+        let Some(segment) = file.as_deref_mut() else {
+            return true;
+        };
+        if segment.ahead > 0 {
+            let flushed = queue.flush_upto(
+                &mut Faulty {
+                    inner: &mut *stream,
+                    fault: &mut *fault,
+                },
+                segment.ahead,
+            );
+            match flushed {
+                Ok(n) => segment.ahead -= n.min(segment.ahead),
+                Err(e) => {
+                    let done = segment.outcome(Some(SendfileError::Flush(copy_error(&e))));
+                    self.file = None;
+                    out.push(Event::SendfileDone(done));
+                    self.finish(Some(CloseError::Io(e)), out);
+                    return false;
+                }
+            }
+            if let Some(ev) = queue.maybe_resume() {
+                out.push(ev);
+            }
+            if segment.ahead > 0 {
+                return false;
+            }
+        }
+        let (done, broken) = match segment.send(stream.as_raw_fd(), fault) {
+            Ok(false) => return false,
+            Ok(true) => (segment.outcome(None), None),
+            Err(e) if ends_connection(&e) => (
+                segment.outcome(Some(SendfileError::Sendfile(copy_error(&e)))),
+                Some(e),
+            ),
+            Err(e) => (segment.outcome(Some(SendfileError::Sendfile(e))), None),
+        };
+        self.file = None;
+        out.push(Event::SendfileDone(done));
+        if let Some(e) = broken {
+            self.finish(Some(CloseError::Io(e)), out);
+            return false;
+        }
+        true
     }
 
     /// asyncio `write_eof()`: shut down the write side now if nothing is
@@ -413,7 +518,7 @@ impl Connection {
             return Ok(());
         }
         self.eof_requested = true;
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && self.file.is_none() {
             self.eof_written = true;
             self.stream.shutdown_write().map_err(ActorError::Io)?;
         }
@@ -449,7 +554,7 @@ impl Connection {
             return;
         }
         self.closing = true;
-        if self.queue.is_empty() {
+        if self.queue.is_empty() && self.file.is_none() {
             self.finish(None, out);
         }
     }
@@ -486,6 +591,11 @@ impl Connection {
         self.closing = true;
         self.read_hot = false;
         self.queue.clear();
+        if let Some(segment) = self.file.take() {
+            out.push(Event::SendfileDone(
+                segment.outcome(Some(SendfileError::Closed)),
+            ));
+        }
         out.push(Event::Closed(err));
     }
 }

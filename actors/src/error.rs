@@ -33,6 +33,8 @@ pub enum ActorError {
     WriteAfterEof,
     /// The actor already emitted `Closed`; the id is dead.
     Closed,
+    /// A file segment is already pending (one at a time).
+    SendfileInProgress,
     /// Bad write-buffer limits (asyncio raises ValueError).
     Limits(LimitsError),
     /// A synchronous OS call made on behalf of the command failed; the
@@ -45,6 +47,7 @@ impl fmt::Display for ActorError {
         match self {
             ActorError::WriteAfterEof => f.write_str("Cannot call write() after write_eof()"),
             ActorError::Closed => f.write_str("transport is closed"),
+            ActorError::SendfileInProgress => f.write_str("sendfile is in progress"),
             ActorError::Limits(e) => write!(f, "{e}"),
             ActorError::Io(e) => write!(f, "{e}"),
         }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::io;
 
+use crate::sendfile::SendfileOutcome;
+
 /// Something the transport must tell its protocol about.
 #[derive(Debug)]
 pub enum Event {
@@ -15,6 +17,10 @@ pub enum Event {
     PauseWriting,
     /// The write queue drained to the low-water mark: `resume_writing()`.
     ResumeWriting,
+    /// The file segment (`sendfile`) is over: sent, failed or dropped.
+    /// Comes before the `Closed` of a connection that ends with one
+    /// pending.
+    SendfileDone(SendfileOutcome),
     /// The actor is gone; emitted exactly once per actor.
     /// `None` is a clean close (close/abort/shutdown), `Some` the cause.
     Closed(Option<CloseError>),

@@ -191,21 +191,34 @@ impl WriteQueue {
     /// A short write also stops the loop: the socket buffer is full, so
     /// another attempt would only cost a syscall returning `WouldBlock`;
     /// the kernel signals writability again once space frees up.
+    #[inline]
     pub fn flush_to<W: Write + ?Sized>(&mut self, w: &mut W) -> io::Result<usize> {
+        self.flush_upto(w, usize::MAX)
+    }
+
+    /// [`WriteQueue::flush_to`] for the first `limit` queued bytes only
+    /// (those ahead of a file segment).
+    #[inline]
+    pub fn flush_upto<W: Write + ?Sized>(&mut self, w: &mut W, limit: usize) -> io::Result<usize> {
         let mut total = 0;
-        while self.size > 0 {
+        while self.size > 0 && total < limit {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
             let mut asked = 0;
+            let budget = limit - total;
             for (i, chunk) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
                 let part = if i == 0 {
                     &chunk[self.head_off..]
                 } else {
                     &chunk[..]
                 };
+                let part = &part[..part.len().min(budget - asked)];
                 slices[i] = IoSlice::new(part);
                 asked += part.len();
                 count += 1;
+                if asked == budget {
+                    break;
+                }
             }
             match w.write_vectored(&slices[..count]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from .borrow import borrow
 from .connections import check_not_ssl_socket
+from .sendfile import sendfile_native
 
 _SELECTOR = selector_events.BaseSelectorEventLoop
 _BASE = base_events.BaseEventLoop
@@ -59,7 +60,6 @@ class SocketsMixin:
                 "_create_connection_transport",
                 "_create_server_getaddrinfo",
                 "sendfile",
-                "_sendfile_native",
                 "_sendfile_fallback",
                 "sock_sendfile",
                 "_sock_sendfile_native",
@@ -68,6 +68,9 @@ class SocketsMixin:
             ],
         )
     )
+
+    # loop.sendfile() above is asyncio's; sending natively is rloop's own.
+    _sendfile_native = sendfile_native
 
     async def sock_recv(self: _NativeRecv, sock: socket.socket, n: int) -> bytes:
         """Receive up to n bytes from sock (non-blocking), as asyncio does."""

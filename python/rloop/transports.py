@@ -30,11 +30,13 @@ class SocketTransport(transports._FlowControlMixin):
 
     Flow control lives in the Rust actor; the asyncio base class (a
     Transport with flow control) is for code that checks the type, such as
-    asyncio's own sendfile fallback.
+    asyncio's own sendfile fallback (used when the file cannot be sent
+    natively).
     """
 
-    # loop.sendfile() reads the file and writes it, pausing on flow control.
-    _sendfile_compatible = constants._SendfileMode.FALLBACK
+    # loop.sendfile() sends the file with sendfile(2) in the actor
+    # (python/rloop/sendfile.py); write() and writelines() raise meanwhile.
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
     # loop.start_tls may put asyncio's SSLProtocol in front of this one.
     _start_tls_compatible = True
 

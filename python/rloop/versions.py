@@ -26,6 +26,14 @@ SERVE_FOREVER_CLOSES_CLIENTS: bool = (
     "close_clients" in asyncio.base_events.Server.serve_forever.__code__.co_names
 )
 
+#: A native loop.sendfile() moves the file position to where it stopped
+#: whenever it called sendfile(2), even with nothing sent (3.14); before,
+#: only once something was sent. Read from the helper asyncio's Unix loop
+#: moves it with, whose total_sent parameter went with that change.
+SENDFILE_ALWAYS_MOVES_POSITION: bool = "total_sent" not in inspect.signature(
+    asyncio.unix_events._UnixSelectorEventLoop._sock_sendfile_update_filepos
+).parameters
+
 # asyncio's private marker of old-style coroutine functions; 3.11's
 # unittest.mock.AsyncMock still sets it, inspect does not know it.
 _COROUTINE_MARKER: Any = getattr(asyncio.coroutines, "_is_coroutine", None)

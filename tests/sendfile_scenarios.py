@@ -1,0 +1,674 @@
+"""loop.sendfile() over TCP (tests/tcp) and Unix sockets (tests/unix), on
+every loop, with the same assertions: what arrives, in which order, what
+sendfile returns and raises, where it leaves the file position, and the
+transport around it (writes refused meanwhile, flow control, reading).
+
+Stock asyncio sends natively (os.sendfile) with fallback=False; rloop's
+actors do (sendfile(2)). uvloop has no loop.sendfile() at all
+(NotImplementedError): its runs are strict expected failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any
+
+import pytest
+from conftest import run, xfail_for
+from net_helpers import Endpoint, endpoint
+
+__all__ = [
+    "big_data",
+    "big_file",
+    "endpoint",
+    "test_sendfile_abort_under_it",
+    "test_sendfile_bad_arguments",
+    "test_sendfile_cancelled",
+    "test_sendfile_close_during_it_sends_the_file_first",
+    "test_sendfile_closing_transport",
+    "test_sendfile_empty_file",
+    "test_sendfile_not_a_regular_file",
+    "test_sendfile_offset_and_count",
+    "test_sendfile_peer_closes_mid_file",
+    "test_sendfile_queued_writes_go_first",
+    "test_sendfile_second_one_refused",
+    "test_sendfile_whole_file",
+    "test_sendfile_writes_refused_meanwhile",
+]
+
+#: A native sendfile that called sendfile(2) moves the file position even
+#: with nothing sent (3.14); before, only when something was sent. Read
+#: from the helper asyncio's Unix loop moves it with.
+ALWAYS_MOVES_POSITION: bool = "total_sent" not in inspect.signature(
+    asyncio.unix_events._UnixSelectorEventLoop._sock_sendfile_update_filepos
+).parameters
+
+BIG = 8 << 20  # more than loopback TCP and Unix sockets buffer between peers
+NO_UVLOOP = "uvloop has no loop.sendfile() (NotImplementedError)"
+
+
+def no_uvloop(request: pytest.FixtureRequest, loop_name: str) -> None:
+    xfail_for(request, ["uvloop"], NO_UVLOOP, loop_name)
+
+
+def digest(data: bytes | bytearray) -> tuple[int, str]:
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def big_data() -> bytes:
+    return os.urandom(BIG)
+
+
+@pytest.fixture
+def big_file(big_data: bytes) -> Iterator[IO[bytes]]:
+    with tempfile.TemporaryFile() as f:
+        f.write(big_data)
+        f.flush()
+        f.seek(0)
+        yield f
+
+
+class Sink(asyncio.Protocol):
+    """The receiving peer: keeps what arrives; may start paused or close
+    its side after some bytes."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, paused: bool = False, close_after: int = 0
+    ) -> None:
+        self.data = bytearray()
+        self.paused = paused
+        self.close_after = close_after
+        self.transport: asyncio.Transport | None = None
+        self.made: asyncio.Future[None] = loop.create_future()
+        self.eof: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[BaseException | None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.paused:
+            transport.pause_reading()  # type: ignore[attr-defined]
+        self.made.set_result(None)
+
+    def resume(self) -> None:
+        assert self.transport is not None
+        self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+        if self.close_after and len(self.data) >= self.close_after:
+            assert self.transport is not None
+            self.transport.close()
+
+    def eof_received(self) -> None:
+        self.eof.set_result(None)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if not self.eof.done():
+            self.eof.set_result(None)
+        self.lost.set_result(exc)
+
+
+class Sender(asyncio.Protocol):
+    """The sending side's protocol: records flow-control calls and the end."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.events: list[str] = []
+        self.transport: asyncio.Transport | None = None
+        self.made: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[BaseException | None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.made.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.events.append("pause_writing")
+
+    def resume_writing(self) -> None:
+        self.events.append("resume_writing")
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost.set_result(exc)
+
+
+class Pair:
+    """A connection over the endpoint: a Sender on one side, a Sink on the
+    other; `side` says which side sends (the accepted one or the client)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, endpoint: Endpoint) -> None:
+        self.loop = loop
+        self.endpoint = endpoint
+        self.server: asyncio.AbstractServer | None = None
+
+    async def open(self, side: str = "client", **sink: Any) -> tuple[asyncio.Transport, Sender, Sink]:
+        sender = Sender(self.loop)
+        receiver = Sink(self.loop, **sink)
+        server_protocol = sender if side == "server" else receiver
+        self.server = await self.endpoint.serve(self.loop, lambda: server_protocol)
+        client_protocol = receiver if side == "server" else sender
+        await self.endpoint.connect(self.loop, self.server, lambda: client_protocol)
+        await sender.made
+        await receiver.made
+        assert sender.transport is not None
+        return sender.transport, sender, receiver
+
+    async def close(self, sender: Sender, receiver: Sink) -> None:
+        for proto in (sender, receiver):
+            if proto.transport is not None:
+                proto.transport.close()
+        await sender.lost
+        await receiver.lost
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+
+async def start_sendfile(
+    loop: asyncio.AbstractEventLoop, transport: asyncio.Transport, file: IO[bytes], **kw: Any
+) -> asyncio.Task[int]:
+    """A task that is inside loop.sendfile() when this returns."""
+    started: asyncio.Future[None] = loop.create_future()
+
+    async def send() -> int:
+        started.set_result(None)
+        return await loop.sendfile(transport, file, **kw)
+
+    task = loop.create_task(send())
+    # Retrieved: a test that fails early (uvloop) must not leave it unseen.
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    await started
+    return task
+
+
+@pytest.mark.parametrize("side", ["client", "server"])
+def test_sendfile_whole_file(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_data: bytes,
+    big_file: IO[bytes],
+    side: str,
+) -> None:
+    no_uvloop(request, loop_name)
+
+    async def main() -> tuple[int, int, bool, tuple[int, str]]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open(side)
+        sent = await loop.sendfile(transport, big_file, fallback=False)
+        reading = transport.is_reading()
+        transport.write_eof()
+        await receiver.eof
+        await pair.close(sender, receiver)
+        return sent, big_file.tell(), reading, digest(receiver.data)
+
+    assert run(loop, main(), timeout=30) == (BIG, BIG, True, digest(big_data))
+
+
+# (offset, count): from the start, from inside, a slice, past the end, a
+# count beyond the file, the last byte, at and after the end.
+CASES = [
+    (0, None),
+    (1000, None),
+    (1000, 2000),
+    (BIG // 2, None),
+    (0, BIG + 100),
+    (3, 1 << 40),
+    (BIG - 1, 10),
+    (BIG, None),
+    (BIG + 10, 5),
+]
+
+
+@pytest.mark.parametrize(("offset", "count"), CASES)
+def test_sendfile_offset_and_count(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_data: bytes,
+    big_file: IO[bytes],
+    offset: int,
+    count: int | None,
+) -> None:
+    no_uvloop(request, loop_name)
+    big_file.seek(123)  # sendfile reads at `offset`, wherever the file is
+
+    async def main() -> tuple[int, int, tuple[int, str]]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open()
+        sent = await loop.sendfile(transport, big_file, offset, count, fallback=False)
+        transport.write_eof()
+        await receiver.eof
+        await pair.close(sender, receiver)
+        return sent, big_file.tell(), digest(receiver.data)
+
+    expected = big_data[offset:] if count is None else big_data[offset : offset + count]
+    if expected:
+        position = offset + len(expected)
+    else:
+        # sendfile(2) was called and sent nothing (the offset is at or past
+        # the end): 3.14 moves the position to the offset, 3.11-3.13 not.
+        position = offset if ALWAYS_MOVES_POSITION else 123
+    assert run(loop, main(), timeout=30) == (len(expected), position, digest(expected))
+
+
+def test_sendfile_queued_writes_go_first(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_data: bytes,
+    big_file: IO[bytes],
+) -> None:
+    """Bytes written before the sendfile (still queued, the protocol told to
+    pause) go out first, then the file, then what is written after it; the
+    protocol is resumed as the queue drains, before the sendfile returns."""
+    no_uvloop(request, loop_name)
+
+    async def main() -> tuple[int, list[str], int, tuple[int, str]]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open(paused=True)
+        prefix = bytearray()
+        for i in range(512):  # bounded: kernel buffers hold a few MiB at most
+            chunk = bytes([i % 251]) * 65536
+            transport.write(chunk)
+            prefix += chunk
+            if "pause_writing" in sender.events:
+                break
+        queued = transport.get_write_buffer_size()
+        assert queued > 0
+        task = await start_sendfile(loop, transport, big_file, fallback=False)
+        receiver.resume()
+        sent = await task
+        events = list(sender.events)
+        suffix = b"the end" * 1000
+        transport.write(suffix)
+        transport.writelines([b"and ", b"more"])
+        transport.write_eof()
+        await receiver.eof
+        await pair.close(sender, receiver)
+        assert receiver.data[: len(prefix)] == prefix
+        expected = bytes(prefix) + big_data + suffix + b"and more"
+        return sent, events, big_file.tell(), digest(receiver.data) == digest(expected)
+
+    assert run(loop, main(), timeout=30) == (
+        BIG,
+        ["pause_writing", "resume_writing"],
+        BIG,
+        True,
+    )
+
+
+def test_sendfile_writes_refused_meanwhile(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_data: bytes,
+    big_file: IO[bytes],
+) -> None:
+    no_uvloop(request, loop_name)
+
+    async def main() -> tuple[list[str], int, bool, tuple[int, str]]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open(paused=True)
+        task = await start_sendfile(loop, transport, big_file, fallback=False)
+        refused = []
+        for attempt in (
+            lambda: transport.write(b"data"),
+            lambda: transport.write(b""),
+            lambda: transport.writelines([b"data"]),
+        ):
+            with pytest.raises(RuntimeError, match="sendfile is in progress") as info:
+                attempt()
+            refused.append(str(info.value).split(";")[1].strip())
+        reading = transport.is_reading()  # asyncio pauses reading meanwhile
+        receiver.resume()
+        sent = await task
+        transport.write(b"after")
+        transport.write_eof()
+        await receiver.eof
+        await pair.close(sender, receiver)
+        return refused, sent, reading, digest(receiver.data)
+
+    assert run(loop, main(), timeout=30) == (
+        ["sendfile is in progress"] * 3,
+        BIG,
+        False,
+        digest(big_data + b"after"),
+    )
+
+
+def test_sendfile_second_one_refused(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_data: bytes,
+    big_file: IO[bytes],
+) -> None:
+    """A second sendfile on a transport while one runs raises RuntimeError
+    and leaves the first alone. (asyncio's raises KeyError, from its table
+    of transports.)"""
+    xfail_for(
+        request, ["asyncio", "uvloop"], "asyncio's second sendfile raises KeyError", loop_name
+    )
+
+    async def main() -> tuple[str, int, tuple[int, str]]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open(paused=True)
+        task = await start_sendfile(loop, transport, big_file, fallback=False)
+        try:
+            with tempfile.TemporaryFile() as other:
+                other.write(b"other")
+                other.seek(0)
+                with pytest.raises(RuntimeError) as info:
+                    await loop.sendfile(transport, other, fallback=False)
+        finally:
+            receiver.resume()
+            sent = await task
+        transport.write_eof()
+        await receiver.eof
+        await pair.close(sender, receiver)
+        return str(info.value), sent, digest(receiver.data)
+
+    assert run(loop, main(), timeout=30) == (
+        "unable to sendfile; sendfile is in progress",
+        BIG,
+        digest(big_data),
+    )
+
+
+def test_sendfile_peer_closes_mid_file(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_data: bytes,
+    big_file: IO[bytes],
+) -> None:
+    """The peer closes after 1 KiB: sendfile raises a ConnectionError, the
+    file position says how much was sent, and the transport ends."""
+    no_uvloop(request, loop_name)
+
+    async def main() -> tuple[bool, int, bool, bool]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open(close_after=1024)
+        with pytest.raises(ConnectionError):
+            await loop.sendfile(transport, big_file, fallback=False)
+        position = big_file.tell()
+        await receiver.lost
+        received = bytes(receiver.data)
+        await sender.lost
+        assert pair.server is not None
+        pair.server.close()
+        await pair.server.wait_closed()
+        return (
+            received == big_data[: len(received)],
+            len(received),
+            1024 <= len(received) < BIG and 1024 <= position < BIG,
+            transport.is_closing(),
+        )
+
+    prefix_ok, received, within, closing = run(loop, main(), timeout=30)
+    assert (prefix_ok, within, closing) == (True, True, True), received
+
+
+def test_sendfile_cancelled(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_data: bytes,
+    big_file: IO[bytes],
+) -> None:
+    """Cancelled mid-file: what was sent stays sent, the file position is
+    left alone (asyncio's), and the transport goes on: writes work again,
+    and arrive after the part of the file that was sent."""
+    no_uvloop(request, loop_name)
+
+    async def main() -> tuple[bool, int, bool, bool]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open(paused=True)
+        task = await start_sendfile(loop, transport, big_file, fallback=False)
+        task.cancel()
+        cancelled = False
+        try:
+            await task
+        except asyncio.CancelledError:
+            cancelled = True
+        position = big_file.tell()
+        transport.write(b"after")
+        transport.write_eof()
+        receiver.resume()
+        await receiver.eof
+        await pair.close(sender, receiver)
+        data = bytes(receiver.data)
+        part = len(data) - len(b"after")
+        return cancelled, position, data == big_data[:part] + b"after", part < BIG
+
+    assert run(loop, main(), timeout=30) == (True, 0, True, True)
+
+
+def test_sendfile_close_during_it_sends_the_file_first(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_data: bytes,
+    big_file: IO[bytes],
+) -> None:
+    """close() flushes what was queued, the file included: the sendfile
+    completes, then the connection ends. (asyncio's sendfile never returns
+    then: the transport closes its socket under it.)"""
+    xfail_for(
+        request,
+        ["asyncio", "uvloop"],
+        "asyncio's sendfile hangs when the transport is closed under it",
+        loop_name,
+    )
+
+    async def main() -> tuple[int, BaseException | None, tuple[int, str]]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open(paused=True)
+        task = await start_sendfile(loop, transport, big_file, fallback=False)
+        transport.close()
+        receiver.resume()
+        done, _ = await asyncio.wait([task], timeout=3)
+        if not done:
+            task.cancel()
+            pytest.fail("sendfile did not return")
+        sent = task.result()
+        exc = await sender.lost
+        await receiver.eof
+        await pair.close(sender, receiver)
+        return sent, exc, digest(receiver.data)
+
+    assert run(loop, main(), timeout=30) == (BIG, None, digest(big_data))
+
+
+def test_sendfile_abort_under_it(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_file: IO[bytes],
+) -> None:
+    """abort() ends the connection at once; the sendfile fails with a
+    ConnectionError. (asyncio's never returns then.)"""
+    xfail_for(
+        request,
+        ["asyncio", "uvloop"],
+        "asyncio's sendfile hangs when the transport is aborted under it",
+        loop_name,
+    )
+
+    async def main() -> tuple[str, BaseException | None]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open(paused=True)
+        task = await start_sendfile(loop, transport, big_file, fallback=False)
+        transport.abort()
+        done, _ = await asyncio.wait([task], timeout=2)
+        if not done:
+            task.cancel()
+            pytest.fail("sendfile did not return")
+        exc = task.exception()
+        lost = await sender.lost
+        await pair.close(sender, receiver)
+        return type(exc).__name__, lost
+
+    assert run(loop, main()) == ("ConnectionError", None)
+
+
+def test_sendfile_closing_transport(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    big_file: IO[bytes],
+) -> None:
+    no_uvloop(request, loop_name)
+
+    async def main() -> tuple[str, int, int]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open()
+        transport.close()
+        with pytest.raises(RuntimeError) as info:
+            await loop.sendfile(transport, big_file)
+        await pair.close(sender, receiver)
+        return str(info.value), len(receiver.data), big_file.tell()
+
+    assert run(loop, main()) == ("Transport is closing", 0, 0)
+
+
+def test_sendfile_empty_file(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+) -> None:
+    no_uvloop(request, loop_name)
+
+    async def main() -> tuple[int, int, bytes]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open()
+        with tempfile.TemporaryFile() as f:
+            sent = await loop.sendfile(transport, f, fallback=False)
+            position = f.tell()
+        transport.write(b"x")
+        transport.write_eof()
+        await receiver.eof
+        await pair.close(sender, receiver)
+        return sent, position, bytes(receiver.data)
+
+    assert run(loop, main()) == (0, 0, b"x")
+
+
+def _unreadable_by_sendfile(source: str, data: bytes) -> Any:
+    """A file object sendfile(2) cannot send from: no descriptor, or a pipe."""
+    if source == "bytesio":
+        return io.BytesIO(data)
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    return os.fdopen(r, "rb")
+
+
+@pytest.mark.parametrize("source", ["bytesio", "pipe"])
+@pytest.mark.parametrize("fallback", [False, True])
+def test_sendfile_not_a_regular_file(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    source: str,
+    fallback: bool,
+) -> None:
+    """No descriptor, or one sendfile(2) cannot read from: not available
+    natively; with fallback=True the file is read and written instead."""
+    no_uvloop(request, loop_name)
+    data = b"0123456789" * 1000
+
+    async def main(file: Any) -> tuple[object, bytes]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open()
+        try:
+            outcome: object = await loop.sendfile(
+                transport, file, 0, len(data), fallback=fallback
+            )
+        except (OSError, RuntimeError) as e:  # SendfileNotAvailableError is one
+            outcome = e
+        transport.write_eof()
+        await receiver.eof
+        await pair.close(sender, receiver)
+        return outcome, bytes(receiver.data)
+
+    with _unreadable_by_sendfile(source, data) as file:
+        outcome, received = run(loop, main(file))
+    if source == "bytesio":
+        expected = (len(data), data) if fallback else ("not a regular file", b"")
+    elif ALWAYS_MOVES_POSITION:
+        # 3.14 moves a pipe's position after sendfile(2) failed: ESPIPE.
+        expected = ("Illegal seek", b"")
+    elif fallback:
+        # The fallback sends it, then cannot seek the pipe.
+        expected = ("File or stream is not seekable.", data)
+    else:
+        expected = ("os.sendfile call failed", b"")
+    if isinstance(outcome, BaseException):
+        if "Illegal seek" in expected:
+            assert isinstance(outcome, OSError)
+            outcome = outcome.strerror
+        else:
+            if not fallback:
+                assert isinstance(outcome, asyncio.SendfileNotAvailableError)
+            outcome = str(outcome)
+    assert (outcome, received) == expected
+
+
+@pytest.mark.parametrize(
+    ("offset", "count", "mode", "error"),
+    [
+        (-1, None, "rb", ValueError("offset must be a non-negative integer (got -1)")),
+        ("1", None, "rb", TypeError("offset must be a non-negative integer (got '1')")),
+        (0, 0, "rb", ValueError("count must be a positive integer (got 0)")),
+        (0, 1.5, "rb", TypeError("count must be a positive integer (got 1.5)")),
+        (0, None, "r", ValueError("file should be opened in binary mode")),
+    ],
+)
+def test_sendfile_bad_arguments(
+    loop: asyncio.AbstractEventLoop,
+    endpoint: Endpoint,
+    request: pytest.FixtureRequest,
+    loop_name: str,
+    offset: Any,
+    count: Any,
+    mode: str,
+    error: Exception,
+) -> None:
+    no_uvloop(request, loop_name)
+
+    async def main(file: IO[Any]) -> tuple[BaseException, bytes]:
+        pair = Pair(loop, endpoint)
+        transport, sender, receiver = await pair.open()
+        with pytest.raises(type(error)) as info:
+            await loop.sendfile(transport, file, offset, count)
+        transport.write_eof()
+        await receiver.eof
+        await pair.close(sender, receiver)
+        return info.value, bytes(receiver.data)
+
+    with tempfile.NamedTemporaryFile() as tmp:
+        tmp.write(b"data")
+        tmp.flush()
+        with open(tmp.name, mode) as file:
+            raised, received = run(loop, main(file))
+    assert (str(raised), received) == (str(error), b"")

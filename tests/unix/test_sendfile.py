@@ -1,0 +1,3 @@
+"""loop.sendfile() over Unix sockets (shared with tests/tcp): see sendfile_scenarios."""
+
+from sendfile_scenarios import *

@@ -221,6 +221,18 @@ ASYNCIO_INTERNALS: dict[str, str] = {
         "replaces the loop's private _start_serving/_stop_serving with mocks and mocks "
         "the socket module"
     ),
+    "test_subprocess:*.test_create_subprocess_fails_with_inactive_watcher": (
+        "installs an inactive child watcher in asyncio's policy (deprecated in 3.12, gone "
+        "in 3.14) and expects the loop to consult it; rloop watches its children itself "
+        "(python/rloop/child_watcher.py)"
+    ),
+    "test_subprocess:*.test_watcher_implementation": (
+        "asserts that the loop's private _watcher is one of asyncio's private watcher classes"
+    ),
+    "test_subprocess:*.test_pid_not_reaped_before_exit_published": (
+        "reads the private _threads table of the loop's private _watcher; rloop's thread "
+        "fallback keeps the same rule (tests/processes)"
+    ),
     "test_sslproto:*.test_connection_lost_when_busy": (
         "builds a transport from a mock socket with the loop's private "
         "_make_socket_transport"

@@ -8,7 +8,7 @@ import os
 import socket
 
 import pytest
-from conftest import run
+from conftest import UNIX_SOCKET_CLEANUP, run, xfail_for
 from net_helpers import Echo, Recorder
 
 
@@ -92,3 +92,49 @@ def test_unix_connection_sock_argument(loop: asyncio.AbstractEventLoop, tmp_path
         return bytes(rec.data)
 
     assert run(loop, main()) == b"abc"
+
+
+@pytest.mark.parametrize("how", ["path", "sock", "cleanup_socket=False", "replaced"])
+def test_socket_file_at_close(loop: asyncio.AbstractEventLoop, tmp_path: object, how: str) -> None:
+    # asyncio removes the file at close from 3.13 (create_unix_server's
+    # cleanup_socket=True), unless told not to or the file is no longer the
+    # server's; before 3.13 it leaves it and has no such keyword.
+    if how == "cleanup_socket=False" and not UNIX_SOCKET_CLEANUP:
+        pytest.skip("create_unix_server(cleanup_socket=) is 3.13+")
+    path = os.path.join(str(tmp_path), f"{how}.sock")
+
+    async def main() -> bool:
+        if how == "sock":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(path)
+            server = await loop.create_unix_server(Echo, sock=sock)
+        elif how == "cleanup_socket=False":
+            server = await loop.create_unix_server(Echo, path, cleanup_socket=False)  # type: ignore[call-arg]
+        else:
+            server = await loop.create_unix_server(Echo, path)
+        other = None
+        if how == "replaced":  # another socket now lives at the path
+            os.unlink(path)
+            other = socket.socket(socket.AF_UNIX)
+            other.bind(path)
+        server.close()
+        await server.wait_closed()
+        if other is not None:
+            other.close()
+        return os.path.exists(path)
+
+    removed = UNIX_SOCKET_CLEANUP and how in ("path", "sock")
+    assert run(loop, main()) is not removed
+
+
+@pytest.mark.skipif(UNIX_SOCKET_CLEANUP, reason="the keyword exists from 3.13")
+def test_cleanup_socket_keyword_before_313(
+    request: pytest.FixtureRequest,
+    loop: asyncio.AbstractEventLoop,
+    loop_name: str,
+    tmp_path: object,
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop takes cleanup_socket= on every version", loop_name)
+    path = os.path.join(str(tmp_path), "kw.sock")
+    with pytest.raises(TypeError, match="cleanup_socket"):
+        run(loop, loop.create_unix_server(Echo, path, cleanup_socket=True))  # type: ignore[call-arg]

@@ -30,9 +30,10 @@ SERVE_FOREVER_CLOSES_CLIENTS: bool = (
 #: whenever it called sendfile(2), even with nothing sent (3.14); before,
 #: only once something was sent. Read from the helper asyncio's Unix loop
 #: moves it with, whose total_sent parameter went with that change.
-SENDFILE_ALWAYS_MOVES_POSITION: bool = "total_sent" not in inspect.signature(
-    asyncio.unix_events._UnixSelectorEventLoop._sock_sendfile_update_filepos
-).parameters
+_UPDATE_FILEPOS: Any = asyncio.unix_events._UnixSelectorEventLoop._sock_sendfile_update_filepos
+SENDFILE_ALWAYS_MOVES_POSITION: bool = (
+    "total_sent" not in _UPDATE_FILEPOS.__code__.co_varnames[: _UPDATE_FILEPOS.__code__.co_argcount]
+)
 
 # asyncio's private marker of old-style coroutine functions; 3.11's
 # unittest.mock.AsyncMock still sets it, inspect does not know it.

@@ -146,17 +146,34 @@ def test_signal_after_the_end_is_process_lookup_error(
     loop: asyncio.AbstractEventLoop, how: str
 ) -> None:
     """Once the exit is known and the pipes are closed, the transport has
-    finished: signalling raises ProcessLookupError, not a stray kill(2)."""
+    finished (its protocol's connection_lost has run): signalling raises
+    ProcessLookupError, not a stray kill(2)."""
+
+    class Finished(asyncio.SubprocessProtocol):
+        def __init__(self) -> None:
+            self.out = bytearray()
+            self.lost = loop.create_future()
+
+        def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+            self.out += data if isinstance(data, bytes) else data.encode()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.lost.set_result(exc)
 
     async def main() -> int | None:
-        proc = await asyncio.create_subprocess_exec(PY, "-c", "print('bye')", stdout=PIPE)
-        assert await proc.communicate() == (b"bye\n", None)
+        transport, protocol = await loop.subprocess_exec(
+            Finished, PY, "-c", "print('bye')", stdin=None, stderr=None
+        )
+        assert await protocol.lost is None
+        assert bytes(protocol.out) == b"bye\n"
         with pytest.raises(ProcessLookupError):
             if how == "send_signal":
-                proc.send_signal(signal.SIGTERM)
+                transport.send_signal(signal.SIGTERM)
             else:
-                getattr(proc, how)()
-        return proc.returncode
+                getattr(transport, how)()
+        code = transport.get_returncode()
+        transport.close()
+        return code
 
     assert run(loop, main()) == 0
 

@@ -164,10 +164,14 @@ def test_many_timers(loop: asyncio.AbstractEventLoop) -> None:
     now = loop.time()
     # Interleave deadlines so that insertion order differs from firing order.
     # 2 ms apart, well above libuv's 1 ms timer resolution.
+    def fired(slot: int) -> None:
+        got.append(slot)
+        if len(got) == 50:
+            loop.stop()
+
     for i in range(50):
         slot = (i * 17) % 50
-        loop.call_at(now + slot * 0.002, got.append, slot)
-    loop.call_at(now + 0.11, loop.stop)
+        loop.call_at(now + slot * 0.002, fired, slot)
     run_forever_bounded(loop)
     assert got == list(range(50))
 

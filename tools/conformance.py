@@ -29,15 +29,16 @@ Loop substitution (done in the child before the test module is imported)
   ``asyncio.new_event_loop`` itself is deliberately NOT patched: tests such as
   ``test_events.PolicyTests`` and ``test_runners`` install their own policies
   on purpose and must keep getting what those policies return.
-* ``asyncio.SelectorEventLoop`` is replaced by a factory that accepts (and
-  closes) the optional ``selector`` argument and returns the loop under test.
+* ``asyncio.SelectorEventLoop`` is replaced by a stand-in class whose
+  construction accepts (and closes) the optional ``selector`` argument and
+  returns the loop under test (``isinstance`` with it holds for that loop).
   ``test_events``, ``test_sock_lowlevel``, ``test_server``,
   ``test_buffered_proto``, ``test_sendfile`` and ``test_sslproto`` build their
   loops with ``asyncio.SelectorEventLoop(...)`` explicitly; without this they
   would silently test the stock loop.  On 3.13+ ``asyncio.EventLoop`` (the
   platform's loop class, which ``test_taskgroups``, ``test_tasks``,
   ``test_runners`` ... pass as ``loop_factory``) is replaced by the same
-  factory.  (``test_events``/``test_sock_lowlevel``/
+  stand-in.  (``test_events``/``test_sock_lowlevel``/
   ``test_sendfile`` therefore run their loop test mixins once per selector
   class -- epoll, poll, select -- each time against the loop under test.)
 * Sanity check: the child creates loops through ``asyncio.new_event_loop()``,
@@ -338,21 +339,34 @@ def _install_substitution(loop_name: str, tracker: _LoopTracker) -> tuple[type |
         tracker.under_test += 1
         return loop_cls()
 
-    def selector_event_loop(selector: Any = None) -> Any:
-        # Signature-compatible stand-in for asyncio.SelectorEventLoop(selector=None).
-        if selector is not None:
-            selector.close()
-        return loop_factory()
+    class _StandInMeta(type):
+        def __instancecheck__(cls, obj: Any) -> bool:
+            return isinstance(obj, loop_cls)
+
+    class SelectorEventLoop(metaclass=_StandInMeta):
+        """Stand-in for asyncio.SelectorEventLoop(selector=None) and EventLoop().
+
+        Constructing it returns the loop under test (the selector, if any, is
+        closed). A class, not a function: stored as a class attribute
+        (``loop_factory = asyncio.EventLoop`` in test_taskgroups) it is not
+        bound as a method, and ``isinstance(loop, asyncio.SelectorEventLoop)``
+        holds for the loop under test.
+        """
+
+        def __new__(cls, selector: Any = None) -> Any:
+            if selector is not None:
+                selector.close()
+            return loop_factory()
 
     policy_cls = unix_events._UnixDefaultEventLoopPolicy
     policy_cls._loop_factory = staticmethod(loop_factory)  # type: ignore[assignment]
-    asyncio.SelectorEventLoop = selector_event_loop  # type: ignore[assignment,misc]
-    unix_events.SelectorEventLoop = selector_event_loop  # type: ignore[assignment,misc]
+    asyncio.SelectorEventLoop = SelectorEventLoop  # type: ignore[assignment,misc]
+    unix_events.SelectorEventLoop = SelectorEventLoop  # type: ignore[assignment,misc]
     if hasattr(unix_events, "EventLoop"):
         # 3.13+: asyncio.EventLoop (the platform's loop class), which test
         # modules pass as loop_factory (test_taskgroups, test_tasks, ...).
-        asyncio.EventLoop = selector_event_loop  # type: ignore[attr-defined,misc,unused-ignore]
-        unix_events.EventLoop = selector_event_loop  # type: ignore[misc,unused-ignore]
+        asyncio.EventLoop = SelectorEventLoop  # type: ignore[attr-defined,misc,unused-ignore]
+        unix_events.EventLoop = SelectorEventLoop  # type: ignore[misc,unused-ignore]
     asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
     return loop_cls, shims
 

@@ -23,11 +23,14 @@ impl EventLoop {
         .unbind())
     }
 
-    /// As the running Python's asyncio: from 3.14 every keyword goes to
-    /// the task factory (or to `Task`) as given, and the factory names the
-    /// task itself; before, only `name` and `context` are accepted, the
-    /// factory gets `context` alone (when given) and the loop names the
-    /// task it returns.
+    /// As the running Python's asyncio, which changed this twice: 3.14
+    /// passes every keyword to the task factory (or to `Task`) as given, and
+    /// the factory names the task itself; the later 3.13 releases take other
+    /// keywords beside `name` and `context` (e.g. `eager_start`) and pass
+    /// them on, naming the task themselves; before, only `name` and
+    /// `context` exist, and the factory gets `context` alone (when given).
+    /// (3.13's loops also rename a factory's task "None" when no name was
+    /// given, an asyncio bug rloop does not copy.)
     #[pyo3(signature = (coro, **kwargs))]
     fn create_task(
         slf: &Bound<'_, Self>,
@@ -38,19 +41,26 @@ impl EventLoop {
         let this = slf.get();
         this.check_closed()?;
         let factory = this.task_factory.lock().as_ref().map(|f| f.clone_ref(py));
-        if factory_gets_every_keyword(py)? {
+        let mode = create_task_keywords(py)?;
+        if mode == Keywords::AllToFactory {
             return match factory {
                 Some(factory) => factory.call(py, (slf, coro), kwargs.as_ref()),
                 None => new_task(slf, &coro, kwargs.as_ref()),
             };
         }
+        // `name` and `context` apart; the rest, where this version takes more.
         let mut name = None;
         let mut context = None;
+        let mut rest: Option<Bound<'_, PyDict>> = None;
         if let Some(kw) = &kwargs {
             for (key, value) in kw.iter() {
                 match key.extract::<&str>() {
                     Ok("name") => name = Some(value),
                     Ok("context") => context = Some(value),
+                    _ if mode == Keywords::NameContextAndMore => {
+                        rest.get_or_insert_with(|| PyDict::new(py))
+                            .set_item(key, value)?;
+                    }
                     _ => {
                         return Err(PyTypeError::new_err(format!(
                             "create_task() got an unexpected keyword argument {}",
@@ -63,9 +73,11 @@ impl EventLoop {
         let name = name.filter(|n| !n.is_none());
         let context = context.filter(|c| !c.is_none());
         let task = match factory {
-            None if name.is_none() && context.is_none() => return new_task(slf, &coro, None),
+            None if name.is_none() && context.is_none() && rest.is_none() => {
+                return new_task(slf, &coro, None)
+            }
             None => {
-                let kw = PyDict::new(py);
+                let kw = rest.unwrap_or_else(|| PyDict::new(py));
                 if let Some(n) = &name {
                     kw.set_item(intern!(py, "name"), n)?;
                 }
@@ -74,14 +86,14 @@ impl EventLoop {
                 }
                 return new_task(slf, &coro, Some(&kw));
             }
-            Some(factory) => match &context {
-                None => factory.call1(py, (slf, coro))?,
-                Some(c) => {
-                    let kw = PyDict::new(py);
-                    kw.set_item(intern!(py, "context"), c)?;
-                    factory.call(py, (slf, coro), Some(&kw))?
+            Some(factory) => {
+                let mut kw = rest;
+                if let Some(c) = &context {
+                    kw.get_or_insert_with(|| PyDict::new(py))
+                        .set_item(intern!(py, "context"), c)?;
                 }
-            },
+                factory.call(py, (slf, coro), kw.as_ref())?
+            }
         };
         if let Some(n) = name {
             task.call_method1(py, intern!(py, "set_name"), (n,))?;
@@ -137,10 +149,20 @@ fn new_task(
     Ok(task.unbind())
 }
 
-/// Whether the running asyncio's `create_task` passes every keyword to the
-/// task factory (3.14+), read once from its signature.
-fn factory_gets_every_keyword(py: Python<'_>) -> PyResult<bool> {
-    static CELL: PyOnceLock<bool> = PyOnceLock::new();
+/// Which keywords the running asyncio's `create_task` takes and where they
+/// go, read once from its signature.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keywords {
+    /// `name` and `context` only (3.11, 3.12, 3.13.0).
+    NameContext,
+    /// `name`, `context` and any other, passed on (later 3.13 releases).
+    NameContextAndMore,
+    /// `**kwargs`, all to the factory (3.14+).
+    AllToFactory,
+}
+
+fn create_task_keywords(py: Python<'_>) -> PyResult<Keywords> {
+    static CELL: PyOnceLock<Keywords> = PyOnceLock::new();
     CELL.get_or_try_init(py, || {
         let inspect = py.import("inspect")?;
         let method = py
@@ -151,12 +173,18 @@ fn factory_gets_every_keyword(py: Python<'_>) -> PyResult<bool> {
             .call_method1("signature", (method,))?
             .getattr("parameters")?;
         let var_keyword = inspect.getattr("Parameter")?.getattr("VAR_KEYWORD")?;
+        let mut any_keyword = false;
         for p in params.call_method0("values")?.try_iter()? {
             if p?.getattr("kind")?.eq(&var_keyword)? {
-                return Ok(true);
+                any_keyword = true;
             }
         }
-        Ok(false)
+        let has_name = params.contains("name")?;
+        Ok(match (any_keyword, has_name) {
+            (true, false) => Keywords::AllToFactory,
+            (true, true) => Keywords::NameContextAndMore,
+            (false, _) => Keywords::NameContext,
+        })
     })
     .copied()
 }

@@ -45,11 +45,17 @@ SERVE_FOREVER_CLOSES_CLIENTS: bool = (
 #: A custom exception handler runs in the context of the handle or task
 #: that failed (3.12+, CPython gh-96704).
 HANDLER_IN_FAILING_CONTEXT: bool = sys.version_info >= (3, 12)
-#: create_task() passes every keyword to the task factory, which names the
-#: task itself (3.14+); before, the factory gets context= alone.
-TASK_FACTORY_GETS_EVERY_KEYWORD: bool = any(
-    p.kind is inspect.Parameter.VAR_KEYWORD
-    for p in inspect.signature(asyncio.BaseEventLoop.create_task).parameters.values()
+_CREATE_TASK_PARAMS = inspect.signature(asyncio.BaseEventLoop.create_task).parameters
+#: create_task() takes keywords beyond name= and context= and passes them
+#: on, e.g. eager_start= (3.14, and the later 3.13 releases).
+CREATE_TASK_PASSES_OTHER_KEYWORDS: bool = any(
+    p.kind is inspect.Parameter.VAR_KEYWORD for p in _CREATE_TASK_PARAMS.values()
+)
+#: create_task() passes every keyword, name= too, to the task factory, which
+#: names the task itself (3.14+); before, the factory gets context= (when
+#: given) and whatever else the version passes on, and the loop names it.
+TASK_FACTORY_GETS_EVERY_KEYWORD: bool = (
+    CREATE_TASK_PASSES_OTHER_KEYWORDS and "name" not in _CREATE_TASK_PARAMS
 )
 
 #: Upper bound, in seconds, for any single loop run in the suite.

@@ -9,7 +9,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 import pytest
-from conftest import TASK_FACTORY_GETS_EVERY_KEYWORD, run, xfail_for
+from conftest import (
+    CREATE_TASK_PASSES_OTHER_KEYWORDS,
+    TASK_FACTORY_GETS_EVERY_KEYWORD,
+    run,
+    xfail_for,
+)
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 
@@ -181,7 +186,7 @@ def test_create_task_unknown_keyword(loop: asyncio.AbstractEventLoop) -> None:
 
 
 @pytest.mark.skipif(
-    not TASK_FACTORY_GETS_EVERY_KEYWORD, reason="create_task(eager_start=) is 3.14+"
+    not CREATE_TASK_PASSES_OTHER_KEYWORDS, reason="create_task(eager_start=) is 3.14 (3.13.x)"
 )
 def test_create_task_eager_start(loop: asyncio.AbstractEventLoop) -> None:
     steps: list[str] = []

@@ -136,5 +136,14 @@ def test_cleanup_socket_keyword_before_313(
 ) -> None:
     xfail_for(request, ["uvloop"], "uvloop takes cleanup_socket= on every version", loop_name)
     path = os.path.join(str(tmp_path), "kw.sock")
+
+    async def main() -> None:
+        server = await loop.create_unix_server(Echo, path, cleanup_socket=True)  # type: ignore[call-arg]
+        # Where it is taken (uvloop), the server is closed here and now: left
+        # to the garbage collector, its socket would close some later test's
+        # fd that reused the number.
+        server.close()
+        await server.wait_closed()
+
     with pytest.raises(TypeError, match="cleanup_socket"):
-        run(loop, loop.create_unix_server(Echo, path, cleanup_socket=True))  # type: ignore[call-arg]
+        run(loop, main())

@@ -22,26 +22,23 @@ pub fn get_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 pub fn set_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     py.import("asyncio.events")?.getattr("_set_running_loop")
 }
-/// `asyncio.futures.Future` and `asyncio.tasks.Task` as they are at the call,
-/// as asyncio's loops read them: code that swaps in the Python classes
-/// (CPython's tests do; on 3.14 a C task then fails on a loop that set the
-/// running loop through the Python functions) must be followed. The
-/// modules are cached, the attribute is read each time (a dict lookup).
-pub fn future_class(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    static MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let module = MODULE.get_or_try_init(py, || {
-        py.import("asyncio.futures").map(|m| m.into_any().unbind())
-    })?;
-    module.bind(py).getattr(pyo3::intern!(py, "Future"))
+/// An attribute of a module read at each call (the module is cached), as
+/// asyncio's loops read `futures.Future` and `tasks.Task`: code that swaps
+/// in the Python classes (CPython's tests do; on 3.14 a C task then fails on
+/// a loop that set the running loop through the Python functions) must be
+/// followed. One dict lookup a call.
+macro_rules! looked_up {
+    ($name:ident, $module:expr, $attr:expr) => {
+        pub fn $name(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+            static MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+            let module =
+                MODULE.get_or_try_init(py, || py.import($module).map(|m| m.into_any().unbind()))?;
+            module.bind(py).getattr(pyo3::intern!(py, $attr))
+        }
+    };
 }
-
-pub fn task_class(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    static MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let module = MODULE.get_or_try_init(py, || {
-        py.import("asyncio.tasks").map(|m| m.into_any().unbind())
-    })?;
-    module.bind(py).getattr(pyo3::intern!(py, "Task"))
-}
+looked_up!(future_class, "asyncio.futures", "Future");
+looked_up!(task_class, "asyncio.tasks", "Task");
 cached!(iscoroutine, "asyncio.coroutines", "iscoroutine");
 // asyncio's own is deprecated from 3.14: rloop's twin says nothing.
 cached!(iscoroutinefunction, "rloop.versions", "iscoroutinefunction");

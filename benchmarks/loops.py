@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 LOOP_NAMES: tuple[str, ...] = ("asyncio", "uvloop", "rloop", "tokio")
 

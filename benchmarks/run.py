@@ -167,7 +167,7 @@ def machine_info(pinned: bool) -> dict[str, str]:
             if pinned
             else "none (fewer than 2 usable CPUs)"
         ),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
     for mod in ("uvloop", "rloop"):
         try:

@@ -3,8 +3,8 @@
     uvicorn --loop rloop:new_event_loop --app-dir examples asgi_app:app
 """
 
-from collections.abc import Awaitable
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]

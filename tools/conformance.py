@@ -123,8 +123,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "conformance.json"
@@ -853,7 +854,7 @@ def record(loop_name: str, results: list[dict[str, Any]], wall: float) -> None:
     loops = data.setdefault("versions", {}).setdefault(version, {}).setdefault("loops", {})
     entry = loops.setdefault(loop_name, {"modules": {}})
     entry["python"] = platform.python_version()
-    entry["recorded_at"] = datetime.datetime.now(datetime.timezone.utc).strftime(
+    entry["recorded_at"] = datetime.datetime.now(datetime.UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
     entry["loop_class"] = next((r["loop_class"] for r in results if r.get("loop_class")), None)

@@ -4,9 +4,7 @@
 import asyncio
 import contextvars
 from collections.abc import Callable
-from typing import Any
-
-from typing_extensions import Self
+from typing import Any, Self
 
 BACKENDS: list[str]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import sys
 from asyncio import base_events, sslproto, staggered
 from asyncio.log import logger
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .borrow import borrow
 
@@ -154,8 +154,8 @@ class ConnectionsMixin:
 
         flat = [exc for attempt in errors for exc in attempt]
         try:
-            if all_errors and sys.version_info >= (3, 11):
-                raise ExceptionGroup("create_connection failed", flat)  # noqa: F821
+            if all_errors:
+                raise ExceptionGroup("create_connection failed", flat)
             if len(flat) == 1 or all(str(exc) == str(flat[0]) for exc in flat):
                 raise flat[0]
             raise OSError(

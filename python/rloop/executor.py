@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class ExecutorMixin:
@@ -60,7 +61,7 @@ class ExecutorMixin:
         thread.start()
         try:
             await asyncio.wait_for(asyncio.shield(done), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             import warnings
 
             warnings.warn(

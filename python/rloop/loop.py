@@ -18,7 +18,7 @@ from .sockets import SocketsMixin
 from .subprocesses import SubprocessMixin
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 
 def _stop_loop_when_done(fut: asyncio.Future[Any]) -> None:

@@ -21,10 +21,11 @@ import sys
 import weakref
 from asyncio import sslproto, trsock
 from asyncio.log import logger
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 from .connections import check_not_ssl_socket, check_ssl_only_args
 from .versions import SERVE_FOREVER_CLOSES_CLIENTS, UNIX_SOCKET_CLEANUP

@@ -15,7 +15,8 @@ import socket
 import sys
 import warnings
 from asyncio.log import logger
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from .versions import iscoroutinefunction
 

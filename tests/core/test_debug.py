@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from conftest import noop, run_forever_bounded

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, Union
+from typing import Any
 
 import pytest
 from conftest import noop, run_forever_bounded, xfail_for
 
-FdOrObj = Union[int, socket.socket]
+FdOrObj = int | socket.socket
 
 UVLOOP_REMOVE_RETURNS_NONE = "uvloop's remove_reader()/remove_writer() return None"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -13,7 +14,7 @@ def test_time_is_monotonic_float(loop: asyncio.AbstractEventLoop) -> None:
     t0 = loop.time()
     assert isinstance(t0, float)
     samples = [loop.time() for _ in range(100)]
-    assert all(b >= a for a, b in zip(samples, samples[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(samples))
     assert samples[0] >= t0
 
 

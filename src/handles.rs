@@ -42,12 +42,15 @@ unsafe impl<T: Send> Sync for GilCell<T> {}
 
 impl GilCell<Target> {
     /// New references to the callback and its arguments, or None once
-    /// cancelled. Cloned, so a callback that cancels its own handle while it
-    /// runs does not free itself under the caller.
-    fn live(&self, py: Python<'_>) -> Option<(Py<PyAny>, Py<PyTuple>)> {
-        // SAFETY: see the Sync impl; clone_ref only increments counts.
+    /// cancelled. Owned, so a callback that cancels its own handle while it
+    /// runs does not free itself under the caller; bound, so that dropping
+    /// them is a plain decref (the GIL is known to be held).
+    fn live<'py>(&self, py: Python<'py>) -> Option<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        // SAFETY: see the Sync impl; cloning only increments counts.
         match unsafe { &*self.0.get() } {
-            Target::Live { callback, args } => Some((callback.clone_ref(py), args.clone_ref(py))),
+            Target::Live { callback, args } => {
+                Some((callback.bind(py).clone(), args.bind(py).clone()))
+            }
             Target::Cancelled { .. } => None,
         }
     }
@@ -194,7 +197,7 @@ impl Handle {
     fn run_unguarded(&self, py: Python<'_>) -> PyResult<()> {
         match self.target.live(py) {
             Some((callback, args)) if !self.is_cancelled() => {
-                context::run_in_context(py, &self.context, &callback, &args)
+                context::run_in_context(py, &self.context, callback.as_unbound(), args.as_unbound())
             }
             _ => Ok(()),
         }
@@ -269,12 +272,12 @@ impl Handle {
 
     #[getter(_callback)]
     fn callback_attr(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.target.live(py).map(|(callback, _)| callback)
+        self.target.live(py).map(|(callback, _)| callback.unbind())
     }
 
     #[getter(_args)]
     fn args_attr(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
-        self.target.live(py).map(|(_, args)| args)
+        self.target.live(py).map(|(_, args)| args.unbind())
     }
 
     #[getter(_source_traceback)]

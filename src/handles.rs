@@ -81,7 +81,8 @@ impl GilCell<Target> {
     }
 }
 
-#[pyclass(subclass, frozen, module = "rloop._rloop")]
+/// Weakly referenceable, as asyncio's handles are.
+#[pyclass(subclass, frozen, weakref, module = "rloop._rloop")]
 pub struct Handle {
     target: GilCell<Target>,
     pub(crate) context: Py<PyAny>,

@@ -68,7 +68,14 @@ impl TimerHeap {
     pub fn push(&mut self, when: f64, handle: Py<TimerHandle>) {
         self.seq += 1;
         self.heap.push(Entry {
-            when,
+            // A NaN deadline is due at once, as in asyncio, whose "not yet
+            // due" test (`when >= end`) is false for NaN; ordered by the
+            // heap it would sort last and wait for a later real timer.
+            when: if when.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                when
+            },
             seq: self.seq,
             handle,
         });

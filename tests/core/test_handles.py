@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import weakref
 
 import pytest
@@ -171,3 +172,18 @@ def test_cancelled_handle_repr(loop: asyncio.AbstractEventLoop) -> None:
     assert "distinctive_callback_name" in repr(handle)
     handle.cancel()
     assert repr(handle) == "<Handle cancelled>"
+
+
+@pytest.mark.parametrize("kind", ["call_soon", "call_later"])
+def test_handles_are_weakly_referenceable(loop: asyncio.AbstractEventLoop, kind: str) -> None:
+    if kind == "call_soon":
+        handle: asyncio.Handle = loop.call_soon(distinctive_callback_name)
+    else:
+        handle = loop.call_later(3600, distinctive_callback_name)
+    ref = weakref.ref(handle)
+    assert ref() is handle
+    handle.cancel()
+    loop.run_until_complete(asyncio.sleep(0))  # the loop lets go of it
+    del handle
+    gc.collect()
+    assert ref() is None

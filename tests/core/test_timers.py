@@ -216,3 +216,21 @@ def test_debug_rejects_coroutine_function(
         getattr(loop, method)(when, _coro_function)
     with pytest.raises(TypeError, match="a callable object was expected"):
         getattr(loop, method)(when, 42)
+
+
+def test_nan_delay_runs_at_the_next_iteration(
+    request: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, loop_name: str
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop raises ValueError for a NaN delay", loop_name)
+    # asyncio's "not yet due" test is false for a NaN deadline: it runs at
+    # once, not when some later real timer fires.
+    events: list[str] = []
+
+    def fired(name: str) -> None:
+        events.append(name)
+        loop.stop()
+
+    loop.call_later(float("nan"), fired, "nan")
+    loop.call_later(2.0, fired, "guard")
+    run_forever_bounded(loop)
+    assert events == ["nan"]

@@ -232,5 +232,12 @@ def test_nan_delay_runs_at_the_next_iteration(
 
     loop.call_later(float("nan"), fired, "nan")
     loop.call_later(2.0, fired, "guard")
-    run_forever_bounded(loop)
+    try:
+        run_forever_bounded(loop)
+    except ValueError as e:
+        if loop_name != "asyncio":
+            raise
+        # Some asyncio releases (3.13.0) hand the NaN on to the selector's
+        # timeout, which raises: an asyncio bug, not a behaviour to copy.
+        pytest.xfail(f"this asyncio fails on a NaN deadline: {e}")
     assert events == ["nan"]

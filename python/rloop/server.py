@@ -142,7 +142,7 @@ class Server(asyncio.AbstractServer):
     def _track_unix_file(self, sock: socket.socket) -> None:
         """Remember `sock`'s file, to remove it when the server closes."""
         path = sock.getsockname()
-        if not path or path[0] in (0, "\x00"):
+        if not path or _is_abstract(path):
             return  # unnamed or abstract: no file
         try:
             self._unix_files[sock] = (path, os.stat(path).st_ino)
@@ -346,7 +346,7 @@ class ServersMixin:
                 raise ValueError("path and sock can not be specified at the same time")
             path = os.fspath(path)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if path[0] not in (0, "\x00"):
+            if not _is_abstract(path):
                 _remove_stale_unix_socket(path)
             try:
                 sock.bind(path)
@@ -414,6 +414,12 @@ def _tls_server_protocol(
         ssl_handshake_timeout=handshake_timeout,
         ssl_shutdown_timeout=shutdown_timeout,
     )
+
+
+def _is_abstract(path: Any) -> bool:
+    """Whether a Unix socket address is in the abstract namespace (a leading
+    NUL, str or bytes), where no file stands."""
+    return path[0] in (0, "\x00")
 
 
 def _remove_stale_unix_socket(path: str) -> None:

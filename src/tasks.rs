@@ -136,9 +136,10 @@ fn new_task(
             &[(loop_kw, slf.as_any())],
         )?,
         Some(kw) => {
-            let kw = kw.copy()?;
+            // The dict is this call's own (pyo3 makes a new one for
+            // **kwargs, create_task makes the others): no copy needed.
             kw.set_item(loop_kw, slf)?;
-            py_imports::task_class(py)?.call((coro,), Some(&kw))?
+            py_imports::task_class(py)?.call((coro,), Some(kw))?
         }
     };
     if let Ok(tb) = task.getattr(intern!(py, "_source_traceback")) {

@@ -109,6 +109,13 @@ impl RunGuard {
     /// callback, then calls `f` with the running state still locked.
     fn when_idle<T: Send>(&self, py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
         let me = thread::current().id();
+        {
+            // The common case, nobody else running it: no GIL release.
+            let running = self.running.lock();
+            if running.is_none_or(|t| t == me) {
+                return f();
+            }
+        }
         py.detach(|| {
             let mut running = self.running.lock();
             while running.is_some_and(|t| t != me) {

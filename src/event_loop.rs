@@ -49,7 +49,7 @@ pub enum Item {
     ConnectionLost(Py<SocketTransport>, Option<Py<PyAny>>),
 }
 
-#[pyclass(subclass, frozen, module = "rloop._rloop")]
+#[pyclass(subclass, frozen, module = "rloop._rloop", name = "BaseEventLoop")]
 pub struct EventLoop {
     pub(crate) ready: Mutex<VecDeque<Item>>,
     pub(crate) timers: Mutex<TimerHeap>,

@@ -62,7 +62,7 @@ class SocketTransport:
         fail_next_write: int | None = None,
     ) -> bool: ...
 
-class EventLoop:
+class BaseEventLoop:
     """The loop core; rloop.RLoop adds asyncio's cold paths in Python."""
 
     slow_callback_duration: float

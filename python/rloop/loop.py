@@ -6,7 +6,7 @@ import asyncio
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ._rloop import EventLoop
+from ._rloop import BaseEventLoop as LoopCore
 from .asyncgens import AsyncGenMixin
 from .connections import ConnectionsMixin
 from .datagrams import DatagramsMixin
@@ -40,7 +40,7 @@ class LoopBase(
     ExecutorMixin,
     AsyncGenMixin,
     SignalMixin,
-    EventLoop,
+    LoopCore,
     asyncio.AbstractEventLoop,
 ):
     """What RLoop and TokioLoop share on the Python side."""
@@ -83,7 +83,7 @@ class LoopBase(
 
     def close(self) -> None:
         was_closed = self.is_closed()
-        EventLoop.close(self)
+        LoopCore.close(self)
         if was_closed:
             return
         self._close_signals()
@@ -107,11 +107,11 @@ class RLoop(LoopBase):
     """The single-threaded loop on mio."""
 
     def __new__(cls) -> Self:
-        return EventLoop.__new__(cls, backend="mio")  # type: ignore[no-any-return]
+        return LoopCore.__new__(cls, backend="mio")  # type: ignore[no-any-return]
 
 
 class TokioLoop(LoopBase):
     """The same loop, with connections scheduled by tokio."""
 
     def __new__(cls) -> Self:
-        return EventLoop.__new__(cls, backend="tokio")  # type: ignore[no-any-return]
+        return LoopCore.__new__(cls, backend="tokio")  # type: ignore[no-any-return]

@@ -517,7 +517,7 @@ impl EventLoop {
         self.is_running_flag()
     }
 
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
 

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::sync::atomic::Ordering;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -216,6 +217,9 @@ impl EventLoop {
         let protocol = match factory.call0() {
             Ok(p) => p,
             Err(e) if escapes_loop(py, &e) => return Err(e),
+            // asyncio reports a failed protocol factory in debug mode only:
+            // otherwise the connection is just dropped.
+            Err(_) if !slf.get().debug.load(Ordering::Relaxed) => return Ok(()),
             Err(e) => {
                 drop(stream);
                 let context = PyDict::new(py);

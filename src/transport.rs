@@ -801,16 +801,30 @@ impl SocketTransport {
         Ok(guard.as_mut().is_some_and(|r| r.set_fault(self.id, plan)))
     }
 
-    fn __repr__(&self) -> String {
-        let st = self.st.lock();
-        let state = if st.lost {
-            " closed"
-        } else if st.closing {
-            " closing"
-        } else {
-            ""
+    /// asyncio's layout: `<SocketTransport fd=7 read=polling write=<idle, bufsize=0>>`,
+    /// without the read/write part once the loop is closed.
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let (state, reading) = {
+            let st = self.st.lock();
+            let state = if st.lost {
+                " closed"
+            } else if st.closing {
+                " closing"
+            } else {
+                ""
+            };
+            let reading = st.paused_reading || st.lost;
+            (state, if reading { "idle" } else { "polling" })
         };
-        let reading = if st.paused_reading { "idle" } else { "polling" };
-        format!("<SocketTransport fd={}{state} read={reading}>", self.fd)
+        let mut out = format!("<SocketTransport{state} fd={}", self.fd);
+        if !self.lp.get().is_closed() {
+            // The actor writes whenever its queue is not empty.
+            let bufsize = self.get_write_buffer_size(py).unwrap_or(0);
+            let writing = if bufsize > 0 { "polling" } else { "idle" };
+            let write = format!("<{writing}, bufsize={bufsize}>");
+            out.push_str(&format!(" read={reading} write={write}"));
+        }
+        out.push('>');
+        out
     }
 }

@@ -1,15 +1,12 @@
-"""Event loop policy, rloop.install/run, asyncio.Runner and ``python -m rloop``."""
+"""Event loop policy, rloop.install/run and asyncio.Runner (``python -m rloop``: test_cli)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
-import subprocess
 import sys
-import textwrap
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,44 +260,3 @@ def test_run_from_running_loop_raises(rloop: Any) -> None:
         return "no error"
 
     assert "cannot be called from a running event loop" in asyncio.run(main())
-
-
-def test_python_m_rloop(rloop: Any, tmp_path: Path) -> None:
-    script = tmp_path / "script.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import asyncio
-            import json
-            import sys
-
-
-            async def main():
-                return type(asyncio.get_running_loop()).__name__
-
-
-            print(json.dumps({
-                "loop": asyncio.run(main()),
-                "argv": sys.argv,
-                "name": __name__,
-            }))
-            """
-        )
-    )
-    env = dict(os.environ)
-    proc = subprocess.run(
-        [sys.executable, "-m", "rloop", str(script), "arg1", "--flag"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=tmp_path,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    output = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert output == {
-        "loop": "RLoop",
-        "argv": [str(script), "arg1", "--flag"],
-        "name": "__main__",
-    }

@@ -16,6 +16,7 @@ from .server import ServersMixin
 from .signals import SignalMixin
 from .sockets import SocketsMixin
 from .subprocesses import SubprocessMixin
+from .versions import debug_mode_requested
 
 if TYPE_CHECKING:
     from typing import Self
@@ -46,6 +47,9 @@ class LoopBase(
     """What RLoop and TokioLoop share on the Python side."""
 
     def __init__(self) -> None:
+        # As asyncio's loops: python -X dev or PYTHONASYNCIODEBUG start it in debug mode.
+        if debug_mode_requested():
+            self.set_debug(True)
         DatagramsMixin.__init__(self)
         SubprocessMixin.__init__(self)
         ExecutorMixin.__init__(self)

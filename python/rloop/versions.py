@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import sys
 import warnings
 from typing import Any
 
@@ -61,3 +63,11 @@ def quietly_deprecated(fn: Any, *args: Any) -> Any:
 
 #: asyncio's default policy class; reading the name warns on 3.14+.
 DefaultEventLoopPolicy: Any = quietly_deprecated(getattr, asyncio, "DefaultEventLoopPolicy")
+
+
+def debug_mode_requested() -> bool:
+    """Whether a new loop starts in debug mode, as asyncio decides it: under
+    ``python -X dev``, or with PYTHONASYNCIODEBUG set (unless ``-E``)."""
+    return bool(sys.flags.dev_mode) or (
+        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
+    )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -154,3 +157,58 @@ def test_debug_mode_source_traceback(loop: asyncio.AbstractEventLoop) -> None:
     handle = loop.call_soon(noop)
     assert "created at" not in repr(handle)
     handle.cancel()
+
+
+# --- debug mode from the interpreter's flags and environment ----------------
+
+_CHILD = """
+import asyncio, sys
+name = sys.argv[1]
+if name == "asyncio":
+    loop = asyncio.new_event_loop()
+elif name == "uvloop":
+    import uvloop
+    loop = uvloop.new_event_loop()
+else:
+    import rloop
+    loop = rloop.new_event_loop("tokio" if name == "tokio" else "rloop")
+print(loop.get_debug())
+loop.slow_callback_duration = 0.0  # every callback is slow: it is logged in debug mode
+loop.call_soon(lambda: None)
+loop.call_soon(loop.stop)
+loop.run_forever()
+loop.close()
+"""
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "debug"),
+    [
+        ([], {}, False),
+        (["-X", "dev"], {}, True),
+        ([], {"PYTHONASYNCIODEBUG": "1"}, True),
+        (["-E"], {"PYTHONASYNCIODEBUG": "1"}, False),
+    ],
+    ids=["default", "dev-mode", "env", "env-ignored"],
+)
+def test_debug_mode_from_interpreter(
+    loop_name: str, flags: list[str], env: dict[str, str], debug: bool
+) -> None:
+    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONASYNCIODEBUG", "PYTHONDEVMODE")}
+    if "-E" in flags:
+        # -E also ignores PYTHONPATH: hand the child the parent's path explicitly.
+        flags = [*flags, "-c", f"import sys; sys.path[:0] = {sys.path!r}; exec({_CHILD!r})"]
+    else:
+        flags = [*flags, "-c", _CHILD]
+    proc = subprocess.run(
+        [sys.executable, *flags, loop_name],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(debug)
+    # Debug mode's checks are on, not only the flag: slow callbacks are logged.
+    assert ("Executing <Handle" in proc.stderr) is debug, proc.stderr

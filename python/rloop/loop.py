@@ -14,6 +14,7 @@ from .executor import ExecutorMixin
 from .pipes import PipesMixin
 from .server import ServersMixin
 from .signals import SignalMixin
+from .signatures import adopt_asyncio_signatures
 from .sockets import SocketsMixin
 from .subprocesses import SubprocessMixin
 from .versions import debug_mode_requested
@@ -105,6 +106,9 @@ class LoopBase(
             _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
             if not self.is_running():
                 self.close()
+
+
+adopt_asyncio_signatures(LoopBase)
 
 
 class RLoop(LoopBase):

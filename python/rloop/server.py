@@ -330,16 +330,12 @@ class ServersMixin:
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
         start_serving: bool = True,
-        cleanup_socket: bool | None = None,
+        cleanup_socket: bool = True,
     ) -> Server:
         loop: Any = self
-        if cleanup_socket is None:
-            cleanup_socket = UNIX_SOCKET_CLEANUP
-        elif not UNIX_SOCKET_CLEANUP:
-            # As this Python's asyncio, which has no such keyword.
-            raise TypeError(
-                "create_unix_server() got an unexpected keyword argument 'cleanup_socket'"
-            )
+        # Before 3.13 asyncio has no such keyword (rloop.signatures refuses
+        # it) and leaves the socket file behind.
+        cleanup_socket = cleanup_socket and UNIX_SOCKET_CLEANUP
         _check_server_ssl(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if path is not None:
             if sock is not None:

@@ -1,0 +1,187 @@
+"""The loop's methods take what the running Python's asyncio takes, and name
+themselves as asyncio's do in argument errors."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import socket
+from typing import Any
+
+import pytest
+from conftest import run, xfail_for
+from net_helpers import Echo
+
+# create_task: its keywords differ by patch release (name=/context=, then
+# **kwargs passed on); the core's one signature is checked by behaviour in
+# test_tasks_futures.
+_NOT_COMPARED = {"create_task"}
+
+#: Of the keywords below, those uvloop (0.21+) takes, whatever the Python version.
+_UVLOOP_KEYWORDS = {"cleanup_socket"}
+
+
+def _shape(method: Any) -> list[tuple[str, Any, Any]]:
+    """Parameter names, kinds and defaults (not annotations), without self."""
+    params = inspect.signature(method).parameters.values()
+    return [(p.name, p.kind, p.default) for p in params if p.name != "self"]
+
+
+def test_signatures_match_asyncio(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop's Cython methods have other signatures", loop_name)
+    reference = asyncio.new_event_loop()
+    try:
+        differ = {}
+        for name in dir(asyncio.AbstractEventLoop):
+            if name.startswith("_") or name in _NOT_COMPARED:
+                continue
+            expected = _shape(getattr(reference, name))
+            try:
+                seen = _shape(getattr(loop, name))
+            except ValueError as exc:  # no signature at all
+                seen = [("<no signature>", str(exc), None)]
+            if seen != expected:
+                differ[name] = (seen, expected)
+        assert differ == {}
+    finally:
+        reference.close()
+
+
+def _call_error(loop: asyncio.AbstractEventLoop, name: str, *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(TypeError) as info:
+        result = getattr(loop, name)(*args, **kwargs)
+        if hasattr(result, "close"):  # a coroutine, Cython's (uvloop) too
+            result.close()
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("create_server", ()),
+        ("create_server", (Echo, None, None, None)),
+        ("create_connection", ()),
+        ("create_unix_server", ()),
+        ("create_unix_connection", ()),
+        ("connect_accepted_socket", ()),
+        ("run_in_executor", ()),
+        ("run_until_complete", ()),
+        ("set_default_executor", ()),
+        ("shutdown_asyncgens", (1,)),
+        ("add_signal_handler", ()),
+        ("remove_signal_handler", ()),
+        ("close", (1,)),
+        ("sock_recv", ()),
+        ("call_soon", ()),
+        ("call_later", ()),
+        ("call_at", ()),
+        ("call_soon_threadsafe", ()),
+        ("call_exception_handler", ()),
+        ("set_exception_handler", ()),
+        ("set_task_factory", ()),
+        ("set_debug", ()),
+    ],
+)
+def test_argument_errors_name_the_method_as_asyncio(
+    loop: asyncio.AbstractEventLoop,
+    loop_name: str,
+    request: pytest.FixtureRequest,
+    name: str,
+    args: tuple[Any, ...],
+) -> None:
+    """``BaseEventLoop.create_server() missing 1 required positional
+    argument``: the same text, the class named as asyncio names it."""
+    xfail_for(request, ["uvloop"], "uvloop names its own class (Loop)", loop_name)
+    reference = asyncio.new_event_loop()
+    try:
+        expected = _call_error(reference, name, *args)
+    finally:
+        reference.close()
+    seen = _call_error(loop, name, *args)
+    if isinstance(inspect.getattr_static(type(loop), name), type(reference.call_soon)):
+        assert seen == expected
+    else:
+        # A method of the Rust core (a builtin): the same name; pyo3 counts
+        # the positional arguments without self.
+        assert seen.split("(")[0] == expected.split("(")[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "keyword", "value"),
+    [
+        ("create_server", "keep_alive", True),
+        ("create_connection", "all_errors", True),
+        ("create_unix_server", "cleanup_socket", False),
+    ],
+)
+def test_keywords_accepted_where_asyncio_accepts_them(
+    loop: asyncio.AbstractEventLoop,
+    loop_name: str,
+    request: pytest.FixtureRequest,
+    name: str,
+    keyword: str,
+    value: object,
+) -> None:
+    """A keyword newer than the running Python's asyncio is refused at the
+    call, with Python's message; where asyncio has it, it works."""
+    accepted = keyword in inspect.signature(getattr(asyncio.SelectorEventLoop, name)).parameters
+    if (keyword in _UVLOOP_KEYWORDS) != accepted:
+        xfail_for(request, ["uvloop"], "uvloop's keywords are the same on every Python", loop_name)
+    if not accepted:
+        message = _call_error(loop, name, Echo, **{keyword: value})
+        assert message.endswith(f"{name}() got an unexpected keyword argument '{keyword}'")
+        return
+
+    async def main() -> None:
+        if name == "create_server":
+            server = await loop.create_server(Echo, "127.0.0.1", 0, keep_alive=value)  # type: ignore[call-arg]
+            sock = server.sockets[0]
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            writer.close()
+            server.close()
+            await server.wait_closed()
+        elif name == "create_connection":
+            server = await loop.create_server(Echo, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            transport, _ = await loop.create_connection(Echo, "127.0.0.1", port, all_errors=value)  # type: ignore[call-arg]
+            transport.close()
+            server.close()
+            await server.wait_closed()
+        else:
+            server = await loop.create_unix_server(
+                Echo, sock=_unix_listener(), cleanup_socket=value
+            )  # type: ignore[call-arg]
+            server.close()
+            await server.wait_closed()
+
+    run(loop, main())
+
+
+def _unix_listener() -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind("")  # an abstract address: nothing to clean up
+    return sock
+
+
+def test_shutdown_default_executor_timeout(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    params = inspect.signature(asyncio.BaseEventLoop.shutdown_default_executor).parameters
+    accepted = "timeout" in params
+    if not accepted:
+        xfail_for(request, ["uvloop"], "uvloop takes timeout= on every Python", loop_name)
+
+    async def main() -> None:
+        await loop.run_in_executor(None, int)
+        if accepted:
+            await loop.shutdown_default_executor(5)  # type: ignore[call-arg]
+        else:
+            message = _call_error(loop, "shutdown_default_executor", 5)
+            assert message.endswith(
+                "shutdown_default_executor() takes 1 positional argument but 2 were given"
+            )
+            await loop.shutdown_default_executor()
+
+    run(loop, main())

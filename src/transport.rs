@@ -37,6 +37,8 @@ pub(crate) struct State {
     closing: bool,
     /// connection_lost is scheduled (or delivered): the actor is gone.
     pub(crate) lost: bool,
+    /// connection_lost was delivered: the transport is closed.
+    closed: bool,
     pub(crate) eof_written: bool,
     paused_reading: bool,
     /// The protocol was told pause_writing() and not yet resume_writing().
@@ -46,6 +48,8 @@ pub(crate) struct State {
     pub(crate) sendfile: SendfileState,
 }
 
+/// The Rust side of a TCP or Unix stream transport: the handle of one
+/// connection actor. Protocols see it through rloop.transports.SocketTransport.
 #[pyclass(frozen, weakref, module = "rloop._rloop")]
 pub struct SocketTransport {
     lp: Py<EventLoop>,
@@ -93,6 +97,7 @@ impl SocketTransport {
                 server,
                 closing: false,
                 lost: false,
+                closed: false,
                 eof_written: false,
                 paused_reading: false,
                 paused_writing: false,
@@ -426,6 +431,7 @@ impl SocketTransport {
             let mut st = this.st.lock();
             st.lost = true;
             st.closing = true;
+            st.closed = true;
             (
                 st.protocol.take(),
                 st.sock.take(),
@@ -551,6 +557,8 @@ impl SocketTransport {
         drop(taken);
     }
 
+    /// Write the bytes-like `data` to the connection without blocking: what
+    /// cannot be sent at once is buffered and sent in the background.
     fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
@@ -592,6 +600,8 @@ impl SocketTransport {
         }
     }
 
+    /// Write every bytes-like object of the iterable `list_of_data`, as
+    /// write() would their concatenation.
     fn writelines(slf: &Bound<'_, Self>, list_of_data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let mut owned: Vec<Vec<u8>> = Vec::new();
@@ -640,6 +650,8 @@ impl SocketTransport {
         }
     }
 
+    /// Close the write end of the connection once the buffered data is
+    /// sent; the transport can still receive data.
     fn write_eof(slf: &Bound<'_, Self>) -> PyResult<()> {
         {
             let mut st = slf.get().st.lock();
@@ -655,14 +667,19 @@ impl SocketTransport {
         }
     }
 
+    /// Return True: stream transports support write_eof().
     fn can_write_eof(&self) -> bool {
         true
     }
 
+    /// Close the transport: buffered data is still sent, then the
+    /// connection is closed and the protocol's connection_lost(None) called.
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
         Self::close_impl(slf)
     }
 
+    /// Close the transport at once, dropping buffered data; the protocol's
+    /// connection_lost(None) is called.
     fn abort(slf: &Bound<'_, Self>) -> PyResult<()> {
         Self::force_close(slf, None)
     }
@@ -674,10 +691,12 @@ impl SocketTransport {
         Self::force_close(slf, exc.map(PyErr::from_value))
     }
 
+    /// Return True if the transport is closing or closed.
     fn is_closing(&self) -> bool {
         self.st.lock().closing
     }
 
+    /// Stop calling the protocol's data_received() until resume_reading().
     fn pause_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
         {
             let mut st = slf.get().st.lock();
@@ -691,6 +710,7 @@ impl SocketTransport {
         Ok(())
     }
 
+    /// Deliver received data to the protocol again, after pause_reading().
     fn resume_reading(slf: &Bound<'_, Self>) -> PyResult<()> {
         {
             let mut st = slf.get().st.lock();
@@ -704,11 +724,16 @@ impl SocketTransport {
         Ok(())
     }
 
+    /// Return True if the transport is receiving (not paused, not closing).
     fn is_reading(&self) -> bool {
         let st = self.st.lock();
         !st.closing && !st.paused_reading
     }
 
+    /// Set the write buffer's high- and low-water marks, in bytes: the
+    /// protocol's pause_writing() is called when the buffer grows above
+    /// `high`, resume_writing() when it drains to `low` (defaults: 64 KiB
+    /// and a quarter of high).
     #[pyo3(signature = (high=None, low=None))]
     fn set_write_buffer_limits(
         slf: &Bound<'_, Self>,
@@ -736,6 +761,7 @@ impl SocketTransport {
         }
     }
 
+    /// Return the write buffer's (low, high) water marks, in bytes.
     fn get_write_buffer_limits(&self, py: Python<'_>) -> PyResult<(usize, usize)> {
         let guard = self.lp.get().reactor(py)?;
         Ok(guard
@@ -744,6 +770,7 @@ impl SocketTransport {
             .unwrap_or((DEFAULT_HIGH_WATER as usize / 4, DEFAULT_HIGH_WATER as usize)))
     }
 
+    /// Return the number of bytes buffered for writing.
     fn get_write_buffer_size(&self, py: Python<'_>) -> PyResult<usize> {
         if self.is_lost() {
             return Ok(0);
@@ -755,10 +782,13 @@ impl SocketTransport {
             .unwrap_or(0))
     }
 
+    /// Return the transport's protocol.
     fn get_protocol<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
         self.protocol(py)
     }
 
+    /// Make `protocol` the transport's protocol: it gets the connection's
+    /// events from now on.
     fn set_protocol(&self, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
         let buffered = is_buffered_protocol(protocol)?;
         let old = {
@@ -776,6 +806,7 @@ impl SocketTransport {
         self.st.lock().paused_writing
     }
 
+    /// Return the event loop the transport belongs to.
     fn get_loop(&self, py: Python<'_>) -> Py<PyAny> {
         self.lp.clone_ref(py).into_any()
     }
@@ -801,30 +832,31 @@ impl SocketTransport {
         Ok(guard.as_mut().is_some_and(|r| r.set_fault(self.id, plan)))
     }
 
-    /// asyncio's layout: `<SocketTransport fd=7 read=polling write=<idle, bufsize=0>>`,
-    /// without the read/write part once the loop is closed.
+    /// asyncio's layout: `<SocketTransport fd=7 read=polling write=<idle, bufsize=0>>`.
+    /// A closing transport reads no more; a closed one (or one of a closed
+    /// loop) shows no read/write part, as asyncio's has let go of its loop.
     fn __repr__(&self, py: Python<'_>) -> String {
-        let (state, reading) = {
+        let (closed, closing, paused) = {
             let st = self.st.lock();
-            let state = if st.lost {
-                " closed"
-            } else if st.closing {
-                " closing"
-            } else {
-                ""
-            };
-            let reading = st.paused_reading || st.lost;
-            (state, if reading { "idle" } else { "polling" })
+            (st.closed, st.closing, st.paused_reading)
         };
-        let mut out = format!("<SocketTransport{state} fd={}", self.fd);
-        if !self.lp.get().is_closed() {
-            // The actor writes whenever its queue is not empty.
-            let bufsize = self.get_write_buffer_size(py).unwrap_or(0);
-            let writing = if bufsize > 0 { "polling" } else { "idle" };
-            let write = format!("<{writing}, bufsize={bufsize}>");
-            out.push_str(&format!(" read={reading} write={write}"));
+        let state = if closed {
+            " closed"
+        } else if closing {
+            " closing"
+        } else {
+            ""
+        };
+        if closed || self.lp.get().is_closed() {
+            return format!("<SocketTransport{state} fd={}>", self.fd);
         }
-        out.push('>');
-        out
+        let reading = if paused || closing { "idle" } else { "polling" };
+        // The actor writes whenever its queue is not empty.
+        let bufsize = self.get_write_buffer_size(py).unwrap_or(0);
+        let writing = if bufsize > 0 { "polling" } else { "idle" };
+        let fd = self.fd;
+        format!(
+            "<SocketTransport{state} fd={fd} read={reading} write=<{writing}, bufsize={bufsize}>>"
+        )
     }
 }

@@ -4,7 +4,9 @@ getaddrinfo/getnameinfo, the sock_* functions, bad input, and TLS refusal."""
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
+from typing import Any
 
 import pytest
 from conftest import run, xfail_for
@@ -299,3 +301,101 @@ def test_close_clients_and_abort_clients(rloop_loop: asyncio.AbstractEventLoop) 
     excs, aborted = run(loop, main())
     assert excs == [None, None, None]
     assert aborted
+
+
+class _Unreading(asyncio.Protocol):
+    """Never reads: the peer's writes back up."""
+
+    transports: list[asyncio.Transport]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]
+        self.transports.append(transport)  # type: ignore[arg-type]
+
+
+def test_transport_repr(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    """asyncio's layout: state, fd, read= and write=<state, bufsize=N>."""
+    xfail_for(request, ["uvloop"], "uvloop's transports have a repr of their own", loop_name)
+
+    async def main() -> list[str]:
+        accepted: list[asyncio.Transport] = []
+        _Unreading.transports = accepted
+        server = await loop.create_server(_Unreading, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, protocol = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", port
+        )
+        seen = [repr(transport)]
+        transport.pause_reading()
+        seen.append(repr(transport))
+        transport.resume_reading()
+        transport.write(b"x" * (16 << 20))  # more than the kernel's buffers take
+        size = transport.get_write_buffer_size()
+        assert size > 0
+        seen.append(repr(transport).replace(f"bufsize={size}>", "bufsize=N>"))
+        transport.abort()
+        seen.append(repr(transport))
+        await protocol.lost
+        seen.append(repr(transport))
+        for peer in accepted:  # it reads nothing, so it would never see the end
+            peer.abort()
+        server.close()
+        await server.wait_closed()
+        name = type(transport).__name__
+        return [re.sub(r"fd=\d+", "fd=F", s.replace(f"<{name} ", "<T ")) for s in seen]
+
+    assert run(loop, main()) == [
+        "<T fd=F read=polling write=<idle, bufsize=0>>",
+        "<T fd=F read=idle write=<idle, bufsize=0>>",
+        "<T fd=F read=polling write=<polling, bufsize=N>>",
+        "<T closing fd=F read=idle write=<idle, bufsize=0>>",
+        "<T closed fd=F>",  # the transport has let go of its loop
+    ]
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["normal", "debug"])
+def test_failing_protocol_factory_reported_in_debug_only(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest, debug: bool
+) -> None:
+    """A protocol factory that raises drops the connection; asyncio tells the
+    exception handler in debug mode only."""
+    xfail_for(request, ["uvloop"], "uvloop reports it always, and keeps the connection", loop_name)
+    contexts: list[dict[str, Any]] = []
+    reported = loop.create_future()
+
+    def handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        contexts.append(context)
+        if not reported.done():
+            reported.set_result(None)
+
+    def factory() -> asyncio.Protocol:
+        raise RuntimeError("no protocol today")
+
+    loop.set_exception_handler(handler)
+    loop.set_debug(debug)
+
+    async def main() -> bytes:
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        if debug:
+            # The context holds the exception, whose traceback may hold the
+            # socket (asyncio's does): wait for the report, not for the end.
+            await reported
+            data = b""
+        else:
+            data = await reader.read()  # the server side is dropped at once
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return data
+
+    assert run(loop, main()) == b""
+    messages = [c.get("message") for c in contexts]
+    if debug:
+        assert messages == ["Error on transport creation for incoming connection"]
+        assert isinstance(contexts[0]["exception"], RuntimeError)
+    else:
+        assert messages == []

@@ -2,7 +2,9 @@
 # Every test rloop has, from a fresh clone: installs what it needs (the
 # extension, built by maturin through pip, uvloop, pytest), then runs the
 # actors crate's Rust tests, pytest on every loop, and the conformance check,
-# on the host's Python (3.11), then the same on 3.12-3.15 (tools/matrix.sh).
+# on the host's Python (3.11), then the same on 3.12-3.15 (tools/matrix.sh),
+# then a manylinux wheel per version, each installed into a fresh venv and run
+# without Rust (tools/wheels.sh; the wheels land in dist/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,4 +42,7 @@ stage "conformance (CPython's test_asyncio on RLoop and TokioLoop)"
 
 stage "the other Python versions (tools/matrix.sh: pytest and conformance on each)"
 bash tools/matrix.sh 3.12 3.13 3.14 3.15
+
+stage "wheels (tools/wheels.sh: a manylinux wheel per version, installed and run without Rust)"
+bash tools/wheels.sh
 stage "done"

@@ -59,10 +59,13 @@ pub fn check_callback(py: Python<'_>, callback: &Bound<'_, PyAny>, method: &str)
 
 #[pymethods]
 impl EventLoop {
+    /// Return whether the loop is in debug mode.
     fn get_debug(&self) -> bool {
         self.is_debug()
     }
 
+    /// Turn debug mode on or off (slow-callback reports, coroutine origins,
+    /// checks that callbacks run in the loop's thread).
     fn set_debug(slf: &Bound<'_, Self>, enabled: bool) -> PyResult<()> {
         let this = slf.get();
         this.debug.store(enabled, Ordering::Relaxed);
@@ -77,6 +80,8 @@ impl EventLoop {
         self.is_debug()
     }
 
+    /// In debug mode, a callback that runs longer than this many seconds is
+    /// logged (0.1 by default).
     #[getter]
     fn get_slow_callback_duration(&self) -> f64 {
         *self.slow_callback_duration.lock()

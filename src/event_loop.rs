@@ -49,6 +49,9 @@ pub enum Item {
     ConnectionLost(Py<SocketTransport>, Option<Py<PyAny>>),
 }
 
+/// The loop core: callbacks, timers, I/O polling, tasks and the exception
+/// handler. rloop.RLoop and rloop.TokioLoop are this class plus the rest of
+/// asyncio's event loop API, in Python.
 #[pyclass(subclass, frozen, module = "rloop._rloop", name = "BaseEventLoop")]
 pub struct EventLoop {
     pub(crate) ready: Mutex<VecDeque<Item>>,
@@ -509,22 +512,31 @@ impl EventLoop {
         Ok(EventLoop::with_reactor(reactor))
     }
 
+    /// Return the loop's current time, in seconds, on a monotonic clock
+    /// (the clock of call_at() and TimerHandle.when()).
     fn time(&self) -> f64 {
         clock::monotonic()
     }
 
+    /// Return True if the loop is running (in run_forever() or
+    /// run_until_complete()).
     fn is_running(&self) -> bool {
         self.is_running_flag()
     }
 
+    /// Return True if the loop was closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
 
+    /// Stop the loop: run_forever() returns once the callbacks already
+    /// scheduled have run. If the loop is not running, the next
+    /// run_forever() runs one iteration and returns.
     fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
     }
 
+    /// Run the loop until stop() is called.
     fn run_forever(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
@@ -568,8 +580,11 @@ impl EventLoop {
         result.and(cleanup)
     }
 
-    /// Closes the loop: drops every pending callback and timer, and the
-    /// reactor with its file descriptors. Idempotent.
+    /// Close the loop: pending callbacks are dropped, transports closed.
+    /// The loop must not be running; closing it again does nothing.
+    ///
+    /// Drops every pending callback and timer, and the reactor with its
+    /// file descriptors.
     fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();

@@ -105,6 +105,8 @@ impl EventLoop {
 
 #[pymethods]
 impl EventLoop {
+    /// Set the loop's exception handler, called as handler(loop, context);
+    /// None restores the default handler.
     #[pyo3(signature = (handler))]
     fn set_exception_handler(&self, handler: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         if let Some(h) = &handler {
@@ -123,6 +125,8 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Return the exception handler set with set_exception_handler(), or
+    /// None if the default one is in use.
     fn get_exception_handler(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.exception_handler
             .lock()
@@ -130,6 +134,9 @@ impl EventLoop {
             .map(|h| h.clone_ref(py))
     }
 
+    /// Report an error context (a dict with 'message', and maybe
+    /// 'exception', 'future', 'task', 'handle', ...) to the exception
+    /// handler, or to the default one if none is set.
     fn call_exception_handler(slf: &Bound<'_, Self>, context: Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let handler = slf

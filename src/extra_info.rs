@@ -77,6 +77,8 @@ impl SocketTransport {
 
 #[pymethods]
 impl SocketTransport {
+    /// Return the transport's information `name` ('socket', 'sockname',
+    /// 'peername', 'sslcontext', ...), or `default` if it has none.
     #[pyo3(signature = (name, default=None))]
     fn get_extra_info(
         slf: &Bound<'_, Self>,

@@ -81,6 +81,9 @@ impl GilCell<Target> {
     }
 }
 
+/// A callback scheduled on the loop (by call_soon(), add_reader(), ...),
+/// with its arguments and context; cancel() keeps it from running.
+///
 /// Weakly referenceable, as asyncio's handles are.
 #[pyclass(subclass, frozen, weakref, module = "rloop._rloop")]
 pub struct Handle {
@@ -263,10 +266,13 @@ impl Handle {
         Ok(())
     }
 
+    /// Cancel the callback: it will not run. Does nothing if it already ran
+    /// or was cancelled.
     fn cancel(&self, py: Python<'_>) {
         self.cancel_once(py);
     }
 
+    /// Return True if the handle was cancelled.
     fn cancelled(&self, py: Python<'_>) -> bool {
         match &self.guard {
             None => self.is_cancelled(),
@@ -274,6 +280,7 @@ impl Handle {
         }
     }
 
+    /// Return the contextvars.Context the callback runs in.
     fn get_context(&self, py: Python<'_>) -> Py<PyAny> {
         self.context.clone_ref(py)
     }
@@ -302,6 +309,8 @@ impl Handle {
     }
 }
 
+/// A callback scheduled for a time, by call_later() or call_at().
+///
 /// A handle with a deadline. Cancelling one that sits in the timer heap
 /// counts it, so the loop can compact the heap when most of it is dead.
 #[pyclass(extends = Handle, frozen, module = "rloop._rloop")]
@@ -324,12 +333,16 @@ impl TimerHandle {
 
 #[pymethods]
 impl TimerHandle {
+    /// Cancel the timer: its callback will not run. Does nothing if it
+    /// already ran or was cancelled.
     fn cancel(slf: &Bound<'_, Self>) {
         if slf.as_super().get().cancel_once(slf.py()) && slf.get().in_heap.load(Ordering::Relaxed) {
             slf.get().cancelled_in_heap.fetch_add(1, Ordering::Relaxed);
         }
     }
 
+    /// Return the time the callback is scheduled for, on the loop's clock
+    /// (loop.time()).
     fn when(&self) -> f64 {
         self.when
     }

@@ -93,6 +93,9 @@ impl EventLoop {
 
 #[pymethods]
 impl EventLoop {
+    /// Call callback(*args) whenever the file descriptor `fd` (or an object
+    /// with a fileno() method) is ready for reading. Replaces the fd's
+    /// previous reader.
     #[pyo3(signature = (fd, callback, *args))]
     fn add_reader(
         &self,
@@ -105,10 +108,14 @@ impl EventLoop {
             .map(drop)
     }
 
+    /// Stop watching `fd` for reading; return True if it was watched.
     fn remove_reader(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
         self.remove_watcher(py, Side::Read, &fd)
     }
 
+    /// Call callback(*args) whenever the file descriptor `fd` (or an object
+    /// with a fileno() method) is ready for writing. Replaces the fd's
+    /// previous writer.
     #[pyo3(signature = (fd, callback, *args))]
     fn add_writer(
         &self,
@@ -121,6 +128,7 @@ impl EventLoop {
             .map(drop)
     }
 
+    /// Stop watching `fd` for writing; return True if it was watched.
     fn remove_writer(&self, py: Python<'_>, fd: Bound<'_, PyAny>) -> PyResult<bool> {
         self.remove_watcher(py, Side::Write, &fd)
     }

@@ -24,6 +24,9 @@ impl EventLoop {
 
 #[pymethods]
 impl EventLoop {
+    /// Arrange for callback(*args) to be called soon, in the order of the
+    /// calls; return a Handle that can cancel it. It runs in `context` (by
+    /// default, a copy of the current context).
     #[pyo3(signature = (callback, *args, context=None))]
     fn call_soon(
         &self,
@@ -42,6 +45,8 @@ impl EventLoop {
         Ok(handle)
     }
 
+    /// Like call_soon(), but safe to call from any thread: wakes the loop
+    /// if it is waiting for I/O.
     #[pyo3(signature = (callback, *args, context=None))]
     fn call_soon_threadsafe(
         &self,
@@ -61,6 +66,9 @@ impl EventLoop {
         Ok(handle)
     }
 
+    /// Arrange for callback(*args) to be called after `delay` seconds (an
+    /// int or a float); return a TimerHandle that can cancel it. Callbacks
+    /// due at the same time run in the order they were scheduled.
     #[pyo3(signature = (delay, callback, *args, context=None))]
     fn call_later(
         &self,
@@ -84,6 +92,8 @@ impl EventLoop {
         )
     }
 
+    /// Like call_later(), at the absolute time `when` on the loop's clock
+    /// (loop.time()).
     #[pyo3(signature = (when, callback, *args, context=None))]
     fn call_at(
         &self,

@@ -12,6 +12,7 @@ use crate::vectorcall;
 
 #[pymethods]
 impl EventLoop {
+    /// Return a new asyncio.Future attached to the loop.
     pub(crate) fn create_future(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let loop_kw = intern!(py, "loop");
@@ -23,7 +24,11 @@ impl EventLoop {
         .unbind())
     }
 
-    /// As the running Python's asyncio, which changed this twice: 3.14
+    /// Schedule the coroutine `coro` to run as a Task (made by the task
+    /// factory, if one is set); return the Task. `name` names it, `context`
+    /// is the contextvars.Context it runs in.
+    ///
+    /// The keywords are the running Python's asyncio's, which changed them twice: 3.14
     /// passes every keyword to the task factory (or to `Task`) as given, and
     /// the factory names the task itself; the later 3.13 releases take other
     /// keywords beside `name` and `context` (e.g. `eager_start`) and pass
@@ -101,6 +106,8 @@ impl EventLoop {
         Ok(task)
     }
 
+    /// Set the factory create_task() makes tasks with, called as
+    /// factory(loop, coro, **kwargs); None restores the default (Task).
     #[pyo3(signature = (factory))]
     fn set_task_factory(&self, factory: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         if let Some(f) = &factory {
@@ -115,6 +122,7 @@ impl EventLoop {
         Ok(())
     }
 
+    /// Return the task factory, or None if the default is in use.
     fn get_task_factory(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.task_factory.lock().as_ref().map(|f| f.clone_ref(py))
     }

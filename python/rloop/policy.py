@@ -56,7 +56,7 @@ class EventLoopPolicy(DefaultEventLoopPolicy):  # type: ignore[misc]
         super().__init__()
         self._rloop_class = _loop_class(loop)
 
-    def _loop_factory(self) -> LoopBase:  # type: ignore[override]
+    def _loop_factory(self) -> LoopBase:
         return self._rloop_class()
 
 

@@ -47,6 +47,8 @@ class SignalMixin:
         self._signal_socks = None
 
     def add_signal_handler(self, sig: int, callback: Callable[..., Any], *args: Any) -> None:
+        """Call callback(*args) on the loop whenever the signal `sig` arrives
+        (Unix, from the main thread). Replaces the signal's previous handler."""
         if asyncio.iscoroutine(callback) or iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         _check_signal(sig)
@@ -73,6 +75,7 @@ class SignalMixin:
             raise
 
     def remove_signal_handler(self, sig: int) -> bool:
+        """Remove the handler of the signal `sig`; return True if there was one."""
         _check_signal(sig)
         try:
             del self._signal_handlers[sig]

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from .borrow import borrow
 from .connections import check_not_ssl_socket
+from .pipes import documented
 from .sendfile import sendfile_native
 
 _SELECTOR = selector_events.BaseSelectorEventLoop
@@ -52,8 +53,6 @@ class SocketsMixin:
         borrow(
             _BASE,
             [
-                "getaddrinfo",
-                "getnameinfo",
                 "_getaddrinfo_debug",
                 "_ensure_resolved",
                 "_connect_sock",
@@ -61,12 +60,33 @@ class SocketsMixin:
                 "_create_server_getaddrinfo",
                 "sendfile",
                 "_sendfile_fallback",
-                "sock_sendfile",
                 "_sock_sendfile_native",
                 "_sock_sendfile_fallback",
                 "_check_sendfile_params",
             ],
         )
+    )
+
+    getaddrinfo = documented(
+        _BASE.getaddrinfo,
+        """Resolve host and port into a list of addresses, as socket.getaddrinfo()
+        does (in the default executor).
+
+        Each entry is (family, type, proto, canonname, sockaddr).""",
+    )
+    getnameinfo = documented(
+        _BASE.getnameinfo,
+        """Translate the socket address `sockaddr` into (host, port), as
+        socket.getnameinfo() does (in the default executor).""",
+    )
+    sock_sendfile = documented(
+        _BASE.sock_sendfile,
+        """Send the file `file` (opened in binary mode) over the connected socket
+        `sock`, from `offset`, `count` bytes or to the end; return the number
+        of bytes sent.
+
+        The file is read and sent with sock_sendall(); with fallback=False,
+        which asks for os.sendfile(), SendfileNotAvailableError is raised.""",
     )
 
     # loop.sendfile() above is asyncio's; sending natively is rloop's own.

@@ -35,6 +35,7 @@ from typing import Any
 
 from .borrow import borrow
 from .child_watcher import ChildWatcher
+from .pipes import documented
 
 
 class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
@@ -73,6 +74,7 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
     # a signal to a child that exited is dropped, and one to a transport
     # that has finished raises ProcessLookupError.
     def send_signal(self, signal: int) -> None:
+        """Send the signal `signal` to the child, unless it has exited."""
         self._check_proc()
         assert self._proc is not None
         if self._returncode is not None or self._proc.returncode is not None:
@@ -86,9 +88,11 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
             pass
 
     def terminate(self) -> None:
+        """Ask the child to stop (SIGTERM)."""
         self.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
+        """Kill the child (SIGKILL)."""
         self.send_signal(signal.SIGKILL)
 
     def _child_exited(self, returncode: int | None) -> None:
@@ -110,12 +114,21 @@ class SubprocessTransport(base_subprocess.BaseSubprocessTransport):
 
 
 class SubprocessMixin:
-    locals().update(
-        borrow(
-            base_events.BaseEventLoop,
-            ["subprocess_exec", "subprocess_shell", "_log_subprocess"],
-        )
+    subprocess_exec = documented(
+        base_events.BaseEventLoop.subprocess_exec,
+        """Run the program `program` with the arguments `args` in a child process.
+
+        Return (transport, protocol): a SubprocessTransport, and the protocol
+        made by protocol_factory(), which gets the child's output and exit.
+        stdin, stdout and stderr are as subprocess.Popen's (default: pipes);
+        the pipes carry bytes.""",
     )
+    subprocess_shell = documented(
+        base_events.BaseEventLoop.subprocess_shell,
+        """Run the shell command `cmd` in a child process, as subprocess_exec()
+        runs a program.""",
+    )
+    locals().update(borrow(base_events.BaseEventLoop, ["_log_subprocess"]))
 
     _child_watcher: ChildWatcher | None
 

@@ -48,17 +48,20 @@ class SocketTransport(transports._FlowControlMixin):
         for name in _HOT:
             setattr(self, name, getattr(core, name))
 
-    @property  # type: ignore[override]
+    @property
     def _protocol_paused(self) -> bool:
         return self._core._protocol_paused()  # type: ignore[no-any-return]
 
     def write_eof(self) -> None:
+        """Close the write end once the buffered data is sent; reading goes on."""
         self._core.write_eof()
 
     def can_write_eof(self) -> bool:
+        """Return True: stream transports support write_eof()."""
         return True
 
     def abort(self) -> None:
+        """Close the transport at once, dropping buffered data."""
         self._core.abort()
 
     def _force_close(self, exc: BaseException | None) -> None:
@@ -66,15 +69,19 @@ class SocketTransport(transports._FlowControlMixin):
         self._core._force_close(exc)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the write buffer's high- and low-water marks (flow control), in bytes."""
         self._core.set_write_buffer_limits(high, low)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
+        """Return the write buffer's (low, high) water marks, in bytes."""
         return self._core.get_write_buffer_limits()  # type: ignore[no-any-return]
 
     def get_protocol(self) -> asyncio.BaseProtocol:
+        """Return the transport's protocol."""
         return self._core.get_protocol()  # type: ignore[no-any-return]
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Make `protocol` the transport's protocol."""
         self._core.set_protocol(protocol)
 
     def _inject_fault(self, **plan: Any) -> bool:

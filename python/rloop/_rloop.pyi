@@ -4,7 +4,9 @@
 import asyncio
 import contextvars
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, Self, final
+
+__all__ = ["BACKENDS", "BaseEventLoop", "Handle", "SocketTransport", "TimerHandle"]
 
 BACKENDS: list[str]
 
@@ -20,9 +22,11 @@ class Handle:
     def _source_traceback(self) -> Any: ...
     def _run(self) -> None: ...
 
+@final
 class TimerHandle(Handle):
     def when(self) -> float: ...
 
+@final
 class SocketTransport:
     """The Rust handle of one connection actor (wrapped by rloop.transports)."""
 
@@ -109,8 +113,20 @@ class BaseEventLoop:
     def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None: ...
     def remove_writer(self, fd: Any) -> bool: ...
     # Used by the Python side of rloop.
-    def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle: ...
-    def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle: ...
+    def _add_reader(
+        self,
+        fd: Any,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> Handle: ...
+    def _add_writer(
+        self,
+        fd: Any,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> Handle: ...
     def _fd_watched(self, fd: int) -> tuple[bool, bool]: ...
     def _remove_reader(self, fd: Any) -> bool: ...
     def _remove_writer(self, fd: Any) -> bool: ...

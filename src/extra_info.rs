@@ -1,6 +1,6 @@
 //! `get_extra_info()` of a socket transport: the extra dict, completed on
 //! first use with the Python socket and its addresses (for an accepted
-//! connection the socket is made then, over a duplicate of the actor's fd).
+//! connection the socket object is made then, over the actor's own fd).
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -22,7 +22,7 @@ impl SocketTransport {
         if !complete {
             let sock = match sock {
                 Some(s) => Some(s.into_bound(py)),
-                None => this.dup_socket(py)?,
+                None => this.shared_socket(py)?,
             };
             let extra = this.st.lock().extra.as_ref().map(|e| e.clone_ref(py));
             if let (Some(sock), Some(extra)) = (sock, extra) {
@@ -37,41 +37,32 @@ impl SocketTransport {
                         extra.set_item("peername", peer)?;
                     }
                 }
-                let mut st = this.st.lock();
-                if st.sock.is_none() {
-                    st.sock = Some(sock.unbind());
-                }
-                st.extra_complete = true;
+                this.st.lock().extra_complete = true;
             }
         }
         Ok(this.st.lock().extra.as_ref().map(|e| e.clone_ref(py)))
     }
 
-    /// A Python socket over a duplicate of the actor's fd, for an accepted
-    /// connection; None once the actor has ended (its fd may be reused).
-    fn dup_socket<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        if self.st.lock().lost {
-            return Ok(None);
-        }
-        // SAFETY: the actor is alive (not lost), so `fd` is its open socket.
-        let fd = unsafe { libc::dup(self.fd) };
-        if fd < 0 {
+    /// A Python socket object over the actor's fd, for an accepted
+    /// connection: one fd for both (the object never closes it, see
+    /// `transport::release_fd`). None once connection_lost was delivered.
+    fn shared_socket<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.st.lock().fd_holder.is_none() {
             return Ok(None);
         }
         let socket = py.import("socket")?;
         let kwargs = PyDict::new(py);
-        kwargs.set_item("fileno", fd)?;
-        match socket.getattr("socket")?.call(
+        kwargs.set_item("fileno", self.fd)?;
+        let sock = socket.getattr("socket")?.call(
             (self.family, socket.getattr("SOCK_STREAM")?, 0),
             Some(&kwargs),
-        ) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) => {
-                // SAFETY: `fd` is our own duplicate, not handed to Python.
-                unsafe { libc::close(fd) };
-                Err(e)
-            }
-        }
+        )?;
+        // Held by the transport at once, so that it is never dropped (and
+        // finalized: closing the fd) before release_fd detaches it.
+        self.st.lock().sock = Some(sock.clone().unbind());
+        // As asyncio's accepted sockets (the fd is non-blocking already).
+        sock.call_method1("setblocking", (false,))?;
+        Ok(Some(sock))
     }
 }
 

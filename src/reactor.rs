@@ -13,7 +13,8 @@ use std::time::Duration;
 
 pub use actors::{
     ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Event, FaultPlan, FileSegment,
-    Listener, ListenerId, ReadCount, ReadResult, Ready, SendfileError, SendfileOutcome, Stream,
+    Listener, ListenerId, ReadCount, ReadResult, Ready, SendfileError, SendfileOutcome, SharedFd,
+    Stream, StreamKind,
 };
 
 /// Wakes a loop blocked in `turn`, from any thread.

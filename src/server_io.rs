@@ -3,8 +3,10 @@
 //! adopting a connected socket as a transport (`_new_transport`).
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -16,7 +18,7 @@ use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
 use crate::handles::Handle;
 use crate::py_imports;
-use crate::reactor::{Listener, ListenerId, Stream};
+use crate::reactor::{Addr, Listener, ListenerId, SharedFd, Stream, StreamKind};
 use crate::transport::SocketTransport;
 
 /// Delay before accepting again after running out of fds, as asyncio.
@@ -60,7 +62,9 @@ impl EventLoop {
 
     /// Makes a connected stream a transport: registers its actor, attaches
     /// it to its server, and schedules connection_made (then the waiter),
-    /// as asyncio's transports do on creation.
+    /// as asyncio's transports do on creation. `sock`, the caller's socket
+    /// object for the stream's fd, stays the transport's socket; if this
+    /// fails, it keeps the fd (the stream's holder is disowned).
     #[allow(clippy::too_many_arguments)]
     pub fn adopt_stream(
         slf: &Bound<'_, Self>,
@@ -72,12 +76,41 @@ impl EventLoop {
         server: Option<Bound<'_, PyAny>>,
         sock: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
+        let holder = stream.shared_fd();
+        let owned_by_sock = sock.is_some();
+        let adopted = Self::adopt_stream_with(
+            slf,
+            stream,
+            Arc::clone(&holder),
+            family,
+            protocol,
+            waiter,
+            extra,
+            server,
+            sock,
+        );
+        if adopted.is_err() && owned_by_sock {
+            holder.disown();
+        }
+        adopted
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn adopt_stream_with(
+        slf: &Bound<'_, Self>,
+        stream: Stream,
+        holder: Arc<SharedFd>,
+        family: i32,
+        protocol: &Bound<'_, PyAny>,
+        waiter: Option<Bound<'_, PyAny>>,
+        extra: Option<Bound<'_, PyDict>>,
+        server: Option<Bound<'_, PyAny>>,
+        sock: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let this = slf.get();
-        if let Stream::Tcp(s) = &stream {
-            // asyncio turns Nagle off on every TCP transport.
-            let _ = s.set_nodelay(true);
-        }
+        // asyncio turns Nagle off on every TCP transport.
+        let _ = stream.set_nodelay(true);
         let fd = stream.as_raw_fd();
         let id = {
             let mut guard = this.reactor(py)?;
@@ -102,6 +135,7 @@ impl EventLoop {
                 extra.map(Bound::unbind),
                 server.as_ref().map(|s| s.clone().unbind()),
                 sock.map(Bound::unbind),
+                holder,
             )?,
         )?;
         let face = SocketTransport::attach_face(transport.bind(py))?;
@@ -207,12 +241,10 @@ impl EventLoop {
         server: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let py = slf.py();
-        let family = match &stream {
-            Stream::Unix(_) => libc::AF_UNIX,
-            Stream::Tcp(s) => match s.local_addr() {
-                Ok(a) if a.is_ipv6() => libc::AF_INET6,
-                _ => libc::AF_INET,
-            },
+        let family = match (stream.kind(), stream.local_addr()) {
+            (StreamKind::Unix, _) => libc::AF_UNIX,
+            (StreamKind::Tcp, Ok(Addr::Inet(a))) if a.is_ipv6() => libc::AF_INET6,
+            (StreamKind::Tcp, _) => libc::AF_INET,
         };
         let protocol = match factory.call0() {
             Ok(p) => p,
@@ -274,7 +306,7 @@ impl ResumeAccepting {
 
 #[pymethods]
 impl EventLoop {
-    /// Adopts `fd` (a connected socket the caller duplicated for us) as a
+    /// Adopts `fd`, the fd of the connected socket object `sock`, as a
     /// transport for `protocol`; `sock` stays the transport's socket.
     #[pyo3(signature = (fd, family, protocol, waiter=None, extra=None, server=None, sock=None))]
     #[allow(clippy::too_many_arguments)]
@@ -289,15 +321,20 @@ impl EventLoop {
         sock: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         slf.get().check_closed()?;
+        // The stream shares `fd` with `sock`, which stays the transport's
+        // socket (one fd per connection): it lets go of the fd when
+        // connection_lost is delivered (transport::release_fd).
         let stream = if family == libc::AF_UNIX {
-            // SAFETY: the caller hands us ownership of `fd`, an open,
-            // connected Unix stream socket.
-            Stream::from_std_unix(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) })
-                .map_err(os_error)?
+            // SAFETY: `fd` is the open, connected Unix stream socket of
+            // `sock`; ManuallyDrop: nothing here closes it on failure.
+            let std = ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) });
+            std.set_nonblocking(true).map_err(os_error)?;
+            Stream::from_nonblocking_std_unix(ManuallyDrop::into_inner(std))
         } else {
             // SAFETY: as above, for a connected TCP socket.
-            Stream::from_std_tcp(unsafe { std::net::TcpStream::from_raw_fd(fd) })
-                .map_err(os_error)?
+            let std = ManuallyDrop::new(unsafe { std::net::TcpStream::from_raw_fd(fd) });
+            std.set_nonblocking(true).map_err(os_error)?;
+            Stream::from_nonblocking_std_tcp(ManuallyDrop::into_inner(std))
         };
         Self::adopt_stream(slf, stream, family, &protocol, waiter, extra, server, sock)
     }

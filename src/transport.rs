@@ -3,6 +3,7 @@
 //! protocol calls, in asyncio's order, on the loop thread.
 
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -14,7 +15,9 @@ use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
 use crate::py_imports;
-use crate::reactor::{ActorError, CloseError, Command, ConnId, Event, ReadCount, ReadResult};
+use crate::reactor::{
+    ActorError, CloseError, Command, ConnId, Event, ReadCount, ReadResult, SharedFd,
+};
 use crate::sendfile::SendfileState;
 
 /// asyncio logs a warning once this many writes hit a lost connection.
@@ -29,8 +32,12 @@ pub(crate) struct State {
     /// The protocol is a BufferedProtocol: read into its buffer.
     buffered: bool,
     /// The Python socket behind get_extra_info('socket'): the caller's for
-    /// connections it made, a duplicate made on demand for accepted ones.
+    /// connections it made, one made on demand for accepted ones. It shares
+    /// the actor's fd and never closes it (see `release_fd`).
     pub(crate) sock: Option<Py<PyAny>>,
+    /// Keeps the fd open until connection_lost was delivered, as asyncio
+    /// keeps its socket: the actor may have ended (and let go) before.
+    pub(crate) fd_holder: Option<Arc<SharedFd>>,
     pub(crate) extra: Option<Py<PyDict>>,
     pub(crate) extra_complete: bool,
     server: Option<Py<PyAny>>,
@@ -59,6 +66,39 @@ pub struct SocketTransport {
     pub(crate) st: Mutex<State>,
 }
 
+/// Lets go of a connection's fd, as asyncio closes its socket. A Python
+/// socket object sharing it forgets it first (`detach()`), so that it never
+/// closes it itself; the fd then closes when the last holder, this one or
+/// the actor's, is dropped. A socket object that was closed meanwhile (by
+/// its user) has closed the fd already: it must not be closed again, as the
+/// number may belong to another file by now.
+pub(crate) fn release_fd(py: Python<'_>, sock: Option<Py<PyAny>>, holder: Option<Arc<SharedFd>>) {
+    let Some(sock) = sock else {
+        return;
+    };
+    let detached = sock
+        .call_method0(py, intern!(py, "detach"))
+        .and_then(|fd| fd.extract::<i64>(py));
+    if !matches!(detached, Ok(fd) if fd >= 0) {
+        if let Some(holder) = &holder {
+            holder.disown();
+        }
+    }
+    drop(sock);
+    drop(holder);
+}
+
+impl Drop for State {
+    /// A transport dropped before its connection_lost (its loop went away):
+    /// the socket object must not close the shared fd behind the holder.
+    fn drop(&mut self) {
+        if self.sock.is_some() {
+            let (sock, holder) = (self.sock.take(), self.fd_holder.take());
+            Python::attach(|py| release_fd(py, sock, holder));
+        }
+    }
+}
+
 fn is_buffered_protocol(protocol: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = protocol.py();
     let cls = py_imports::buffered_protocol_class(py)?;
@@ -77,6 +117,7 @@ impl SocketTransport {
         extra: Option<Py<PyDict>>,
         server: Option<Py<PyAny>>,
         sock: Option<Py<PyAny>>,
+        fd_holder: Arc<SharedFd>,
     ) -> PyResult<Self> {
         let extra = match extra {
             Some(e) => e,
@@ -92,6 +133,7 @@ impl SocketTransport {
                 protocol: Some(protocol.clone().unbind()),
                 buffered: is_buffered_protocol(protocol)?,
                 sock,
+                fd_holder: Some(fd_holder),
                 extra: Some(extra),
                 extra_complete: false,
                 server,
@@ -427,7 +469,7 @@ impl SocketTransport {
         let py = slf.py();
         let this = slf.get();
         let face = Self::face(slf);
-        let (protocol, sock, server, extra, held_face) = {
+        let (protocol, sock, fd_holder, server, extra, held_face) = {
             let mut st = this.st.lock();
             st.lost = true;
             st.closing = true;
@@ -435,6 +477,7 @@ impl SocketTransport {
             (
                 st.protocol.take(),
                 st.sock.take(),
+                st.fd_holder.take(),
                 st.server.take(),
                 st.extra.take(),
                 st.face.take(),
@@ -447,9 +490,9 @@ impl SocketTransport {
             None => Ok(()),
         };
         crate::sendfile::connection_lost(slf);
-        if let Some(sock) = &sock {
-            let _ = sock.call_method0(py, intern!(py, "close"));
-        }
+        // asyncio closes its socket here: the fd closes now, or once the
+        // actor's side has let go of it too.
+        release_fd(py, sock, fd_holder);
         this.lp.get().forget_transport(py, this.id, this.fd);
         let detached = match &server {
             Some(s) => s
@@ -459,7 +502,7 @@ impl SocketTransport {
         };
         // Put the protocol back for the error report, then drop everything
         // here, with the GIL held.
-        drop((sock, server, extra));
+        drop((server, extra));
         let outcome = result.and(detached);
         let reported = match outcome {
             Ok(()) => Ok(()),
@@ -549,12 +592,16 @@ impl SocketTransport {
             (
                 st.protocol.take(),
                 st.sock.take(),
+                st.fd_holder.take(),
                 st.server.take(),
                 st.extra.take(),
                 st.sendfile.waiter.take(),
             )
         });
-        drop(taken);
+        if let Some((protocol, sock, fd_holder, server, extra, waiter)) = taken {
+            Python::attach(|py| release_fd(py, sock, fd_holder));
+            drop((protocol, server, extra, waiter));
+        }
     }
 
     /// Write the bytes-like `data` to the connection without blocking: what

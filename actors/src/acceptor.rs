@@ -38,10 +38,12 @@ impl Listener {
     pub fn accept(&self) -> io::Result<Option<(Stream, Addr)>> {
         loop {
             let r = match self {
-                Listener::Tcp(l) => l.accept().map(|(s, a)| (Stream::Tcp(s), Addr::Inet(a))),
+                Listener::Tcp(l) => l
+                    .accept()
+                    .map(|(s, a)| (Stream::from_mio_tcp(s), Addr::Inet(a))),
                 Listener::Unix(l) => l
                     .accept()
-                    .map(|(s, a)| (Stream::Unix(s), Addr::from_unix(&a))),
+                    .map(|(s, a)| (Stream::from_mio_unix(s), Addr::from_unix(&a))),
             };
             return match r {
                 Ok(pair) => Ok(Some(pair)),

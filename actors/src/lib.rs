@@ -57,6 +57,6 @@ pub use fault::FaultPlan;
 pub use mio_sched::MioScheduler;
 pub use ready::{ConnId, ListenerId, Ready};
 pub use sendfile::{FileSegment, SendfileError, SendfileOutcome};
-pub use stream::{Stream, StreamKind};
+pub use stream::{SharedFd, Stream, StreamKind};
 pub use tokio_sched::{TokioScheduler, TokioWaker};
 pub use write_queue::{WriteQueue, DEFAULT_HIGH_WATER};

@@ -317,9 +317,9 @@ class ConnectionsMixin:
         # protocol's callbacks in; rloop's transports do not do that yet.
         loop: Any = self
         sock.setblocking(False)
-        # The connection actor owns a duplicate of the fd; `sock` stays the
-        # transport's 'socket' and is closed after connection_lost, as asyncio does.
-        fd = os.dup(sock.fileno())
+        # The connection actor shares the fd with `sock`, which stays the
+        # transport's 'socket' and lets go of it after connection_lost.
+        fd = sock.fileno()
         return loop._new_transport(  # type: ignore[no-any-return]
             fd, int(sock.family), protocol, waiter, extra, server, sock
         )

@@ -1,0 +1,3 @@
+"""One fd per connection over Unix sockets (shared with tests/tcp): see fd_scenarios."""
+
+from fd_scenarios import *

@@ -8,9 +8,25 @@ several Python versions.
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 
 def borrow(cls: type, names: list[str]) -> dict[str, Any]:
     """The functions `names` of `cls` (those it has), by name."""
     return {name: cls.__dict__[name] for name in names if name in cls.__dict__}
+
+
+def documented(func: Any, doc: str) -> Any:
+    """A copy of asyncio's function `func` with the docstring `doc`, for
+    the borrowed methods asyncio gives none.
+
+    asyncio's own function is left as it is: the copy shares its code.
+    """
+    copy = types.FunctionType(
+        func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__
+    )
+    copy.__kwdefaults__ = func.__kwdefaults__
+    copy.__qualname__ = func.__qualname__
+    copy.__doc__ = doc
+    return copy

@@ -140,6 +140,8 @@ def _program_traceback(tb: types.TracebackType | None) -> types.TracebackType | 
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """Run ``python -m rloop``'s command line (`argv`: its arguments, without
+    the program name; default sys.argv[1:])."""
     loop, is_module, target, args = _parse(sys.argv[1:] if argv is None else argv)
 
     from . import install

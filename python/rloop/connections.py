@@ -17,11 +17,13 @@ ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
 
 def check_not_ssl_socket(sock: Any) -> None:
+    """Refuse an ssl.SSLSocket, as asyncio's loop methods do."""
     if type(sock).__name__ == "SSLSocket":
         raise TypeError("Socket cannot be of type SSLSocket")
 
 
 def check_ssl_only_args(ssl: Any, **args: Any) -> None:
+    """Refuse the TLS-only arguments without ssl=, with asyncio's messages."""
     for name, value in args.items():
         if value is not None and not ssl:
             raise ValueError(f"{name} is only meaningful with ssl")
@@ -50,6 +52,8 @@ class ConnectionsMixin:
         interleave: int | None = None,
         all_errors: bool = False,
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """Open a TCP connection to host and port (or over `sock`), happy eyeballs
+        included; return (transport, protocol)."""
         loop: Any = self
         check_ssl_only_args(
             ssl,
@@ -176,6 +180,8 @@ class ConnectionsMixin:
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """Open a Unix socket connection to `path` (or over `sock`); return
+        (transport, protocol)."""
         loop: Any = self
         check_ssl_only_args(
             ssl,
@@ -218,6 +224,8 @@ class ConnectionsMixin:
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """Make a transport of `sock`, a connection accepted outside the loop;
+        return (transport, protocol)."""
         loop: Any = self
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")

@@ -20,6 +20,8 @@ class ExecutorMixin:
     def run_in_executor(
         self, executor: concurrent.futures.Executor | None, func: Callable[..., Any], *args: Any
     ) -> asyncio.Future[Any]:
+        """Run func(*args) in `executor` (None: the loop's default thread pool);
+        return an asyncio Future of its result."""
         loop: Any = self
         loop._check_closed()
         if loop.get_debug():
@@ -34,6 +36,7 @@ class ExecutorMixin:
         return asyncio.wrap_future(executor.submit(func, *args), loop=loop)
 
     def set_default_executor(self, executor: Any) -> None:
+        """Use `executor` (a ThreadPoolExecutor) for run_in_executor(None, ...)."""
         if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
             raise TypeError("executor must be ThreadPoolExecutor instance")
         self._default_executor = executor

@@ -62,6 +62,8 @@ class LoopBase(
     default_exception_handler = asyncio.BaseEventLoop.default_exception_handler
 
     def run_until_complete(self, future: Any) -> Any:
+        """Run the loop until `future` (a future, task or coroutine) is done;
+        return its result or raise its exception."""
         self._check_closed()
         if self.is_running():
             raise RuntimeError("This event loop is already running")
@@ -87,6 +89,8 @@ class LoopBase(
         return fut.result()
 
     def close(self) -> None:
+        """Close the loop: drop what is scheduled, end every connection, shut the
+        default executor down without waiting. The loop must not be running."""
         was_closed = self.is_closed()
         LoopCore.close(self)
         if was_closed:

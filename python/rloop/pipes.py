@@ -9,27 +9,9 @@ Rust core provides.
 
 from __future__ import annotations
 
-import types
 from asyncio import base_events, unix_events
-from typing import Any
 
-from .borrow import borrow
-
-
-def documented(func: Any, doc: str) -> Any:
-    """A copy of asyncio's function `func` with the docstring `doc`, for
-    the borrowed methods asyncio gives none (also used by sockets.py and
-    subprocesses.py).
-
-    asyncio's own function is left as it is: the copy shares its code.
-    """
-    copy = types.FunctionType(
-        func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__
-    )
-    copy.__kwdefaults__ = func.__kwdefaults__
-    copy.__qualname__ = func.__qualname__
-    copy.__doc__ = doc
-    return copy
+from .borrow import borrow, documented
 
 
 class PipesMixin:

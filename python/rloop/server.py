@@ -101,18 +101,22 @@ class Server(asyncio.AbstractServer):
             )
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the server serves on."""
         return self._loop  # type: ignore[no-any-return]
 
     def is_serving(self) -> bool:
+        """Whether the server accepts new connections."""
         return self._serving
 
     @property
     def sockets(self) -> tuple[trsock.TransportSocket, ...]:
+        """The listening sockets (wrapped, as asyncio's), or () once closed."""
         if self._sockets is None:
             return ()
         return tuple(trsock.TransportSocket(s) for s in self._sockets)
 
     def close(self) -> None:
+        """Stop listening (the connections stay: see close_clients)."""
         sockets = self._sockets
         if sockets is None:
             return
@@ -150,19 +154,23 @@ class Server(asyncio.AbstractServer):
             pass
 
     def close_clients(self) -> None:
+        """Close every connection of the server (each flushes, then closes)."""
         for transport in list(self._clients):
             transport.close()
 
     def abort_clients(self) -> None:
+        """Abort every connection of the server at once, dropping unsent data."""
         for transport in list(self._clients):
             transport.abort()
 
     async def start_serving(self) -> None:
+        """Start accepting connections, if not already."""
         self._start_serving()
         # One iteration, so the listening sockets are registered on return.
         await asyncio.sleep(0)
 
     async def serve_forever(self) -> None:
+        """Accept connections until cancelled; then close the server."""
         if self._serving_forever_fut is not None:
             raise RuntimeError(f"server {self!r} is already being awaited on serve_forever()")
         if self._sockets is None:
@@ -183,6 +191,8 @@ class Server(asyncio.AbstractServer):
             self._serving_forever_fut = None
 
     async def wait_closed(self) -> None:
+        """Wait until the server is closed (and, as the running Python's asyncio
+        does, its connections are gone)."""
         if self._waiters is None:
             return
         waiter: asyncio.Future[None] = self._loop.create_future()
@@ -240,6 +250,8 @@ class ServersMixin:
         ssl_shutdown_timeout: float | None = None,
         start_serving: bool = True,
     ) -> Server:
+        """Listen for TCP connections on host and port (or `sock`); each one gets
+        a protocol from protocol_factory(). Return the Server."""
         loop: Any = self
         _check_server_ssl(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
         if sock is not None:
@@ -332,6 +344,8 @@ class ServersMixin:
         start_serving: bool = True,
         cleanup_socket: bool = True,
     ) -> Server:
+        """Listen for Unix socket connections on `path` (or `sock`); each one
+        gets a protocol from protocol_factory(). Return the Server."""
         loop: Any = self
         # Before 3.13 asyncio has no such keyword (rloop.signatures refuses
         # it) and leaves the socket file behind.

@@ -15,9 +15,8 @@ import socket
 from asyncio import base_events, selector_events
 from typing import Protocol
 
-from .borrow import borrow
+from .borrow import borrow, documented
 from .connections import check_not_ssl_socket
-from .pipes import documented
 from .sendfile import sendfile_native
 
 _SELECTOR = selector_events.BaseSelectorEventLoop

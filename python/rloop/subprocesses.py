@@ -33,9 +33,8 @@ from asyncio import base_events, base_subprocess
 from asyncio.log import logger
 from typing import Any
 
-from .borrow import borrow
+from .borrow import borrow, documented
 from .child_watcher import ChildWatcher
-from .pipes import documented
 
 
 class SubprocessTransport(base_subprocess.BaseSubprocessTransport):

@@ -21,25 +21,6 @@ import pytest
 
 rloop = pytest.importorskip("rloop", reason="rloop is not importable")
 
-#: Methods defined in files that other changes are editing (loop.py,
-#: executor.py, server.py, connections.py), whose docstrings are to come
-#: there: test_pending_docstrings reports them (an expected failure until
-#: they have one; then drop them from here).
-PENDING = frozenset(
-    {
-        "close",
-        "run_until_complete",
-        "run_in_executor",
-        "set_default_executor",
-        "create_server",
-        "create_unix_server",
-        "create_connection",
-        "create_unix_connection",
-        "connect_accepted_socket",
-    }
-)
-
-
 def public_names(*classes: type) -> list[str]:
     names = {
         name
@@ -83,13 +64,8 @@ def loop_classes() -> list[Any]:
 
 @pytest.mark.parametrize("loop_class", loop_classes())
 def test_loop_methods(loop_class: type) -> None:
-    names = [n for n in public_names(asyncio.AbstractEventLoop) if n not in PENDING]
+    names = public_names(asyncio.AbstractEventLoop)
     assert undocumented(loop_class, asyncio.AbstractEventLoop, names) == []
-
-
-@pytest.mark.xfail(reason="docstrings to come in loop.py, executor.py, server.py, connections.py")
-def test_pending_docstrings() -> None:
-    assert undocumented(rloop.RLoop, asyncio.AbstractEventLoop, sorted(PENDING)) == []
 
 
 def test_core_class_and_handles() -> None:

@@ -6,11 +6,21 @@ time. The transport needs from its loop what a selector loop has: the
 private _add_reader/_remove_reader/_add_writer/_remove_writer (from the
 Rust core), a ``_transports`` table of the fds transports own, and, for
 its repr, a ``_selector`` that can say what an fd is watched for.
+
+One fix on top (uvloop's behaviour and the documented one): ``sendto(data)``
+without an address on a socket that came connected (``sock=``) to a peer
+without a name, e.g. one end of ``socketpair(AF_UNIX, SOCK_DGRAM)``, sends
+to that peer. asyncio's transport tells a connected socket by the truth of
+its ``peername``, which is ``''`` there, so it calls ``sendto(data, None)``
+(a TypeError, fatal to the transport) both at once and from its write
+buffer. The transport gets such a socket behind :class:`_UnnamedPeerSocket`,
+which turns that call into ``send(data)``; anything else passes unchanged.
 """
 
 from __future__ import annotations
 
 import selectors
+import socket
 import weakref
 from asyncio import base_events, selector_events
 from typing import Any, NamedTuple
@@ -37,9 +47,59 @@ class _WatchedFds:
         return _Key(fd, events)
 
 
+class _UnnamedPeerSocket:
+    """A datagram socket connected to a peer without a name, as asyncio's
+    transport uses it: ``sendto(data, None)`` (no address: the transport
+    wants the connected peer) is ``send(data)``; every other call and
+    attribute is the socket's own, an explicit address included."""
+
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def sendto(self, data: Any, *args: Any) -> int:
+        if args == (None,):
+            return self._sock.send(data)
+        return self._sock.sendto(data, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_sock":  # not set yet (a copy): no recursion
+            raise AttributeError(name)
+        return getattr(self._sock, name)
+
+    def __repr__(self) -> str:
+        return repr(self._sock)
+
+
+def _connected_to_unnamed_peer(sock: socket.socket) -> bool:
+    try:
+        return not sock.getpeername()
+    except OSError:
+        return False
+
+
+#: asyncio's, which makes its selector transport (on what socket it is given).
+_make_selector_datagram_transport: Any = vars(selector_events.BaseSelectorEventLoop)[
+    "_make_datagram_transport"
+]
+
+
 class DatagramsMixin:
     locals().update(borrow(base_events.BaseEventLoop, ["create_datagram_endpoint"]))
-    locals().update(borrow(selector_events.BaseSelectorEventLoop, ["_make_datagram_transport"]))
+
+    def _make_datagram_transport(
+        self,
+        sock: socket.socket,
+        protocol: Any,
+        address: Any = None,
+        waiter: Any = None,
+        extra: Any = None,
+    ) -> Any:
+        """asyncio's selector transport, on the socket as it is or, when it
+        is connected to an unnamed peer, behind _UnnamedPeerSocket."""
+        used: Any = _UnnamedPeerSocket(sock) if _connected_to_unnamed_peer(sock) else sock
+        return _make_selector_datagram_transport(self, used, protocol, address, waiter, extra)
 
     def __init__(self) -> None:
         # fd -> transport, as a selector loop keeps it; only Python-level

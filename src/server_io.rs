@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::context;
 use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
@@ -31,13 +32,16 @@ pub struct Listening {
     /// The server's own socket (the acceptor owns a duplicate of its fd).
     sock: Py<PyAny>,
     sock_fd: RawFd,
+    /// Copied for each connection (see serve_connection).
+    context: Py<PyAny>,
 }
 
 impl Listening {
     pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.protocol_factory)?;
         visit.call(&self.server)?;
-        visit.call(&self.sock)
+        visit.call(&self.sock)?;
+        visit.call(&self.context)
     }
 }
 
@@ -54,8 +58,9 @@ impl EventLoop {
         py: Python<'_>,
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let handle = Handle::new(py, callback.unbind(), args.unbind(), None, None)?;
+        let handle = Handle::new(py, callback.unbind(), args.unbind(), context, None)?;
         self.push_ready(Item::Call(Py::new(py, handle)?));
         Ok(())
     }
@@ -75,6 +80,7 @@ impl EventLoop {
         extra: Option<Bound<'_, PyDict>>,
         server: Option<Bound<'_, PyAny>>,
         sock: Option<Bound<'_, PyAny>>,
+        context: Py<PyAny>,
     ) -> PyResult<Py<PyAny>> {
         let holder = stream.shared_fd();
         let owned_by_sock = sock.is_some();
@@ -88,6 +94,7 @@ impl EventLoop {
             extra,
             server,
             sock,
+            context,
         );
         if adopted.is_err() && owned_by_sock {
             holder.disown();
@@ -106,6 +113,7 @@ impl EventLoop {
         extra: Option<Bound<'_, PyDict>>,
         server: Option<Bound<'_, PyAny>>,
         sock: Option<Bound<'_, PyAny>>,
+        context: Py<PyAny>,
     ) -> PyResult<Py<PyAny>> {
         let py = slf.py();
         let this = slf.get();
@@ -136,6 +144,7 @@ impl EventLoop {
                 server.as_ref().map(|s| s.clone().unbind()),
                 sock.map(Bound::unbind),
                 holder,
+                context.clone_ref(py),
             )?,
         )?;
         let face = SocketTransport::attach_face(transport.bind(py))?;
@@ -154,12 +163,14 @@ impl EventLoop {
             py,
             protocol.getattr(pyo3::intern!(py, "connection_made"))?,
             PyTuple::new(py, [face.clone_ref(py)])?,
+            Some(context.clone_ref(py)),
         )?;
         if let Some(waiter) = waiter {
             this.schedule_call(
                 py,
                 py_imports::set_result_unless_cancelled(py)?.clone(),
                 PyTuple::new(py, [waiter.unbind(), py.None()])?,
+                Some(context),
             )?;
         }
         Ok(face)
@@ -176,14 +187,17 @@ impl EventLoop {
     pub fn accept_connections(slf: &Bound<'_, Self>, id: ListenerId) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let Some((factory, server, backlog, sock)) = this.listeners.lock().get(&id).map(|l| {
-            (
-                l.protocol_factory.clone_ref(py),
-                l.server.clone_ref(py),
-                l.backlog,
-                l.sock.clone_ref(py),
-            )
-        }) else {
+        let Some((factory, server, backlog, sock, context)) =
+            this.listeners.lock().get(&id).map(|l| {
+                (
+                    l.protocol_factory.clone_ref(py),
+                    l.server.clone_ref(py),
+                    l.backlog,
+                    l.sock.clone_ref(py),
+                    l.context.clone_ref(py),
+                )
+            })
+        else {
             return Ok(());
         };
         for _ in 0..backlog.max(1) {
@@ -196,7 +210,8 @@ impl EventLoop {
             };
             match accepted {
                 Ok(Some((stream, _peer))) => {
-                    Self::serve_connection(slf, stream, factory.bind(py), server.bind(py))?
+                    let (factory, server) = (factory.bind(py), server.bind(py));
+                    Self::serve_connection(slf, stream, factory, server, context.bind(py))?
                 }
                 Ok(None) => break,
                 Err(e) if out_of_resources(&e) => {
@@ -239,14 +254,23 @@ impl EventLoop {
         stream: Stream,
         factory: &Bound<'_, PyAny>,
         server: &Bound<'_, PyAny>,
+        server_context: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let py = slf.py();
+        // Each connection runs in its own copy of the server's context, the
+        // protocol factory call included (as 3.15's asyncio: copies of the
+        // context current where the server was made).
+        let context = context::copy_of(server_context)?;
         let family = match (stream.kind(), stream.local_addr()) {
             (StreamKind::Unix, _) => libc::AF_UNIX,
             (StreamKind::Tcp, Ok(Addr::Inet(a))) if a.is_ipv6() => libc::AF_INET6,
             (StreamKind::Tcp, _) => libc::AF_INET,
         };
-        let protocol = match factory.call0() {
+        let made = {
+            let _entered = context::enter(context.bind(py))?;
+            factory.call0()
+        };
+        let protocol = match made {
             Ok(p) => p,
             Err(e) if escapes_loop(py, &e) => return Err(e),
             // asyncio reports a failed protocol factory in debug mode only:
@@ -273,6 +297,7 @@ impl EventLoop {
             None,
             Some(server.clone()),
             None,
+            context,
         )?;
         Ok(())
     }
@@ -308,7 +333,8 @@ impl ResumeAccepting {
 impl EventLoop {
     /// Adopts `fd`, the fd of the connected socket object `sock`, as a
     /// transport for `protocol`; `sock` stays the transport's socket.
-    #[pyo3(signature = (fd, family, protocol, waiter=None, extra=None, server=None, sock=None))]
+    /// Its protocol runs in `context`, by default a copy of the current one.
+    #[pyo3(signature = (fd, family, protocol, waiter=None, extra=None, server=None, sock=None, context=None))]
     #[allow(clippy::too_many_arguments)]
     fn _new_transport(
         slf: &Bound<'_, Self>,
@@ -319,8 +345,13 @@ impl EventLoop {
         extra: Option<Bound<'_, PyDict>>,
         server: Option<Bound<'_, PyAny>>,
         sock: Option<Bound<'_, PyAny>>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
         slf.get().check_closed()?;
+        let context = match context {
+            Some(c) => c,
+            None => context::copy_current(slf.py())?,
+        };
         // The stream shares `fd` with `sock`, which stays the transport's
         // socket (one fd per connection): it lets go of the fd when
         // connection_lost is delivered (transport::release_fd).
@@ -336,11 +367,15 @@ impl EventLoop {
             std.set_nonblocking(true).map_err(os_error)?;
             Stream::from_nonblocking_std_tcp(ManuallyDrop::into_inner(std))
         };
-        Self::adopt_stream(slf, stream, family, &protocol, waiter, extra, server, sock)
+        Self::adopt_stream(
+            slf, stream, family, &protocol, waiter, extra, server, sock, context,
+        )
     }
 
-    /// Starts accepting on `fd` (a listening socket duplicated for us).
-    #[pyo3(signature = (fd, family, protocol_factory, server, backlog, sock))]
+    /// Starts accepting on `fd` (a listening socket duplicated for us); the
+    /// connections run in copies of `context` (default: the current one).
+    #[pyo3(signature = (fd, family, protocol_factory, server, backlog, sock, context=None))]
+    #[allow(clippy::too_many_arguments)]
     fn _serve(
         slf: &Bound<'_, Self>,
         fd: RawFd,
@@ -349,8 +384,13 @@ impl EventLoop {
         server: Py<PyAny>,
         backlog: usize,
         sock: Bound<'_, PyAny>,
+        context: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let py = slf.py();
+        let context = match context {
+            Some(c) => c,
+            None => context::copy_current(py)?,
+        };
         let this = slf.get();
         let listener = if family == libc::AF_UNIX {
             // SAFETY: the caller hands us ownership of `fd`, a listening
@@ -377,6 +417,7 @@ impl EventLoop {
                 server,
                 backlog,
                 sock: sock.unbind(),
+                context,
                 sock_fd,
             },
         );

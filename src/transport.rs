@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::context;
 use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
@@ -63,6 +64,11 @@ pub struct SocketTransport {
     pub(crate) id: ConnId,
     pub(crate) fd: RawFd,
     pub(crate) family: i32,
+    /// The `contextvars.Context` its protocol's methods run in: a copy of
+    /// the one current where the connection was set up (create_connection's
+    /// caller, or the server's creator for an accepted connection), as
+    /// asyncio's transports run theirs.
+    pub(crate) context: Py<PyAny>,
     pub(crate) st: Mutex<State>,
 }
 
@@ -118,6 +124,7 @@ impl SocketTransport {
         server: Option<Py<PyAny>>,
         sock: Option<Py<PyAny>>,
         fd_holder: Arc<SharedFd>,
+        context: Py<PyAny>,
     ) -> PyResult<Self> {
         let extra = match extra {
             Some(e) => e,
@@ -128,6 +135,7 @@ impl SocketTransport {
             id,
             fd,
             family,
+            context,
             st: Mutex::new(State {
                 face: None,
                 protocol: Some(protocol.clone().unbind()),
@@ -226,7 +234,15 @@ impl SocketTransport {
         let Some(protocol) = slf.get().protocol(py) else {
             return Ok(());
         };
-        match protocol.call_method0(method) {
+        // In a copy of the transport's context, as uvloop: these may be
+        // called from inside it (a write() in data_received) or from
+        // anywhere (a write() by another task).
+        let copy = context::copy_of(slf.get().context.bind(py))?.into_bound(py);
+        let called = {
+            let _entered = context::enter(&copy)?;
+            protocol.call_method0(method)
+        };
+        match called {
             Ok(_) => Ok(()),
             Err(e) if escapes_loop(py, &e) => Err(e),
             Err(e) => Self::report(slf, &format!("protocol.{method}() failed"), &e),
@@ -342,6 +358,7 @@ impl SocketTransport {
             Self::act(slf, |r, out| r.on_writable(id, out))?;
         }
         if readable && !slf.get().is_lost() {
+            let _entered = context::enter(slf.get().context.bind(slf.py()))?;
             if slf.get().st.lock().buffered {
                 Self::read_buffered(slf)?;
             } else {
@@ -484,9 +501,11 @@ impl SocketTransport {
             )
         };
         let result = match &protocol {
-            Some(p) => p
-                .call_method1(py, intern!(py, "connection_lost"), (exc,))
-                .map(drop),
+            Some(p) => {
+                let _entered = context::enter(this.context.bind(py))?;
+                p.call_method1(py, intern!(py, "connection_lost"), (exc,))
+                    .map(drop)
+            }
             None => Ok(()),
         };
         crate::sendfile::connection_lost(slf);
@@ -566,6 +585,7 @@ fn actor_error(e: ActorError) -> Option<PyErr> {
 impl SocketTransport {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.lp)?;
+        visit.call(&self.context)?;
         // Skipping a locked state only makes the collector more careful.
         if let Some(st) = self.st.try_lock() {
             for obj in [

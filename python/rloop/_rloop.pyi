@@ -144,9 +144,17 @@ class BaseEventLoop:
         extra: dict[str, Any] | None = None,
         server: Any = None,
         sock: Any = None,
+        context: contextvars.Context | None = None,
     ) -> Any: ...
     def _serve(
-        self, fd: int, family: int, protocol_factory: Any, server: Any, backlog: int, sock: Any
+        self,
+        fd: int,
+        family: int,
+        protocol_factory: Any,
+        server: Any,
+        backlog: int,
+        sock: Any,
+        context: contextvars.Context | None = None,
     ) -> None: ...
     def _unserve(self, sock: Any) -> None: ...
     def _run_once(self) -> None: ...

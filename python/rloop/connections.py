@@ -4,6 +4,7 @@ the transports they make, as asyncio's loops have them."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import socket
 from asyncio import base_events, sslproto, staggered
@@ -261,6 +262,9 @@ class ConnectionsMixin:
         loop: Any = self
         try:
             sock.setblocking(False)
+            # The protocol's methods run in a copy of the caller's context.
+            if context is None:
+                context = contextvars.copy_context()
             protocol = protocol_factory()
             waiter: asyncio.Future[None] | None = loop.create_future()
             if ssl:
@@ -269,9 +273,10 @@ class ConnectionsMixin:
                     server_side=server_side, server_hostname=server_hostname,
                     ssl_handshake_timeout=ssl_handshake_timeout,
                     ssl_shutdown_timeout=ssl_shutdown_timeout,
+                    context=context,
                 )
             else:
-                transport = self._make_socket_transport(sock, protocol, waiter)
+                transport = self._make_socket_transport(sock, protocol, waiter, context=context)
         except BaseException:
             # No transport took the socket over: it is ours to close.
             sock.close()
@@ -308,7 +313,7 @@ class ConnectionsMixin:
             ssl_shutdown_timeout=ssl_shutdown_timeout,
             call_connection_made=call_connection_made,
         )
-        self._make_socket_transport(rawsock, tls, extra=extra, server=server)
+        self._make_socket_transport(rawsock, tls, extra=extra, server=server, context=context)
         return tls._app_transport  # type: ignore[return-value]
 
     def _make_socket_transport(
@@ -321,13 +326,13 @@ class ConnectionsMixin:
         server: Any = None,
         context: Any = None,
     ) -> asyncio.Transport:
-        # `context`: 3.15's asyncio passes the caller's context, to run the
-        # protocol's callbacks in; rloop's transports do not do that yet.
+        # `context`: where the protocol's methods run (None: a copy of the
+        # current one); 3.15's asyncio passes it.
         loop: Any = self
         sock.setblocking(False)
         # The connection actor shares the fd with `sock`, which stays the
         # transport's 'socket' and lets go of it after connection_lost.
         fd = sock.fileno()
         return loop._new_transport(  # type: ignore[no-any-return]
-            fd, int(sock.family), protocol, waiter, extra, server, sock
+            fd, int(sock.family), protocol, waiter, extra, server, sock, context
         )

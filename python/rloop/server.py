@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
+import contextvars
 import errno
 import functools
 import itertools
@@ -43,6 +44,9 @@ class Server(asyncio.AbstractServer):
         ssl_shutdown_timeout: float | None = None,
     ) -> None:
         self._loop = loop
+        # Each connection's protocol runs in a copy of the context current
+        # where the server was made (as 3.15's asyncio).
+        self._context = contextvars.copy_context()
         self._sockets: list[socket.socket] | None = sockets
         self._protocol_factory = protocol_factory
         self._backlog = backlog
@@ -404,7 +408,10 @@ class ServersMixin:
             )
         # The acceptor owns a duplicate; `sock` stays the server's and is
         # closed by _stop_serving.
-        loop._serve(os.dup(sock.fileno()), int(sock.family), protocol_factory, server, backlog, sock)
+        context = getattr(server, "_context", None)
+        loop._serve(
+            os.dup(sock.fileno()), int(sock.family), protocol_factory, server, backlog, sock, context
+        )
 
     def _stop_serving(self, sock: socket.socket) -> None:
         loop: Any = self

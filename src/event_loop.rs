@@ -45,8 +45,6 @@ pub enum Item {
     },
     /// A listener may have connections to accept.
     Accept(ListenerId),
-    /// Deliver connection_lost(exc) and release the transport.
-    ConnectionLost(Py<SocketTransport>, Option<Py<PyAny>>),
 }
 
 /// The loop core: callbacks, timers, I/O polling, tasks and the exception
@@ -273,9 +271,6 @@ impl EventLoop {
                     }
                 }
                 Item::Accept(id) => Self::accept_connections(slf, id)?,
-                Item::ConnectionLost(transport, exc) => {
-                    SocketTransport::connection_lost(transport.bind(py), exc)?
-                }
             }
         }
         Ok(())
@@ -451,12 +446,6 @@ impl EventLoop {
             for item in ready.iter() {
                 match item {
                     Item::Call(h) => visit.call(h)?,
-                    Item::ConnectionLost(t, exc) => {
-                        visit.call(t)?;
-                        if let Some(e) = exc {
-                            visit.call(e)?;
-                        }
-                    }
                     Item::Conn { .. } | Item::Accept(_) => {}
                 }
             }

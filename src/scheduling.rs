@@ -2,7 +2,7 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyFloat, PyTuple};
 
 use crate::clock;
 use crate::debug::check_callback;
@@ -78,18 +78,18 @@ impl EventLoop {
         args: Bound<'_, PyTuple>,
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
-        let delay = match delay {
+        let when = match delay {
             None => return Err(PyTypeError::new_err("delay must not be None")),
-            Some(d) => d.extract::<f64>()?,
+            Some(d) => match d.extract::<f64>() {
+                Ok(delay) => clock::monotonic() + delay,
+                // As asyncio computes it, `self.time() + delay`: its
+                // TypeError for what cannot be added to a float.
+                Err(_) => PyFloat::new(py, clock::monotonic())
+                    .add(&d)?
+                    .extract::<f64>()?,
+            },
         };
-        self.schedule_at(
-            py,
-            clock::monotonic() + delay,
-            callback,
-            args,
-            context,
-            "call_later",
-        )
+        self.schedule_at(py, when, callback, args, context, "call_later")
     }
 
     /// Like call_later(), at the absolute time `when` on the loop's clock

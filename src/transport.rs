@@ -8,13 +8,14 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyMemoryView, PyString, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::context;
 use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
+use crate::handles::Handle;
 use crate::py_imports;
 use crate::reactor::{
     ActorError, CloseError, Command, ConnId, Event, ReadCount, ReadResult, SharedFd,
@@ -282,17 +283,38 @@ impl SocketTransport {
                 Some(e)
             }
         };
-        Self::schedule_connection_lost(slf, exc);
-        Ok(())
+        Self::schedule_connection_lost(slf, exc)
     }
 
-    fn schedule_connection_lost(slf: &Bound<'_, Self>, exc: Option<PyErr>) {
+    /// connection_lost(exc) runs from the ready queue, as asyncio's
+    /// transports schedule `_call_connection_lost(exc)`: a handle in the
+    /// transport's context, so that an exception from the protocol is
+    /// reported as any callback's (with the handle), as asyncio's is.
+    fn schedule_connection_lost(slf: &Bound<'_, Self>, exc: Option<PyErr>) -> PyResult<()> {
         let py = slf.py();
-        let exc = exc.map(|e| e.into_value(py).into_any());
-        slf.get()
-            .lp
-            .get()
-            .push_ready(Item::ConnectionLost(slf.clone().unbind(), exc));
+        let exc = match exc {
+            Some(e) => e.into_value(py).into_any(),
+            None => py.None(),
+        };
+        let this = slf.get();
+        let handle = slf
+            .getattr(intern!(py, "_call_connection_lost"))
+            .and_then(|callback| {
+                let args = PyTuple::new(py, [exc.clone_ref(py)])?.unbind();
+                let context = Some(this.context.clone_ref(py));
+                Py::new(py, Handle::new(py, callback.unbind(), args, context, None)?)
+            });
+        match handle {
+            Ok(handle) => {
+                this.lp.get().push_ready(Item::Call(handle));
+                Ok(())
+            }
+            // Not even a handle could be made: deliver it now, not never.
+            Err(e) => {
+                let exc = (!exc.is_none(py)).then_some(exc);
+                Self::deliver_connection_lost(slf, exc, true).and(Err(e))
+            }
+        }
     }
 
     /// The outcome of a protocol method the transport called: an error from
@@ -347,8 +369,7 @@ impl SocketTransport {
         let id = slf.get().id;
         // The actor's own Closed(None) is ignored: `lost` is already set.
         Self::act(slf, |r, out| r.command(id, Command::Abort, out))?.ok();
-        Self::schedule_connection_lost(slf, exc);
-        Ok(())
+        Self::schedule_connection_lost(slf, exc)
     }
 
     /// A readiness report for this connection (run from the ready queue).
@@ -481,8 +502,15 @@ impl SocketTransport {
         Ok(())
     }
 
-    /// Delivers connection_lost and lets go of every Python object.
-    pub fn connection_lost(slf: &Bound<'_, Self>, exc: Option<Py<PyAny>>) -> PyResult<()> {
+    /// Delivers connection_lost and lets go of every Python object, as
+    /// asyncio's `_call_connection_lost`: whatever the protocol does, the
+    /// fd, the server and the Python objects are released; its exception
+    /// is returned (not reported), for the caller to report.
+    fn deliver_connection_lost(
+        slf: &Bound<'_, Self>,
+        exc: Option<Py<PyAny>>,
+        enter_context: bool,
+    ) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let face = Self::face(slf);
@@ -502,7 +530,10 @@ impl SocketTransport {
         };
         let result = match &protocol {
             Some(p) => {
-                let _entered = context::enter(this.context.bind(py))?;
+                let _entered = match enter_context {
+                    true => Some(context::enter(this.context.bind(py))?),
+                    false => None,
+                };
                 p.call_method1(py, intern!(py, "connection_lost"), (exc,))
                     .map(drop)
             }
@@ -519,39 +550,37 @@ impl SocketTransport {
                 .map(drop),
             None => Ok(()),
         };
-        // Put the protocol back for the error report, then drop everything
-        // here, with the GIL held.
-        drop((server, extra));
-        let outcome = result.and(detached);
-        let reported = match outcome {
+        // Dropped here, with the GIL held.
+        drop((protocol, server, extra, held_face));
+        result.and(detached)
+    }
+
+    /// Loop close with the connection still open: the actor already ended;
+    /// connection_lost runs now since the loop will run nothing more. An
+    /// exception from it is reported as the handle's would have been.
+    pub fn on_loop_closed(slf: &Bound<'_, Self>) -> PyResult<()> {
+        slf.get().st.lock().lost = true;
+        let py = slf.py();
+        match Self::deliver_connection_lost(slf, None, true) {
             Ok(()) => Ok(()),
             Err(e) if escapes_loop(py, &e) => Err(e),
             Err(e) => {
                 let context = PyDict::new(py);
-                context.set_item("message", "Exception in callback connection_lost()")?;
+                let message = "Exception in callback SocketTransport._call_connection_lost(None)";
+                context.set_item("message", message)?;
                 context.set_item("exception", e.value(py))?;
-                context.set_item("transport", &face)?;
-                context.set_item("protocol", &protocol)?;
-                this.loop_any(py)
+                slf.get()
+                    .loop_any(py)
                     .call_method1("call_exception_handler", (context,))
                     .map(drop)
             }
-        };
-        drop((protocol, held_face));
-        reported
-    }
-
-    /// Loop close with the connection still open: the actor already ended;
-    /// connection_lost runs now since the loop will run nothing more.
-    pub fn on_loop_closed(slf: &Bound<'_, Self>) -> PyResult<()> {
-        if std::mem::replace(&mut slf.get().st.lock().lost, true) {
-            // connection_lost was queued; the queue is being dropped.
         }
-        Self::connection_lost(slf, None)
     }
 }
 
-/// The bytes of a bytes-like object, as asyncio's write() accepts them.
+/// The bytes of `data`, which asyncio's write() takes only as bytes,
+/// bytearray or memoryview (anything else: its TypeError, worded as the
+/// running asyncio words it).
 fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
     if let Ok(b) = data.cast::<PyBytes>() {
         return Ok(f(b.as_bytes()));
@@ -560,13 +589,70 @@ fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResul
         // A copy: the caller may mutate its bytearray once we return.
         return Ok(f(&b.to_vec()));
     }
-    match pyo3::buffer::PyBuffer::<u8>::get(data) {
-        Ok(buf) => Ok(f(&buf.to_vec(data.py())?)),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "data argument must be a bytes-like object, not {:?}",
-            data.get_type().name()?.to_string()
-        ))),
+    if data.is_instance_of::<PyMemoryView>() {
+        return chunk_bytes(data).map(|b| f(&b));
     }
+    Err(versions_call(data.py(), "write_type_error", data).map_or_else(|e| e, PyErr::from_value))
+}
+
+/// The bytes of any bytes-like object (a memoryview of any format too).
+fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(buf) = pyo3::buffer::PyBuffer::<u8>::get(chunk) {
+        return buf.to_vec(chunk.py());
+    }
+    // Not a buffer of bytes (e.g. an array of ints): its raw bytes.
+    Ok(chunk
+        .py()
+        .get_type::<PyBytes>()
+        .call1((chunk,))?
+        .cast_into::<PyBytes>()?
+        .as_bytes()
+        .to_vec())
+}
+
+/// `rloop.versions.<name>(arg)`: what the running asyncio does, where it
+/// differs between versions (only on error and cold paths).
+fn versions_call<'py>(
+    py: Python<'py>,
+    name: &str,
+    arg: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    static VERSIONS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let versions = VERSIONS.get_or_try_init(py, || {
+        py.import("rloop.versions").map(|m| m.into_any().unbind())
+    })?;
+    versions.bind(py).call_method1(name, (arg,))
+}
+
+/// The chunks of writelines(list_of_data): a list or tuple of bytes-like
+/// objects at once; anything else (or a bad item) is checked by the running
+/// asyncio's rules, which raise its exceptions (rloop.versions).
+fn writelines_chunks(list_of_data: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
+    let fast = |items: &mut dyn Iterator<Item = Bound<'_, PyAny>>| -> Option<Vec<Vec<u8>>> {
+        items
+            .map(|item| {
+                pyo3::buffer::PyBuffer::<u8>::get(&item)
+                    .ok()?
+                    .to_vec(item.py())
+                    .ok()
+            })
+            .collect()
+    };
+    let quick = if let Ok(list) = list_of_data.cast::<PyList>() {
+        fast(&mut list.iter())
+    } else if let Ok(tuple) = list_of_data.cast::<PyTuple>() {
+        fast(&mut tuple.iter())
+    } else {
+        None
+    };
+    if let Some(chunks) = quick {
+        return Ok(chunks);
+    }
+    let checked = versions_call(list_of_data.py(), "writelines_chunks", list_of_data)?;
+    checked
+        .try_iter()?
+        .map(|chunk| chunk_bytes(&chunk?))
+        .collect()
 }
 
 fn actor_error(e: ActorError) -> Option<PyErr> {
@@ -671,19 +757,7 @@ impl SocketTransport {
     /// write() would their concatenation.
     fn writelines(slf: &Bound<'_, Self>, list_of_data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
-        let mut owned: Vec<Vec<u8>> = Vec::new();
-        for item in list_of_data.try_iter()? {
-            let item = item?;
-            owned.push(with_bytes(&item, |b| b.to_vec()).map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "data argument must be a bytes-like object, not {:?}",
-                    item.get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
-                ))
-            })?);
-        }
+        let owned = writelines_chunks(list_of_data)?;
         let this = slf.get();
         {
             let st = this.st.lock();
@@ -826,6 +900,14 @@ impl SocketTransport {
             Ok(()) => Ok(()),
             Err(e) => actor_error(e).map_or(Ok(()), Err),
         }
+    }
+
+    /// Deliver connection_lost(exc) to the protocol and release the
+    /// connection (scheduled by the transport when its actor ended).
+    #[pyo3(signature = (exc=None))]
+    fn _call_connection_lost(slf: &Bound<'_, Self>, exc: Option<Py<PyAny>>) -> PyResult<()> {
+        let exc = exc.filter(|e| !e.is_none(slf.py()));
+        Self::deliver_connection_lost(slf, exc, false)
     }
 
     /// Return the write buffer's (low, high) water marks, in bytes.

@@ -8,6 +8,8 @@ with no Python frame in between; the rest delegate through the class.
 from __future__ import annotations
 
 import asyncio
+import math
+import sys
 from asyncio import constants, transports
 from typing import Any
 
@@ -70,7 +72,7 @@ class SocketTransport(transports._FlowControlMixin):
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         """Set the write buffer's high- and low-water marks (flow control), in bytes."""
-        self._core.set_write_buffer_limits(high, low)
+        self._core.set_write_buffer_limits(*_water_marks(high, low))
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         """Return the write buffer's (low, high) water marks, in bytes."""
@@ -90,3 +92,19 @@ class SocketTransport(transports._FlowControlMixin):
 
     def __repr__(self) -> str:
         return repr(self._core)
+
+
+def _water_marks(high: Any, low: Any) -> tuple[int, int]:
+    """(high, low) by asyncio's rules: the defaults, the check, and the
+    exceptions of its own arithmetic for what is not a number. The buffer
+    size is a whole number, so a fractional mark is its floor."""
+    if high is None:
+        high = _DEFAULT_HIGH_WATER if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not high >= low >= 0:
+        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+    return min(math.floor(high), sys.maxsize), min(math.floor(low), sys.maxsize)
+
+
+_DEFAULT_HIGH_WATER = 64 * 1024

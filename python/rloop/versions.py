@@ -71,3 +71,43 @@ def debug_mode_requested() -> bool:
     return bool(sys.flags.dev_mode) or (
         not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
     )
+
+
+def _write_type_error_prefix() -> str:
+    """The text before the type's name in asyncio's write() TypeError, as
+    the running asyncio words it (3.14 reworded it); asyncio's own check is
+    the first thing its write() does, so asking it costs nothing."""
+    write: Any = asyncio.selector_events._SelectorSocketTransport.write
+    try:
+        write(None, "")
+    except TypeError as exc:
+        text = str(exc)
+        if text.endswith("'str'"):
+            return text[: -len("'str'")]
+    return "data argument must be a bytes-like object, not "
+
+
+_WRITE_TYPE_ERROR_PREFIX = _write_type_error_prefix()
+
+
+def write_type_error(data: object) -> TypeError:
+    """The TypeError asyncio's transport.write() raises for `data`."""
+    return TypeError(f"{_WRITE_TYPE_ERROR_PREFIX}{type(data).__name__!r}")
+
+
+#: transport.writelines() joins the chunks into one bytes object (3.11,
+#: asyncio.WriteTransport's); from 3.12 the selector transport queues a
+#: memoryview of each, and takes any false value as nothing to write.
+WRITELINES_JOINS: bool = (
+    "writelines" not in asyncio.selector_events._SelectorSocketTransport.__dict__
+)
+
+
+def writelines_chunks(list_of_data: Any) -> list[Any]:
+    """What transport.writelines(list_of_data) writes, checked as the
+    running asyncio checks it (its exceptions, from the same operations)."""
+    if WRITELINES_JOINS:
+        return [b"".join(list_of_data)]
+    if not list_of_data:
+        return []
+    return [memoryview(data) for data in list_of_data]

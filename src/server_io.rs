@@ -19,7 +19,7 @@ use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
 use crate::handles::Handle;
 use crate::py_imports;
-use crate::reactor::{Addr, Listener, ListenerId, SharedFd, Stream, StreamKind};
+use crate::reactor::{Addr, Listener, ListenerId, Stream, StreamKind};
 use crate::transport::SocketTransport;
 
 /// Delay before accepting again after running out of fds, as asyncio.
@@ -84,96 +84,73 @@ impl EventLoop {
     ) -> PyResult<Py<PyAny>> {
         let holder = stream.shared_fd();
         let owned_by_sock = sock.is_some();
-        let adopted = Self::adopt_stream_with(
-            slf,
-            stream,
-            Arc::clone(&holder),
-            family,
-            protocol,
-            waiter,
-            extra,
-            server,
-            sock,
-            context,
-        );
+        let keep = Arc::clone(&holder);
+        let adopted = (move || -> PyResult<Py<PyAny>> {
+            let holder = keep;
+            let py = slf.py();
+            let this = slf.get();
+            // asyncio turns Nagle off on every TCP transport.
+            let _ = stream.set_nodelay(true);
+            let fd = stream.as_raw_fd();
+            let id = {
+                let mut guard = this.reactor(py)?;
+                match guard.as_mut() {
+                    Some(r) => r.add_connection(stream).map_err(os_error)?,
+                    None => return Err(PyRuntimeError::new_err("Event loop is closed")),
+                }
+            };
+            let sock_fd = match &sock {
+                Some(s) => Some(s.call_method0("fileno")?.extract::<RawFd>()?),
+                None => None,
+            };
+            let transport = Py::new(
+                py,
+                SocketTransport::new(
+                    py,
+                    slf.clone().unbind(),
+                    id,
+                    fd,
+                    family,
+                    protocol,
+                    extra.map(Bound::unbind),
+                    server.as_ref().map(|s| s.clone().unbind()),
+                    sock.map(Bound::unbind),
+                    holder,
+                    context.clone_ref(py),
+                )?,
+            )?;
+            let face = SocketTransport::attach_face(transport.bind(py))?;
+            this.transports.lock().insert(id, transport.clone_ref(py));
+            {
+                let mut fds = this.transport_fds.lock();
+                fds.insert(fd, id);
+                if let Some(sfd) = sock_fd {
+                    fds.insert(sfd, id);
+                }
+            }
+            if let Some(server) = &server {
+                server.call_method1("_attach", (&face,))?;
+            }
+            this.schedule_call(
+                py,
+                protocol.getattr(pyo3::intern!(py, "connection_made"))?,
+                PyTuple::new(py, [face.clone_ref(py)])?,
+                Some(context.clone_ref(py)),
+            )?;
+            if let Some(waiter) = waiter {
+                this.schedule_call(
+                    py,
+                    py_imports::set_result_unless_cancelled(py)?.clone(),
+                    PyTuple::new(py, [waiter.unbind(), py.None()])?,
+                    Some(context),
+                )?;
+            }
+            Ok(face)
+        })();
         if adopted.is_err() && owned_by_sock {
             holder.disown();
         }
         adopted
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn adopt_stream_with(
-        slf: &Bound<'_, Self>,
-        stream: Stream,
-        holder: Arc<SharedFd>,
-        family: i32,
-        protocol: &Bound<'_, PyAny>,
-        waiter: Option<Bound<'_, PyAny>>,
-        extra: Option<Bound<'_, PyDict>>,
-        server: Option<Bound<'_, PyAny>>,
-        sock: Option<Bound<'_, PyAny>>,
-        context: Py<PyAny>,
-    ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let this = slf.get();
-        // asyncio turns Nagle off on every TCP transport.
-        let _ = stream.set_nodelay(true);
-        let fd = stream.as_raw_fd();
-        let id = {
-            let mut guard = this.reactor(py)?;
-            match guard.as_mut() {
-                Some(r) => r.add_connection(stream).map_err(os_error)?,
-                None => return Err(PyRuntimeError::new_err("Event loop is closed")),
-            }
-        };
-        let sock_fd = match &sock {
-            Some(s) => Some(s.call_method0("fileno")?.extract::<RawFd>()?),
-            None => None,
-        };
-        let transport = Py::new(
-            py,
-            SocketTransport::new(
-                py,
-                slf.clone().unbind(),
-                id,
-                fd,
-                family,
-                protocol,
-                extra.map(Bound::unbind),
-                server.as_ref().map(|s| s.clone().unbind()),
-                sock.map(Bound::unbind),
-                holder,
-                context.clone_ref(py),
-            )?,
-        )?;
-        let face = SocketTransport::attach_face(transport.bind(py))?;
-        this.transports.lock().insert(id, transport.clone_ref(py));
-        {
-            let mut fds = this.transport_fds.lock();
-            fds.insert(fd, id);
-            if let Some(sfd) = sock_fd {
-                fds.insert(sfd, id);
-            }
-        }
-        if let Some(server) = &server {
-            server.call_method1("_attach", (&face,))?;
-        }
-        this.schedule_call(
-            py,
-            protocol.getattr(pyo3::intern!(py, "connection_made"))?,
-            PyTuple::new(py, [face.clone_ref(py)])?,
-            Some(context.clone_ref(py)),
-        )?;
-        if let Some(waiter) = waiter {
-            this.schedule_call(
-                py,
-                py_imports::set_result_unless_cancelled(py)?.clone(),
-                PyTuple::new(py, [waiter.unbind(), py.None()])?,
-                Some(context),
-            )?;
-        }
-        Ok(face)
     }
 
     pub fn forget_transport(&self, _py: Python<'_>, id: crate::reactor::ConnId, _fd: RawFd) {

@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import socket
-import ssl
 from typing import Any
 
 import pytest
 from conftest import run, xfail_for
-from net_helpers import Endpoint, endpoint
+from net_helpers import Endpoint, endpoint, tls_contexts
 
 __all__ = [
     "endpoint",
@@ -77,22 +76,12 @@ def _dedup(seen: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return server, client
-
-
 @pytest.mark.parametrize("flavour", ["plain", "buffered", "tls"])
 def test_server_protocols_run_in_servers_context(
     loop: asyncio.AbstractEventLoop, endpoint: Endpoint, flavour: str
 ) -> None:
     seen: list[tuple[str, str]] = []
-    server_tls, client_tls = _tls_contexts() if flavour == "tls" else (None, None)
+    server_tls, client_tls = tls_contexts() if flavour == "tls" else (None, None)
     protocol = BufferedSeen if flavour == "buffered" else Seen
 
     async def serve() -> asyncio.AbstractServer:

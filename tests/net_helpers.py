@@ -8,6 +8,7 @@ import asyncio
 import gc
 import os
 import socket
+import ssl
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -137,3 +138,15 @@ class Echo(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.transport.close()
         return False
+
+
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) TLS contexts from a throwaway CA (trustme), for
+    "localhost" and 127.0.0.1; skips the test without trustme."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server)
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    return server, client

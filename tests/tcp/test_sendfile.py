@@ -6,23 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 import tempfile
 
 import pytest
 from conftest import run
+from net_helpers import tls_contexts
 from sendfile_scenarios import *
 from sendfile_scenarios import Sink, digest, no_uvloop
-
-
-def _contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost", "127.0.0.1").configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return server, client
 
 
 @pytest.mark.parametrize("fallback", [True, False])
@@ -35,7 +25,7 @@ def test_sendfile_over_tls_reads_and_writes(
     """A TLS transport has no native sendfile: asyncio's fallback sends the
     file through it; with fallback=False loop.sendfile() refuses."""
     no_uvloop(request, loop_name)
-    server_ctx, client_ctx = _contexts()
+    server_ctx, client_ctx = tls_contexts()
     data = os.urandom(1 << 20)
 
     async def main() -> tuple[object, tuple[int, str], int]:

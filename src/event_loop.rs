@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 // controls: a fast hash, not a DoS-resistant one.
 use rustc_hash::FxHashMap as HashMap;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use crate::handles::Handle;
 use crate::py_imports;
 use crate::reactor::{ConnId, ListenerId, Reactor, Ready, Wake};
 use crate::server_io::Listening;
+use crate::signal_wakeup::WAKEUP_UNTRIED;
 use crate::timers::TimerHeap;
 use crate::transport::SocketTransport;
 
@@ -78,6 +79,13 @@ pub struct EventLoop {
     pub(crate) task_factory: Mutex<Option<Py<PyAny>>>,
     pub(crate) current_handle: Mutex<Option<Py<Handle>>>,
     pub(crate) saved_origin_depth: Mutex<Option<Py<PyAny>>>,
+    /// The loop's signal wakeup fd in this run (signal_wakeup.rs):
+    /// WAKEUP_UNTRIED, WAKEUP_OFF or the fd.
+    pub(crate) signal_wakeup: AtomicI32,
+    /// The wakeup fd add_signal_handler set (-1: none).
+    pub(crate) handler_wakeup_fd: AtomicI32,
+    /// The thread (and process) where Python refused the loop's wakeup fd.
+    pub(crate) wakeup_refused: Mutex<Option<(u64, u32)>>,
     clock_resolution: f64,
 }
 
@@ -117,6 +125,9 @@ impl EventLoop {
             task_factory: Mutex::new(None),
             current_handle: Mutex::new(None),
             saved_origin_depth: Mutex::new(None),
+            signal_wakeup: AtomicI32::new(WAKEUP_UNTRIED),
+            handler_wakeup_fd: AtomicI32::new(-1),
+            wakeup_refused: Mutex::new(None),
             clock_resolution: clock::resolution(),
         }
     }
@@ -222,6 +233,14 @@ impl EventLoop {
         }
 
         let busy = timeout == Some(Duration::ZERO);
+        if !busy
+            && this.signal_wakeup.load(Ordering::Relaxed) == WAKEUP_UNTRIED
+            && this.running.load(Ordering::Relaxed)
+        {
+            // The first poll of this run_forever that may block: a signal
+            // taken by any thread must end it (signal_wakeup.rs).
+            this.install_signal_wakeup(py)?;
+        }
         let mut readiness = std::mem::take(&mut *this.readiness.lock());
         readiness.clear();
         let polled = if this.busy_poll.lock().should_poll(busy) {
@@ -251,6 +270,12 @@ impl EventLoop {
         this.queue_io(py, &readiness);
         *this.readiness.lock() = readiness;
         this.queue_due_timers(py);
+        if !busy {
+            // The wait may have ended for a signal (signal_wakeup.rs): its
+            // handler runs now, outside any callback, so an exception from
+            // it leaves run_forever. What the poll found stays queued.
+            py.check_signals()?;
+        }
 
         let ntodo = this.ready.lock().len();
         for _ in 0..ntodo {
@@ -557,6 +582,7 @@ impl EventLoop {
         this.stopping.store(false, Ordering::Relaxed);
         this.running.store(false, Ordering::Relaxed);
         this.thread_id.store(0, Ordering::Relaxed);
+        let restored = this.restore_signal_wakeup(py);
         let cleanup = (|| -> PyResult<()> {
             py_imports::set_running_loop(py)?.call1((py.None(),))?;
             this.set_origin_tracking(py, false)?;
@@ -566,7 +592,7 @@ impl EventLoop {
             )?;
             Ok(())
         })();
-        result.and(cleanup)
+        result.and(restored).and(cleanup)
     }
 
     /// Close the loop: pending callbacks are dropped, transports closed.

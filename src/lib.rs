@@ -18,6 +18,7 @@ mod schedulers;
 mod scheduling;
 mod sendfile;
 mod server_io;
+mod signal_wakeup;
 mod sock_recv;
 mod tasks;
 mod timers;

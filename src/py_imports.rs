@@ -53,3 +53,4 @@ cached!(
     "_set_result_unless_cancelled"
 );
 cached!(transport_face, "rloop.transports", "SocketTransport");
+cached!(set_wakeup_fd, "signal", "set_wakeup_fd");

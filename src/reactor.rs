@@ -23,11 +23,16 @@ pub trait Wake: Send + Sync {
 }
 
 pub trait Reactor: Send {
-    /// Waits at most `timeout` (None: forever) for readiness. An interrupted
-    /// wait returns `ErrorKind::Interrupted` so the caller can run Python's
-    /// signal handlers.
+    /// Waits at most `timeout` (None: forever) for readiness. A signal taken
+    /// by this thread, or a byte on `signal_fd`, ends the wait: with
+    /// `ErrorKind::Interrupted` (mio's `EINTR`) or with `Ok` and maybe
+    /// nothing ready; either way the caller runs Python's signal handlers.
     fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()>;
     fn waker(&self) -> Arc<dyn Wake>;
+    /// A non-blocking fd whose every write wakes a blocked `turn` (which
+    /// reads it empty): `signal.set_wakeup_fd`'s, so that a signal taken by
+    /// any thread ends the poll. Made at the first call.
+    fn signal_fd(&mut self) -> io::Result<RawFd>;
 
     /// Raw fds (asyncio's add_reader/add_writer), level-triggered: an fd
     /// still ready after its callback ran is reported again.

@@ -36,6 +36,9 @@ macro_rules! reactor_for {
             fn waker(&self) -> Arc<dyn Wake> {
                 Arc::new($wake(<$scheduler>::waker(self)))
             }
+            fn signal_fd(&mut self) -> io::Result<RawFd> {
+                <$scheduler>::signal_fd(self)
+            }
             fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
                 <$scheduler>::watch_fd(self, fd, read, write)
             }

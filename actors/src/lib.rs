@@ -41,6 +41,7 @@ mod level;
 mod mio_sched;
 mod ready;
 mod sendfile;
+mod signal_pipe;
 mod stream;
 pub mod supervisor;
 mod tokio_sched;

@@ -2,7 +2,9 @@
 
 Python's C-level signal handler writes the signal number to a wakeup fd
 (`signal.set_wakeup_fd`); the loop watches the other end with add_reader
-and schedules the registered callback on the loop thread.
+and schedules the registered callback on the loop thread. The wakeup fd is
+set through the core (`_set_wakeup_fd`), which keeps its own wakeup fd
+(src/signal_wakeup.rs) out of the way of this one while handlers exist.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class SignalMixin:
         wsock = self._signal_wakeup_sock()
         try:
             # Fails outside the main thread, as in asyncio.
-            signal.set_wakeup_fd(wsock.fileno())
+            loop._set_wakeup_fd(wsock.fileno())
         except (ValueError, OSError) as exc:
             raise RuntimeError(str(exc)) from None
 
@@ -120,8 +122,9 @@ class SignalMixin:
                     loop.call_soon(handler.callback, *handler.args, context=handler.context)
 
     def _reset_wakeup_fd(self) -> None:
+        loop: Any = self
         try:
-            signal.set_wakeup_fd(-1)
+            loop._set_wakeup_fd(-1)
         except (ValueError, OSError) as exc:
             logger.info("set_wakeup_fd(-1) failed: %s", exc)
 

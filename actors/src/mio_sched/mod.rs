@@ -23,6 +23,7 @@ use crate::event::{CloseError, Event};
 use crate::level::FiredFds;
 use crate::ready::TurnRecord;
 use crate::ready::{ConnId, ListenerId, Ready};
+use crate::signal_pipe::SignalPipe;
 use crate::stream::Stream;
 
 mod fds;
@@ -30,6 +31,8 @@ mod listeners;
 
 /// Reserved token of the cross-thread waker; slab keys never reach it.
 const WAKER_TOKEN: Token = Token(usize::MAX);
+/// Reserved token of the signal pipe's read end.
+const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 const EVENTS_CAPACITY: usize = 1024;
 
 struct ConnSlot {
@@ -75,6 +78,8 @@ pub struct MioScheduler {
     /// Fds reported, re-armed before a later poll so fd watchers get
     /// asyncio's level-triggered behaviour on top of edge-triggered epoll.
     fired_fds: FiredFds,
+    /// Made by the first `signal_fd` call (signal_pipe.rs).
+    signal: Option<SignalPipe>,
     next_gen: u64,
     turn_no: u64,
 }
@@ -91,6 +96,7 @@ impl MioScheduler {
             fds: HashMap::new(),
             hot: Vec::new(),
             fired_fds: FiredFds::default(),
+            signal: None,
             next_gen: 0,
             turn_no: 0,
         })
@@ -101,6 +107,24 @@ impl MioScheduler {
         Arc::clone(&self.waker)
     }
 
+    /// A non-blocking fd whose every write wakes a blocked `turn`, which
+    /// reads it empty and returns (a signal's C handler writes to it:
+    /// signal_pipe.rs). Made at the first call; the same fd afterwards.
+    pub fn signal_fd(&mut self) -> io::Result<RawFd> {
+        if let Some(pipe) = &self.signal {
+            return Ok(pipe.write_fd());
+        }
+        let pipe = SignalPipe::new()?;
+        self.poll.registry().register(
+            &mut SourceFd(&pipe.read_fd()),
+            SIGNAL_TOKEN,
+            Interest::READABLE,
+        )?;
+        let fd = pipe.write_fd();
+        self.signal = Some(pipe);
+        Ok(fd)
+    }
+
     fn gen(&mut self) -> u64 {
         self.next_gen += 1;
         self.next_gen
@@ -109,7 +133,8 @@ impl MioScheduler {
     /// Polls once and appends readiness records to `out`. Blocks up to
     /// `timeout` (`None` = forever) unless something is already pending.
     /// `EINTR` is returned as `Err(Interrupted)` so the caller can run
-    /// signal handlers; nothing is lost by it.
+    /// signal handlers; nothing is lost by it. A byte on the signal pipe
+    /// ends the wait too (`Ok`, with nothing to report, maybe).
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
         self.rearm_fds(timeout == Some(Duration::ZERO));
         let timeout = if self.hot.is_empty() {
@@ -127,6 +152,13 @@ impl MioScheduler {
                 if !woken {
                     woken = true;
                     out.push(Ready::Woken);
+                }
+                continue;
+            }
+            if token == SIGNAL_TOKEN {
+                // Edge-triggered: read it empty so the next byte wakes us.
+                if let Some(pipe) = &self.signal {
+                    pipe.drain();
                 }
                 continue;
             }

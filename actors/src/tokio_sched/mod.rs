@@ -24,6 +24,11 @@
 //!   with tokio's reactor) is gone, so a reused fd number can never be
 //!   deregistered by a stale registration; ending a connection runs the
 //!   runtime once on the spot for that.
+//! - A signal ends a blocking turn, as `EINTR` ends mio's: tokio's driver
+//!   retries an interrupted poll itself, so the runtime's unpark hook looks
+//!   at `errno` (`signal_pipe::take_eintr`); a signal taken by another
+//!   thread wakes the turn through the signal pipe
+//!   ([`signal_fd`](TokioScheduler::signal_fd)).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -51,6 +56,7 @@ use crate::connection::Connection;
 use crate::event::{CloseError, Event};
 use crate::level::FiredFds;
 use crate::ready::{ConnId, ListenerId, Ready, TurnRecord};
+use crate::signal_pipe::{take_eintr, SignalPipe};
 use crate::stream::Stream;
 
 mod sources;
@@ -131,6 +137,28 @@ fn yield_once() -> impl Future<Output = ()> {
     })
 }
 
+/// The signal pipe and its registration (dropped first).
+struct SignalSlot {
+    afd: AsyncFd<Fd>,
+    pipe: SignalPipe,
+}
+
+impl SignalSlot {
+    /// Whether bytes came (read now); registers `cx` for the next ones.
+    fn poll(&self, cx: &mut std::task::Context<'_>) -> bool {
+        match self.afd.poll_read_ready(cx) {
+            Poll::Ready(Ok(mut guard)) => {
+                self.pipe.drain();
+                // Only this thread's driver sets readiness again, after
+                // this: a byte written since the drain is a new edge.
+                guard.clear_ready();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A socket kept open until the task that registered it is gone.
 struct Dying {
     task: JoinHandle<()>,
@@ -150,6 +178,8 @@ pub struct TokioScheduler {
     conns: Slab<ConnSlot>,
     listeners: Slab<ListenerSlot>,
     fds: HashMap<RawFd, FdSlot>,
+    /// Made by the first `signal_fd` call.
+    signal: Option<SignalSlot>,
     dying: Vec<Dying>,
     reports: Arc<Reports>,
     /// The reports of the turn being collected (a buffer kept for reuse).
@@ -166,9 +196,22 @@ pub struct TokioScheduler {
 
 impl TokioScheduler {
     pub fn new() -> io::Result<Self> {
+        let waker = Arc::new(TokioWaker::default());
+        let hook = Arc::clone(&waker);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
+            // After every park: tokio's driver ignores an EINTR from its
+            // poll (and parks again if nothing woke the turn), so the turn
+            // would not end for a signal this thread took. The failed poll
+            // leaves EINTR in errno, which nothing after it in the driver
+            // overwrites on success. The turn is woken as another thread
+            // wakes it, without a `Woken` report.
+            .on_thread_unpark(move || {
+                if take_eintr() {
+                    hook.notify.notify_one();
+                }
+            })
             .build()?;
         let sleep = {
             let _runtime = rt.enter();
@@ -180,10 +223,11 @@ impl TokioScheduler {
             conns: Slab::new(),
             listeners: Slab::new(),
             fds: HashMap::new(),
+            signal: None,
             dying: Vec::new(),
             reports: Arc::new(Reports::default()),
             collected: Vec::new(),
-            waker: Arc::new(TokioWaker::default()),
+            waker,
             hot: Vec::new(),
             hot_listeners: Vec::new(),
             fired_fds: FiredFds::default(),
@@ -196,6 +240,20 @@ impl TokioScheduler {
         Arc::clone(&self.waker)
     }
 
+    /// A non-blocking fd whose every write wakes a blocked `turn`, which
+    /// reads it empty and returns (a signal's C handler writes to it:
+    /// signal_pipe.rs). Made at the first call; the same fd afterwards.
+    pub fn signal_fd(&mut self) -> io::Result<RawFd> {
+        if let Some(slot) = &self.signal {
+            return Ok(slot.pipe.write_fd());
+        }
+        let pipe = SignalPipe::new()?;
+        let afd = self.register(pipe.read_fd(), TokioInterest::READABLE)?;
+        let fd = pipe.write_fd();
+        self.signal = Some(SignalSlot { afd, pipe });
+        Ok(fd)
+    }
+
     fn gen(&mut self) -> u64 {
         self.next_gen += 1;
         self.next_gen
@@ -206,7 +264,10 @@ impl TokioScheduler {
         task::register(fd, interest)
     }
 
-    /// Waits up to `timeout` for readiness and appends it to `out`.
+    /// Waits up to `timeout` for readiness and appends it to `out`. A
+    /// signal taken by this thread, or a byte on the signal pipe, ends the
+    /// wait early (with nothing to report, maybe): the caller runs its
+    /// signal handlers after a turn that could block.
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
         self.reap_dying();
         self.turn_no += 1;
@@ -234,6 +295,7 @@ impl TokioScheduler {
             let waker = &self.waker;
             let listeners = &self.listeners;
             let fds = &self.fds;
+            let signal = self.signal.as_ref();
             let polled = &mut polled;
             let mut sleep = self.sleep.as_mut();
             // tokio polls its reactor only after running the tasks it has
@@ -260,15 +322,16 @@ impl TokioScheduler {
                     return;
                 }
                 // Block until a task reports, another thread wakes us, a
-                // listener or watched fd is ready, or the timeout. Tasks
-                // woken together all run before this is polled again, so
-                // their reports come in one turn.
+                // listener or watched fd is ready, a signal comes, or the
+                // timeout. Tasks woken together all run before this is
+                // polled again, so their reports come in one turn.
                 let mut woken = std::pin::pin!(waker.notify.notified());
                 std::future::poll_fn(|cx| {
                     poll_sources(cx, listeners, fds, polled);
                     let done = !polled.is_empty()
                         || reports.poll_any(cx).is_ready()
                         || woken.as_mut().poll(cx).is_ready()
+                        || signal.is_some_and(|s| s.poll(cx))
                         || (timed && sleep.as_mut().poll(cx).is_ready());
                     if done {
                         Poll::Ready(())

@@ -189,11 +189,12 @@ def test_timer_handle_when(loop: asyncio.AbstractEventLoop) -> None:
     when = loop.time() + 100
     handle = loop.call_at(when, noop)
     assert isinstance(handle, asyncio.TimerHandle) or hasattr(handle, "when")
-    assert handle.when() == pytest.approx(when, abs=1e-3)
+    # uvloop keeps times in whole milliseconds: a rounding may add one.
+    assert handle.when() == pytest.approx(when, abs=2e-3)
     before = loop.time()
     later = loop.call_later(50, noop)
     after = loop.time()
-    assert before + 50 - 1e-3 <= later.when() <= after + 50 + 1e-3
+    assert before + 50 - 2e-3 <= later.when() <= after + 50 + 2e-3
     handle.cancel()
     later.cancel()
 

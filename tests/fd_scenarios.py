@@ -9,10 +9,12 @@ connection_lost, and is closed then.
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import socket
 
 from conftest import run
-from net_helpers import Endpoint, Recorder, endpoint, fd_count
+from net_helpers import Endpoint, Recorder, endpoint
 
 __all__ = [
     "endpoint",
@@ -21,6 +23,19 @@ __all__ = [
 ]
 
 N = 20
+
+
+def fd_count() -> int:
+    """Open socket fds of this process (the loop may open other fds, e.g. a
+    signal wakeup pipe at its first blocking poll, whenever it needs them)."""
+    gc.collect()
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:  # closed meanwhile (the listing's own fd)
+            pass
+    return count
 
 
 async def _connections(

@@ -28,7 +28,7 @@ impl EventLoop {
         if !self.is_debug() {
             return Ok(None);
         }
-        let frame = py.import("sys")?.call_method1("_getframe", (0,))?;
+        let frame = py_imports::sys(py)?.call_method1("_getframe", (0,))?;
         Ok(Some(
             py_imports::extract_stack(py)?.call1((frame,))?.unbind(),
         ))

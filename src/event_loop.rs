@@ -16,7 +16,7 @@ use parking_lot::{Mutex, MutexGuard};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3::{PyTraverseError, PyVisit};
+use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::busy_poll::BusyPoll;
 use crate::clock;
@@ -391,7 +391,7 @@ impl EventLoop {
     }
 
     pub(crate) fn set_origin_tracking(&self, py: Python<'_>, enabled: bool) -> PyResult<()> {
-        let sys = py.import("sys")?;
+        let sys = py_imports::sys(py)?;
         if enabled {
             let mut saved = self.saved_origin_depth.lock();
             if saved.is_none() {
@@ -557,13 +557,13 @@ impl EventLoop {
         this.check_closed()?;
         this.check_not_running(py)?;
 
-        let sys = py.import("sys")?;
-        let old_hooks = sys.call_method0("get_asyncgen_hooks")?;
+        let sys = py_imports::sys(py)?;
+        let old_hooks = sys.call_method0(intern!(py, "get_asyncgen_hooks"))?;
         if let (Ok(first), Ok(fin)) = (
-            slf.getattr("_asyncgen_firstiter_hook"),
-            slf.getattr("_asyncgen_finalizer_hook"),
+            slf.getattr(intern!(py, "_asyncgen_firstiter_hook")),
+            slf.getattr(intern!(py, "_asyncgen_finalizer_hook")),
         ) {
-            sys.call_method1("set_asyncgen_hooks", (first, fin))?;
+            sys.call_method1(intern!(py, "set_asyncgen_hooks"), (first, fin))?;
         }
         this.thread_id.store(current_thread_id(), Ordering::Relaxed);
         this.set_origin_tracking(py, this.is_debug())?;
@@ -587,7 +587,7 @@ impl EventLoop {
             py_imports::set_running_loop(py)?.call1((py.None(),))?;
             this.set_origin_tracking(py, false)?;
             sys.call_method1(
-                "set_asyncgen_hooks",
+                intern!(py, "set_asyncgen_hooks"),
                 old_hooks.cast::<pyo3::types::PyTuple>()?,
             )?;
             Ok(())

@@ -12,16 +12,6 @@ macro_rules! cached {
     };
 }
 
-/// Looked up on every call (once per run_forever), not cached: code that
-/// swaps asyncio's C and Python implementations of these (CPython's own
-/// tests do) must be followed, as asyncio's loops follow it.
-pub fn get_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.import("asyncio.events")?.getattr("_get_running_loop")
-}
-
-pub fn set_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.import("asyncio.events")?.getattr("_set_running_loop")
-}
 /// An attribute of a module read at each call (the module is cached), as
 /// asyncio's loops read `futures.Future` and `tasks.Task`: code that swaps
 /// in the Python classes (CPython's tests do; on 3.14 a C task then fails on
@@ -37,9 +27,23 @@ macro_rules! looked_up {
         }
     };
 }
+// Read from the module at every call (once per run_forever): code that
+// swaps asyncio's C and Python implementations of these (CPython's own
+// tests do) must be followed, as asyncio's loops follow it.
+looked_up!(get_running_loop, "asyncio.events", "_get_running_loop");
+looked_up!(set_running_loop, "asyncio.events", "_set_running_loop");
 looked_up!(future_class, "asyncio.futures", "Future");
 looked_up!(task_class, "asyncio.tasks", "Task");
 cached!(iscoroutine, "asyncio.coroutines", "iscoroutine");
+
+/// The `sys` module, imported once (an import statement's lookup costs
+/// some 15,000 instructions, and run_forever needs sys four times).
+pub fn sys(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static MODULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    MODULE
+        .get_or_try_init(py, || py.import("sys").map(|m| m.into_any().unbind()))
+        .map(|m| m.bind(py))
+}
 // asyncio's own is deprecated from 3.14: rloop's twin says nothing.
 cached!(iscoroutinefunction, "rloop.versions", "iscoroutinefunction");
 cached!(extract_stack, "asyncio.format_helpers", "extract_stack");

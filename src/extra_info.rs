@@ -50,13 +50,10 @@ impl SocketTransport {
         if self.st.lock().fd_holder.is_none() {
             return Ok(None);
         }
-        let socket = py.import("socket")?;
         let kwargs = PyDict::new(py);
         kwargs.set_item("fileno", self.fd)?;
-        let sock = socket.getattr("socket")?.call(
-            (self.family, socket.getattr("SOCK_STREAM")?, 0),
-            Some(&kwargs),
-        )?;
+        let sock = py_imports::socket_class(py)?
+            .call((self.family, libc::SOCK_STREAM, 0), Some(&kwargs))?;
         // Held by the transport at once, so that it is never dropped (and
         // finalized: closing the fd) before release_fd detaches it.
         self.st.lock().sock = Some(sock.clone().unbind());

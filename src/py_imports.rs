@@ -51,6 +51,7 @@ cached!(format_handle, "asyncio.base_events", "_format_handle");
 cached!(asyncio_logger, "asyncio.log", "logger");
 cached!(buffered_protocol_class, "asyncio", "BufferedProtocol");
 cached!(transport_socket, "asyncio.trsock", "TransportSocket");
+cached!(socket_class, "socket", "socket");
 cached!(
     set_result_unless_cancelled,
     "asyncio.futures",

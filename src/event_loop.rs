@@ -23,6 +23,7 @@ use crate::clock;
 use crate::errors::os_error;
 use crate::handles::Handle;
 use crate::py_imports;
+use crate::queued;
 use crate::reactor::{ConnId, ListenerId, Reactor, Ready, Wake};
 use crate::server_io::Listening;
 use crate::signal_wakeup::WAKEUP_UNTRIED;
@@ -284,7 +285,10 @@ impl EventLoop {
                 None => break,
             };
             match item {
-                Item::Call(handle) => Self::run_handle(slf, &handle)?,
+                Item::Call(handle) => {
+                    queued::track(&handle);
+                    Self::run_handle(slf, &handle)?
+                }
                 Item::Conn {
                     id,
                     readable,
@@ -447,6 +451,19 @@ impl EventLoop {
             ));
         }
         Ok(fd as RawFd)
+    }
+}
+
+impl Drop for EventLoop {
+    /// A loop dropped with callbacks still queued (never closed): they go
+    /// back into the collector's sight before it lets go of them
+    /// (src/queued.rs). Runs in the object's deallocation, with the GIL.
+    fn drop(&mut self) {
+        for item in self.ready.get_mut().iter() {
+            if let Item::Call(handle) = item {
+                queued::track(handle);
+            }
+        }
     }
 }
 
@@ -617,6 +634,11 @@ impl EventLoop {
         // Take everything out first and drop it after the locks are released:
         // a finalizer run by a drop may call back into the loop.
         let ready = std::mem::take(&mut *this.ready.lock());
+        for item in &ready {
+            if let Item::Call(handle) = item {
+                queued::track(handle);
+            }
+        }
         let timers = this.timers.lock().clear();
         let readers = std::mem::take(&mut *this.readers.lock());
         let writers = std::mem::take(&mut *this.writers.lock());

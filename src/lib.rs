@@ -13,6 +13,7 @@ mod extra_info;
 mod handles;
 mod io_watch;
 mod py_imports;
+mod queued;
 mod reactor;
 mod schedulers;
 mod scheduling;

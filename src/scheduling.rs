@@ -8,6 +8,7 @@ use crate::clock;
 use crate::debug::check_callback;
 use crate::event_loop::{EventLoop, Item};
 use crate::handles::{Handle, TimerHandle};
+use crate::queued;
 
 impl EventLoop {
     fn new_handle(
@@ -41,6 +42,7 @@ impl EventLoop {
             check_callback(py, &callback, "call_soon")?;
         }
         let handle = Py::new(py, self.new_handle(py, callback, args, context)?)?;
+        queued::untrack(&handle);
         self.push_ready(Item::Call(handle.clone_ref(py)));
         Ok(handle)
     }
@@ -61,6 +63,7 @@ impl EventLoop {
         }
         let handle = self.new_handle(py, callback, args, context)?.thread_safe();
         let handle = Py::new(py, handle)?;
+        queued::untrack(&handle);
         self.push_ready(Item::Call(handle.clone_ref(py)));
         self.wake_if_polling();
         Ok(handle)

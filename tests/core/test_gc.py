@@ -106,3 +106,39 @@ def test_abandoned_sock_recv_is_collected(loop_name: str) -> None:
     ref = _abandoned_sock_recv(loop_name)
     gc.collect()
     assert ref() is None
+
+
+class HoldsSoon:
+    """Keeps the handle of a call_soon whose callback is its own method."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.handle = loop.call_soon(self.run)
+        self.ran = False
+
+    def run(self) -> None:
+        self.ran = True
+
+
+@pytest.mark.parametrize("ends", ["ran", "cancelled", "loop closed"])
+def test_call_soon_cycle_is_collected(loop_name: str, ends: str) -> None:
+    """A cycle through a call_soon handle is collected once the loop lets go
+    of the handle, however the handle left its queue."""
+    loop = make_loop(loop_name)
+    try:
+        objs = [HoldsSoon(loop) for _ in range(3)]
+        refs = [weakref.ref(obj) for obj in objs]
+        gc.collect()  # while queued, each is alive (the loop holds it)
+        assert all(ref() is not None for ref in refs)
+        if ends == "cancelled":
+            for obj in objs:
+                obj.handle.cancel()
+            del obj
+        if ends != "loop closed":
+            run(loop, asyncio.sleep(0))
+        ran = [held.ran for held in objs]
+        del objs
+    finally:
+        loop.close()
+    assert ran == [ends == "ran"] * 3
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 3

@@ -455,7 +455,7 @@ impl EventLoop {
 }
 
 impl Drop for EventLoop {
-    /// A loop dropped with callbacks still queued (never closed): they go
+    /// A loop dropped with callbacks or timers still queued (never closed): they go
     /// back into the collector's sight before it lets go of them
     /// (src/queued.rs). Runs in the object's deallocation, with the GIL.
     fn drop(&mut self) {
@@ -464,6 +464,8 @@ impl Drop for EventLoop {
                 queued::track(handle);
             }
         }
+        // The timers, tracked again by clear().
+        drop(self.timers.get_mut().clear());
     }
 }
 

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::handles::{Handle, TimerHandle};
+use crate::queued;
 
 struct Entry {
     when: f64,
@@ -67,6 +68,7 @@ impl TimerHeap {
 
     pub fn push(&mut self, when: f64, handle: Py<TimerHandle>) {
         self.seq += 1;
+        queued::untrack(&handle);
         self.heap.push(Entry {
             // A NaN deadline is due at once, as in asyncio, whose "not yet
             // due" test (`when >= end`) is false for NaN; ordered by the
@@ -87,6 +89,7 @@ impl TimerHeap {
             if top.handle.bind(py).as_super().get().is_cancelled() {
                 if let Some(dead) = self.heap.pop() {
                     dead.handle.get().in_heap.store(false, Ordering::Relaxed);
+                    queued::track(&dead.handle);
                     self.dead.push(dead.handle);
                 }
                 self.uncount_one();
@@ -109,7 +112,9 @@ impl TimerHeap {
             bound.get().in_heap.store(false, Ordering::Relaxed);
             if bound.as_super().get().is_cancelled() {
                 self.uncount_one();
-                self.dead.push(bound.unbind());
+                let dead = bound.unbind();
+                queued::track(&dead);
+                self.dead.push(dead);
                 continue;
             }
             return Some(bound.into_super().unbind());
@@ -128,6 +133,7 @@ impl TimerHeap {
         for e in entries {
             if e.handle.bind(py).as_super().get().is_cancelled() {
                 e.handle.get().in_heap.store(false, Ordering::Relaxed);
+                queued::track(&e.handle);
                 self.dead.push(e.handle);
             } else {
                 live.push(e);
@@ -167,6 +173,9 @@ impl TimerHeap {
                 .into_iter()
                 .map(|e| e.handle),
         );
+        for handle in &all {
+            queued::track(handle);
+        }
         all
     }
 }

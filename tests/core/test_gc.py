@@ -10,7 +10,7 @@ import socket
 import weakref
 
 import pytest
-from conftest import make_loop, run, xfail_for
+from conftest import make_loop, run, run_forever_bounded, xfail_for
 
 
 class HoldsTimer:
@@ -140,5 +140,47 @@ def test_call_soon_cycle_is_collected(loop_name: str, ends: str) -> None:
     finally:
         loop.close()
     assert ran == [ends == "ran"] * 3
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 3
+
+
+class HoldsLater:
+    """Keeps the handle of a call_later whose callback is its own method."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, ran: list[bool]) -> None:
+        self.handle = loop.call_later(delay, self.run)
+        self.ran = False
+        self.all_ran = ran
+
+    def run(self) -> None:
+        self.ran = True
+        self.all_ran.append(True)
+        if len(self.all_ran) == 3:
+            asyncio.get_running_loop().stop()
+
+
+@pytest.mark.parametrize("ends", ["ran", "cancelled", "loop closed"])
+def test_call_later_cycle_is_collected(loop_name: str, ends: str) -> None:
+    """The same for timers, however they left the loop's timer heap."""
+    loop = make_loop(loop_name)
+    try:
+        fired: list[bool] = []
+        objs = [HoldsLater(loop, 0 if ends == "ran" else 3600, fired) for _ in range(3)]
+        refs = [weakref.ref(obj) for obj in objs]
+        gc.collect()
+        assert all(ref() is not None for ref in refs)
+        if ends == "cancelled":
+            for obj in objs:
+                obj.handle.cancel()
+            del obj
+        if ends == "ran":
+            run_forever_bounded(loop)  # the third stops it
+        elif ends == "cancelled":
+            run(loop, asyncio.sleep(0))
+        ran = [held.ran for held in objs]
+        del objs
+    finally:
+        loop.close()
+    assert ran == [ends == "ran"] * 3 and len(fired) == ran.count(True)
     gc.collect()
     assert [ref() for ref in refs] == [None] * 3

@@ -286,7 +286,7 @@ impl EventLoop {
             };
             match item {
                 Item::Call(handle) => {
-                    queued::track(&handle);
+                    queued::track_handle(&handle, handle.get());
                     Self::run_handle(slf, &handle)?
                 }
                 Item::Conn {
@@ -461,11 +461,12 @@ impl Drop for EventLoop {
     fn drop(&mut self) {
         for item in self.ready.get_mut().iter() {
             if let Item::Call(handle) = item {
-                queued::track(handle);
+                queued::track_handle(handle, handle.get());
             }
         }
         // The timers, tracked again by clear().
-        drop(self.timers.get_mut().clear());
+        let timers = &mut self.timers;
+        Python::attach(|py| drop(timers.get_mut().clear(py)));
     }
 }
 
@@ -638,10 +639,10 @@ impl EventLoop {
         let ready = std::mem::take(&mut *this.ready.lock());
         for item in &ready {
             if let Item::Call(handle) = item {
-                queued::track(handle);
+                queued::track_handle(handle, handle.get());
             }
         }
-        let timers = this.timers.lock().clear();
+        let timers = this.timers.lock().clear(py);
         let readers = std::mem::take(&mut *this.readers.lock());
         let writers = std::mem::take(&mut *this.writers.lock());
         let listeners = std::mem::take(&mut *this.listeners.lock());

@@ -89,6 +89,8 @@ impl GilCell<Target> {
 pub struct Handle {
     target: GilCell<Target>,
     pub(crate) context: Py<PyAny>,
+    /// `context` is the handle's own copy of the caller's (none was given).
+    own_context: bool,
     cancelled: AtomicBool,
     /// Where the handle was created; set in debug mode only, as asyncio does.
     pub(crate) source_traceback: Option<Py<PyAny>>,
@@ -129,6 +131,19 @@ impl RunGuard {
     }
 }
 
+impl Drop for Handle {
+    /// The handle's own context may still be untracked by the collector
+    /// (src/queued.rs) if the handle never left a loop's queue the usual
+    /// way: it must be tracked again before it can be freed, as CPython
+    /// frees a context assuming it is tracked. Handles are freed with the
+    /// GIL held (in their deallocation, or where they were made).
+    fn drop(&mut self) {
+        if self.own_context {
+            crate::queued::track_context(&self.context);
+        }
+    }
+}
+
 impl Handle {
     pub fn new(
         py: Python<'_>,
@@ -137,6 +152,7 @@ impl Handle {
         context: Option<Py<PyAny>>,
         source_traceback: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
+        let own_context = context.is_none();
         let context = match context {
             Some(c) => c,
             None => context::copy_current(py)?,
@@ -144,10 +160,17 @@ impl Handle {
         Ok(Handle {
             target: GilCell(UnsafeCell::new(Target::Live { callback, args })),
             context,
+            own_context,
             cancelled: AtomicBool::new(false),
             source_traceback,
             guard: None,
         })
+    }
+
+    /// The context the handle made for itself, if it did (a copy that only
+    /// the handle holds, unless someone asked for it with get_context()).
+    pub(crate) fn own_context(&self) -> Option<&Py<PyAny>> {
+        self.own_context.then_some(&self.context)
     }
 
     /// This handle, made cancellable from other threads (call_soon_threadsafe).

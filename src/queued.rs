@@ -12,14 +12,42 @@
 //! takes it out (to run it, as a cancelled timer it drops, or when it is
 //! closed), before it lets go of it: from then on, a cycle through it
 //! (`self.h = loop.call_soon(self.m)`) is the collector's again, as with
-//! asyncio's handles.
+//! asyncio's handles. A context must never be freed untracked (CPython
+//! frees one assuming it is tracked): a handle tracks its own again when it
+//! is freed, whatever way it left the queue.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-/// Out of the collector's sight while the loop holds it in its queue.
-pub(crate) fn untrack<T>(handle: &Py<T>) {
-    let ptr = handle.as_ptr();
+use crate::handles::Handle;
+
+/// A queued handle out of the collector's sight, with the context it made
+/// for itself (a fresh copy per handle, which the collector walked as
+/// often): `obj` is the handle's object (a Handle or a TimerHandle),
+/// `handle` its Handle part.
+pub(crate) fn untrack_handle<T>(obj: &Py<T>, handle: &Handle) {
+    untrack_ptr(obj.as_ptr());
+    if let Some(context) = handle.own_context() {
+        untrack_ptr(context.as_ptr());
+    }
+}
+
+/// Back in the collector's sight, with its own context (a no-op for what
+/// never left it: timers of a closed loop, fd watchers, transports' handles).
+pub(crate) fn track_handle<T>(obj: &Py<T>, handle: &Handle) {
+    track_ptr(obj.as_ptr());
+    if let Some(context) = handle.own_context() {
+        track_ptr(context.as_ptr());
+    }
+}
+
+/// A handle's own context back in the collector's sight (the handle is being
+/// freed: see `Drop for Handle`).
+pub(crate) fn track_context(context: &Py<PyAny>) {
+    track_ptr(context.as_ptr());
+}
+
+fn untrack_ptr(ptr: *mut ffi::PyObject) {
     // SAFETY: GIL held by the caller (it holds a Py and queues it); `ptr` is
     // a live GC object; untracking is only done on a tracked object.
     unsafe {
@@ -29,10 +57,7 @@ pub(crate) fn untrack<T>(handle: &Py<T>) {
     }
 }
 
-/// Back in the collector's sight (a no-op for a handle that never left it:
-/// timers, fd watchers, transports' handles).
-pub(crate) fn track<T>(handle: &Py<T>) {
-    let ptr = handle.as_ptr();
+fn track_ptr(ptr: *mut ffi::PyObject) {
     // SAFETY: GIL held by the caller (it is taking the handle out of the
     // loop's queue); `ptr` is a live GC object; it is tracked only if it
     // is not (tracking a tracked object is a fatal error).

@@ -42,7 +42,7 @@ impl EventLoop {
             check_callback(py, &callback, "call_soon")?;
         }
         let handle = Py::new(py, self.new_handle(py, callback, args, context)?)?;
-        queued::untrack(&handle);
+        queued::untrack_handle(&handle, handle.get());
         self.push_ready(Item::Call(handle.clone_ref(py)));
         Ok(handle)
     }
@@ -63,7 +63,7 @@ impl EventLoop {
         }
         let handle = self.new_handle(py, callback, args, context)?.thread_safe();
         let handle = Py::new(py, handle)?;
-        queued::untrack(&handle);
+        queued::untrack_handle(&handle, handle.get());
         self.push_ready(Item::Call(handle.clone_ref(py)));
         self.wake_if_polling();
         Ok(handle)
@@ -133,7 +133,7 @@ impl EventLoop {
         let mut timers = self.timers.lock();
         let timer = TimerHandle::new(when, timers.cancel_counter());
         let handle = Py::new(py, (timer, base))?;
-        timers.push(when, handle.clone_ref(py));
+        timers.push(py, when, handle.clone_ref(py));
         Ok(handle)
     }
 }

@@ -66,9 +66,9 @@ impl TimerHeap {
         self.cancelled.clone()
     }
 
-    pub fn push(&mut self, when: f64, handle: Py<TimerHandle>) {
+    pub fn push(&mut self, py: Python<'_>, when: f64, handle: Py<TimerHandle>) {
         self.seq += 1;
-        queued::untrack(&handle);
+        queued::untrack_handle(&handle, handle.bind(py).as_super().get());
         self.heap.push(Entry {
             // A NaN deadline is due at once, as in asyncio, whose "not yet
             // due" test (`when >= end`) is false for NaN; ordered by the
@@ -89,7 +89,7 @@ impl TimerHeap {
             if top.handle.bind(py).as_super().get().is_cancelled() {
                 if let Some(dead) = self.heap.pop() {
                     dead.handle.get().in_heap.store(false, Ordering::Relaxed);
-                    queued::track(&dead.handle);
+                    queued::track_handle(&dead.handle, dead.handle.bind(py).as_super().get());
                     self.dead.push(dead.handle);
                 }
                 self.uncount_one();
@@ -112,9 +112,8 @@ impl TimerHeap {
             bound.get().in_heap.store(false, Ordering::Relaxed);
             if bound.as_super().get().is_cancelled() {
                 self.uncount_one();
-                let dead = bound.unbind();
-                queued::track(&dead);
-                self.dead.push(dead);
+                queued::track_handle(bound.as_unbound(), bound.as_super().get());
+                self.dead.push(bound.unbind());
                 continue;
             }
             return Some(bound.into_super().unbind());
@@ -133,7 +132,7 @@ impl TimerHeap {
         for e in entries {
             if e.handle.bind(py).as_super().get().is_cancelled() {
                 e.handle.get().in_heap.store(false, Ordering::Relaxed);
-                queued::track(&e.handle);
+                queued::track_handle(&e.handle, e.handle.bind(py).as_super().get());
                 self.dead.push(e.handle);
             } else {
                 live.push(e);
@@ -164,7 +163,7 @@ impl TimerHeap {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
-    pub fn clear(&mut self) -> Vec<Py<TimerHandle>> {
+    pub fn clear(&mut self, py: Python<'_>) -> Vec<Py<TimerHandle>> {
         self.cancelled.store(0, Ordering::Relaxed);
         let mut all = self.take_dead();
         all.extend(
@@ -174,7 +173,7 @@ impl TimerHeap {
                 .map(|e| e.handle),
         );
         for handle in &all {
-            queued::track(handle);
+            queued::track_handle(handle, handle.bind(py).as_super().get());
         }
         all
     }

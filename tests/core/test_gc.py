@@ -5,6 +5,7 @@ request that kept a timer on itself."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import socket
 import weakref
@@ -184,3 +185,30 @@ def test_call_later_cycle_is_collected(loop_name: str, ends: str) -> None:
     assert ran == [ends == "ran"] * 3 and len(fired) == ran.count(True)
     gc.collect()
     assert [ref() for ref in refs] == [None] * 3
+
+
+_HOLDER: contextvars.ContextVar[object] = contextvars.ContextVar("_HOLDER")
+
+
+def _soon_in_own_context(loop: asyncio.AbstractEventLoop) -> HoldsSoon:
+    """A HoldsSoon whose handle's context (a copy of the current one, made
+    by call_soon) holds the object too: obj -> handle -> context -> obj."""
+    obj = HoldsSoon.__new__(HoldsSoon)
+    _HOLDER.set(obj)
+    HoldsSoon.__init__(obj, loop)
+    return obj
+
+
+@pytest.mark.parametrize("ends", ["ran", "loop closed"])
+def test_cycle_through_handle_context_is_collected(loop_name: str, ends: str) -> None:
+    loop = make_loop(loop_name)
+    try:
+        refs = [weakref.ref(contextvars.copy_context().run(_soon_in_own_context, loop))]
+        gc.collect()
+        assert refs[0]() is not None  # queued: the loop holds it
+        if ends == "ran":
+            run(loop, asyncio.sleep(0))
+    finally:
+        loop.close()
+    gc.collect()
+    assert refs[0]() is None

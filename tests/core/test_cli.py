@@ -103,8 +103,8 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RLOOP_LOOP"}
+def _run(args: list[str], cwd: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "RLOOP_LOOP"} | env_vars
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
@@ -193,16 +193,7 @@ def test_loop_from_environment(project: Path) -> None:
     reason = loop_skip_reason("tokio")
     if reason is not None:
         pytest.skip(reason)
-    env = dict(os.environ, RLOOP_LOOP="tokio")
-    proc = subprocess.run(
-        [sys.executable, "-m", "rloop", "scripts/probe.py"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = _run(["-m", "rloop", "scripts/probe.py"], project, RLOOP_LOOP="tokio")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["loop"] == "TokioLoop"
 

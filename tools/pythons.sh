@@ -51,6 +51,14 @@ ROOT_BASE_PACKAGES=(gcc libc6-dev ca-certificates netbase)
 IN_REPO=/src
 IN_CACHE=/var/tmp/rloop-matrix
 
+# pythons_add_version V: a version argument of matrix.sh or wheels.sh,
+# appended to VERSIONS; an unsupported one ends the script (status 2).
+pythons_add_version() {
+    [[ " ${ALL_VERSIONS[*]} " == *" $1 "* ]] || {
+        echo "unsupported version $1 (supported: ${ALL_VERSIONS[*]})" >&2; exit 2; }
+    VERSIONS+=("$1")
+}
+
 pythons_check_roots() {
     case $ROOTS in
     /*) ;;

@@ -54,10 +54,7 @@ while [ $# -gt 0 ]; do
         OUT=$(cd "$2" && pwd)
         shift ;;
     -h | --help) usage; exit 0 ;;
-    3.*)
-        [[ " ${ALL_VERSIONS[*]} " == *" $1 "* ]] || {
-            echo "unsupported version $1 (supported: ${ALL_VERSIONS[*]})" >&2; exit 2; }
-        VERSIONS+=("$1") ;;
+    3.*) pythons_add_version "$1" ;;
     *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift

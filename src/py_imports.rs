@@ -46,6 +46,9 @@ pub fn sys(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
 }
 // asyncio's own is deprecated from 3.14: rloop's twin says nothing.
 cached!(iscoroutinefunction, "rloop.versions", "iscoroutinefunction");
+// What the running asyncio does where versions differ (error and cold paths).
+cached!(write_type_error, "rloop.versions", "write_type_error");
+cached!(writelines_chunks, "rloop.versions", "writelines_chunks");
 cached!(extract_stack, "asyncio.format_helpers", "extract_stack");
 cached!(format_handle, "asyncio.base_events", "_format_handle");
 cached!(asyncio_logger, "asyncio.log", "logger");

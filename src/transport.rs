@@ -528,15 +528,16 @@ impl SocketTransport {
                 st.face.take(),
             )
         };
+        // A failure to enter the context is the protocol call's outcome:
+        // the release below happens all the same.
         let result = match &protocol {
-            Some(p) => {
-                let _entered = match enter_context {
-                    true => Some(context::enter(this.context.bind(py))?),
-                    false => None,
-                };
-                p.call_method1(py, intern!(py, "connection_lost"), (exc,))
-                    .map(drop)
-            }
+            Some(p) => enter_context
+                .then(|| context::enter(this.context.bind(py)))
+                .transpose()
+                .and_then(|_entered| {
+                    p.call_method1(py, intern!(py, "connection_lost"), (exc,))
+                        .map(drop)
+                }),
             None => Ok(()),
         };
         crate::sendfile::connection_lost(slf);
@@ -592,7 +593,10 @@ fn with_bytes<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResul
     if data.is_instance_of::<PyMemoryView>() {
         return chunk_bytes(data).map(|b| f(&b));
     }
-    Err(versions_call(data.py(), "write_type_error", data).map_or_else(|e| e, PyErr::from_value))
+    let py = data.py();
+    Err(py_imports::write_type_error(py)
+        .and_then(|f| f.call1((data,)))
+        .map_or_else(|e| e, PyErr::from_value))
 }
 
 /// The bytes of any bytes-like object (a memoryview of any format too).
@@ -608,20 +612,6 @@ fn chunk_bytes(chunk: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         .cast_into::<PyBytes>()?
         .as_bytes()
         .to_vec())
-}
-
-/// `rloop.versions.<name>(arg)`: what the running asyncio does, where it
-/// differs between versions (only on error and cold paths).
-fn versions_call<'py>(
-    py: Python<'py>,
-    name: &str,
-    arg: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
-    static VERSIONS: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
-    let versions = VERSIONS.get_or_try_init(py, || {
-        py.import("rloop.versions").map(|m| m.into_any().unbind())
-    })?;
-    versions.bind(py).call_method1(name, (arg,))
 }
 
 /// The chunks of writelines(list_of_data): a list or tuple of bytes-like
@@ -648,7 +638,7 @@ fn writelines_chunks(list_of_data: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> 
     if let Some(chunks) = quick {
         return Ok(chunks);
     }
-    let checked = versions_call(list_of_data.py(), "writelines_chunks", list_of_data)?;
+    let checked = py_imports::writelines_chunks(list_of_data.py())?.call1((list_of_data,))?;
     checked
         .try_iter()?
         .map(|chunk| chunk_bytes(&chunk?))

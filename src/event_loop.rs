@@ -286,7 +286,7 @@ impl EventLoop {
             };
             match item {
                 Item::Call(handle) => {
-                    queued::track_handle(&handle, handle.get());
+                    queued::track_handle(handle.bind(py));
                     Self::run_handle(slf, &handle)?
                 }
                 Item::Conn {
@@ -454,19 +454,27 @@ impl EventLoop {
     }
 }
 
+/// The queued handles back in the collector's sight, before the loop lets
+/// go of its queue (src/queued.rs).
+fn track_ready(py: Python<'_>, ready: &VecDeque<Item>) {
+    for item in ready {
+        if let Item::Call(handle) = item {
+            queued::track_handle(handle.bind(py));
+        }
+    }
+}
+
 impl Drop for EventLoop {
     /// A loop dropped with callbacks or timers still queued (never closed): they go
     /// back into the collector's sight before it lets go of them
     /// (src/queued.rs). Runs in the object's deallocation, with the GIL.
     fn drop(&mut self) {
-        for item in self.ready.get_mut().iter() {
-            if let Item::Call(handle) = item {
-                queued::track_handle(handle, handle.get());
-            }
-        }
-        // The timers, tracked again by clear().
-        let timers = &mut self.timers;
-        Python::attach(|py| drop(timers.get_mut().clear(py)));
+        let (ready, timers) = (self.ready.get_mut(), self.timers.get_mut());
+        Python::attach(|py| {
+            track_ready(py, ready);
+            // The timers, tracked again by clear().
+            drop(timers.clear(py));
+        });
     }
 }
 
@@ -637,11 +645,7 @@ impl EventLoop {
         // Take everything out first and drop it after the locks are released:
         // a finalizer run by a drop may call back into the loop.
         let ready = std::mem::take(&mut *this.ready.lock());
-        for item in &ready {
-            if let Item::Call(handle) = item {
-                queued::track_handle(handle, handle.get());
-            }
-        }
+        track_ready(py, &ready);
         let timers = this.timers.lock().clear(py);
         let readers = std::mem::take(&mut *this.readers.lock());
         let writers = std::mem::take(&mut *this.writers.lock());

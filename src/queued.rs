@@ -21,22 +21,21 @@ use pyo3::prelude::*;
 
 use crate::handles::Handle;
 
-/// A queued handle out of the collector's sight, with the context it made
-/// for itself (a fresh copy per handle, which the collector walked as
-/// often): `obj` is the handle's object (a Handle or a TimerHandle),
-/// `handle` its Handle part.
-pub(crate) fn untrack_handle<T>(obj: &Py<T>, handle: &Handle) {
-    untrack_ptr(obj.as_ptr());
-    if let Some(context) = handle.own_context() {
+/// A queued handle (a Handle, or a TimerHandle's Handle part) out of the
+/// collector's sight, with the context it made for itself (a fresh copy per
+/// handle, which the collector walked as often).
+pub(crate) fn untrack_handle(handle: &Bound<'_, Handle>) {
+    untrack_ptr(handle.as_ptr());
+    if let Some(context) = handle.get().own_context() {
         untrack_ptr(context.as_ptr());
     }
 }
 
 /// Back in the collector's sight, with its own context (a no-op for what
 /// never left it: timers of a closed loop, fd watchers, transports' handles).
-pub(crate) fn track_handle<T>(obj: &Py<T>, handle: &Handle) {
-    track_ptr(obj.as_ptr());
-    if let Some(context) = handle.own_context() {
+pub(crate) fn track_handle(handle: &Bound<'_, Handle>) {
+    track_ptr(handle.as_ptr());
+    if let Some(context) = handle.get().own_context() {
         track_ptr(context.as_ptr());
     }
 }

@@ -42,7 +42,7 @@ impl EventLoop {
             check_callback(py, &callback, "call_soon")?;
         }
         let handle = Py::new(py, self.new_handle(py, callback, args, context)?)?;
-        queued::untrack_handle(&handle, handle.get());
+        queued::untrack_handle(handle.bind(py));
         self.push_ready(Item::Call(handle.clone_ref(py)));
         Ok(handle)
     }
@@ -63,7 +63,7 @@ impl EventLoop {
         }
         let handle = self.new_handle(py, callback, args, context)?.thread_safe();
         let handle = Py::new(py, handle)?;
-        queued::untrack_handle(&handle, handle.get());
+        queued::untrack_handle(handle.bind(py));
         self.push_ready(Item::Call(handle.clone_ref(py)));
         self.wake_if_polling();
         Ok(handle)

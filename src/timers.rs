@@ -68,7 +68,7 @@ impl TimerHeap {
 
     pub fn push(&mut self, py: Python<'_>, when: f64, handle: Py<TimerHandle>) {
         self.seq += 1;
-        queued::untrack_handle(&handle, handle.bind(py).as_super().get());
+        queued::untrack_handle(handle.bind(py).as_super());
         self.heap.push(Entry {
             // A NaN deadline is due at once, as in asyncio, whose "not yet
             // due" test (`when >= end`) is false for NaN; ordered by the
@@ -89,7 +89,7 @@ impl TimerHeap {
             if top.handle.bind(py).as_super().get().is_cancelled() {
                 if let Some(dead) = self.heap.pop() {
                     dead.handle.get().in_heap.store(false, Ordering::Relaxed);
-                    queued::track_handle(&dead.handle, dead.handle.bind(py).as_super().get());
+                    queued::track_handle(dead.handle.bind(py).as_super());
                     self.dead.push(dead.handle);
                 }
                 self.uncount_one();
@@ -112,7 +112,7 @@ impl TimerHeap {
             bound.get().in_heap.store(false, Ordering::Relaxed);
             if bound.as_super().get().is_cancelled() {
                 self.uncount_one();
-                queued::track_handle(bound.as_unbound(), bound.as_super().get());
+                queued::track_handle(bound.as_super());
                 self.dead.push(bound.unbind());
                 continue;
             }
@@ -132,7 +132,7 @@ impl TimerHeap {
         for e in entries {
             if e.handle.bind(py).as_super().get().is_cancelled() {
                 e.handle.get().in_heap.store(false, Ordering::Relaxed);
-                queued::track_handle(&e.handle, e.handle.bind(py).as_super().get());
+                queued::track_handle(e.handle.bind(py).as_super());
                 self.dead.push(e.handle);
             } else {
                 live.push(e);
@@ -173,7 +173,7 @@ impl TimerHeap {
                 .map(|e| e.handle),
         );
         for handle in &all {
-            queued::track_handle(handle, handle.bind(py).as_super().get());
+            queued::track_handle(handle.bind(py).as_super());
         }
         all
     }

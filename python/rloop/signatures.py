@@ -23,13 +23,12 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from .versions import mark_coroutine_function
+
 #: The loop class whose methods asyncio users get on this platform.
 REFERENCE: type = asyncio.SelectorEventLoop
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-
-# asyncio's private marker of coroutine functions, for 3.11 (no markcoroutinefunction).
-_COROUTINE_MARKER: Any = getattr(asyncio.coroutines, "_is_coroutine", None)
 
 
 def adopt_asyncio_signatures(cls: type) -> None:
@@ -77,10 +76,7 @@ def _refusing(func: Callable[..., Any], extra: list[str]) -> Callable[..., Any]:
 
     method.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
     if inspect.iscoroutinefunction(func):
-        if hasattr(inspect, "markcoroutinefunction"):  # 3.12+
-            inspect.markcoroutinefunction(method)
-        elif _COROUTINE_MARKER is not None:
-            method._is_coroutine = _COROUTINE_MARKER  # type: ignore[attr-defined]
+        mark_coroutine_function(method)
     return method
 
 

@@ -50,6 +50,16 @@ def iscoroutinefunction(func: Any) -> bool:
     )
 
 
+def mark_coroutine_function(func: Any) -> None:
+    """Make `func`, a plain function that returns a coroutine, pass for a
+    coroutine function: inspect's mark from 3.12, asyncio's before (which
+    iscoroutinefunction() above also reads)."""
+    if hasattr(inspect, "markcoroutinefunction"):  # 3.12+
+        inspect.markcoroutinefunction(func)
+    elif _COROUTINE_MARKER is not None:
+        func._is_coroutine = _COROUTINE_MARKER
+
+
 def quietly_deprecated(fn: Any, *args: Any) -> Any:
     """Call an asyncio API that 3.14 deprecates (the event loop policies),
     without the DeprecationWarning: rloop's own policy support keeps working

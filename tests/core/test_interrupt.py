@@ -18,15 +18,16 @@ child ends it (status 3) if the loop was not interrupted in time.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 
+import proc_wait
 import pytest
 from conftest import RUN_TIMEOUT, make_loop, run_forever_bounded, xfail_for
 
@@ -34,29 +35,10 @@ pytestmark = pytest.mark.skipif(
     sys.platform == "win32" or not hasattr(signal, "pthread_kill"), reason="Unix signals"
 )
 
-_WAIT_HELPER = """
-import os, time
-
-def wait_sleeping(tid, timeout):
-    # Until the thread `tid` of this process sleeps (blocked in a system
-    # call: the loop's poll), or `timeout`; without /proc, at once.
-    path = f"/proc/{os.getpid()}/task/{tid}/stat"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return
-        if state in "SD":
-            return
-        time.sleep(0.001)
-"""
-
 _CHILD = (
-    _WAIT_HELPER
+    inspect.getsource(proc_wait)
     + """
-import asyncio, signal, socket, sys, threading
+import asyncio, os, signal, socket, sys, threading
 
 name, setup, signame, delivery, bound = sys.argv[1:6]
 bound = float(bound)
@@ -129,7 +111,7 @@ def work():
     # delivered to this thread, not to the loop's.
     if setup == "handler_removed":
         handler_removed.wait(bound)
-    wait_sleeping(main_tid, bound)
+    wait_sleeping(os.getpid(), main_tid, bound)
     signal.pthread_kill(threading.get_ident(), sig)
     release.wait(bound)
     work_done.append(True)
@@ -166,21 +148,6 @@ loop.close()
 )
 
 
-def _wait_sleeping(pid: int, timeout: float) -> None:
-    """Until the main thread of process `pid` sleeps (in its loop's poll)."""
-    path = f"/proc/{pid}/stat"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return
-        if state in "SD":
-            return
-        time.sleep(0.001)
-
-
 def _run_child(loop_name: str, setup: str, signame: str, delivery: str) -> list[str]:
     """The child's output lines; sends the signal itself for `process`."""
     proc = subprocess.Popen(
@@ -195,7 +162,7 @@ def _run_child(loop_name: str, setup: str, signame: str, delivery: str) -> list[
             assert proc.stdout is not None
             lines.append(proc.stdout.readline().strip())
             if lines == ["ready"]:
-                _wait_sleeping(proc.pid, RUN_TIMEOUT)
+                proc_wait.wait_sleeping(proc.pid, proc.pid, RUN_TIMEOUT)
                 os.kill(proc.pid, getattr(signal, signame))
         out, err = proc.communicate(timeout=60)
     finally:

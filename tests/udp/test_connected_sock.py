@@ -21,27 +21,11 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from conftest import run, xfail_for
 
-
-class Recorder(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.datagrams: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
-        self.errors: asyncio.Queue[Exception] = asyncio.Queue()
-        self.lost: asyncio.Future[Exception | None] = loop.create_future()
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.datagrams.put_nowait((data, addr))
-
-    def error_received(self, exc: Exception) -> None:
-        self.errors.put_nowait(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost.set_result(exc)
+from udp.test_datagram import Recorder
 
 
 @functools.cache

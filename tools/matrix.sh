@@ -163,8 +163,6 @@ conformance_script() {
 declare -A R_PY R_WHERE R_BUILD R_PYTEST R_CONF R_TIME R_STATUS R_STAGES
 FAILED=0
 
-now() { date +%s; }
-
 # The compiler's error messages in build log $1 (each up to its blank line),
 # else the log's last lines.
 build_errors() {
@@ -311,11 +309,7 @@ run_version() {
     if [ -n "$ROOT" ]; then
         unmount_mine "$ROOT" || true
     fi
-    R_STATUS[$v]=$status
-    R_TIME[$v]=$(($(now) - t0))
-    R_STAGES[$v]=${stages%, }
-    echo "-- $v: $status in ${R_TIME[$v]}s (${R_STAGES[$v]})"
-    [ "$status" = ok ] || FAILED=1
+    pythons_record_version "$v" "$status" "$t0" "$stages"
 }
 
 START=$(now)

@@ -51,6 +51,18 @@ ROOT_BASE_PACKAGES=(gcc libc6-dev ca-certificates netbase)
 IN_REPO=/src
 IN_CACHE=/var/tmp/rloop-matrix
 
+now() { date +%s; }
+
+# pythons_record_version V STATUS T0 STAGES: a version's outcome into the
+# caller's R_STATUS, R_TIME and R_STAGES (FAILED=1 unless ok), and printed.
+pythons_record_version() {
+    R_STATUS[$1]=$2
+    R_TIME[$1]=$(($(now) - $3))
+    R_STAGES[$1]=${4%, }
+    echo "-- $1: $2 in ${R_TIME[$1]}s (${R_STAGES[$1]})"
+    [ "$2" = ok ] || FAILED=1
+}
+
 # pythons_add_version V: a version argument of matrix.sh or wheels.sh,
 # appended to VERSIONS; an unsupported one ends the script (status 2).
 pythons_add_version() {

@@ -74,8 +74,6 @@ LOGS=$ROOTS/logs/wheels
 IN_WORK=$IN_CACHE/wheels   # the same, for a Python in a root
 mkdir -p "$OUT" "$TARGET" "$WORK" "$LOGS"
 
-now() { date +%s; }
-
 # run_clean DIR SCRIPT [VAR=VALUE...]: run a bash script from DIR (a path
 # where the current version's Python runs: on the host or in its root), in a
 # clean environment whose PATH is DIR/venv/bin alone, with HOME=DIR/home and
@@ -276,11 +274,7 @@ EOF
     fi
 
     unmount_mine "$ROOT" || true
-    R_STATUS[$v]=$status
-    R_TIME[$v]=$(($(now) - t0))
-    R_STAGES[$v]=${stages%, }
-    echo "-- $v: $status in ${R_TIME[$v]}s (${R_STAGES[$v]})"
-    [ "$status" = ok ] || FAILED=1
+    pythons_record_version "$v" "$status" "$t0" "$stages"
 }
 
 START=$(now)

@@ -63,6 +63,8 @@ pub struct EventLoop {
     /// fds (the actor's and the Python socket's) of live transports.
     pub(crate) transport_fds: Mutex<HashMap<RawFd, ConnId>>,
     pub(crate) listeners: Mutex<HashMap<ListenerId, Listening>>,
+    /// Fault plans of the loop and its servers (faults.rs).
+    pub(crate) faults: crate::faults::SharedFaultTargets,
     pub(crate) readers: Mutex<HashMap<RawFd, Py<Handle>>>,
     pub(crate) writers: Mutex<HashMap<RawFd, Py<Handle>>>,
     stopping: AtomicBool,
@@ -112,6 +114,7 @@ impl EventLoop {
             transports: Mutex::new(HashMap::default()),
             transport_fds: Mutex::new(HashMap::default()),
             listeners: Mutex::new(HashMap::default()),
+            faults: Mutex::new(crate::faults::FaultTargets::default()),
             readers: Mutex::new(HashMap::default()),
             writers: Mutex::new(HashMap::default()),
             stopping: AtomicBool::new(false),
@@ -522,6 +525,9 @@ impl EventLoop {
             for l in map.values() {
                 l.traverse(&visit)?;
             }
+        }
+        if let Some(targets) = self.faults.try_lock() {
+            targets.traverse(&visit)?;
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ mod errors;
 mod event_loop;
 mod exception_handler;
 mod extra_info;
+mod faults;
 mod handles;
 mod io_watch;
 mod py_imports;
@@ -33,5 +34,6 @@ fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::Handle>()?;
     m.add_class::<handles::TimerHandle>()?;
     m.add_class::<transport::SocketTransport>()?;
+    m.add_class::<faults::PyToxicPlan>()?;
     Ok(())
 }

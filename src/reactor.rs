@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use actors::{
-    ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Event, FaultPlan, FileSegment,
-    Listener, ListenerId, ReadCount, ReadResult, Ready, SendfileError, SendfileOutcome, SharedFd,
-    Stream, StreamKind,
+    ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Direction, Event, EveryNth, FaultPlan,
+    FileSegment, Listener, ListenerId, ReadCount, ReadResult, Ready, SendfileError,
+    SendfileOutcome, SharedFd, Stream, StreamKind, Toxic, ToxicKind, ToxicPlan,
 };
 
 /// Wakes a loop blocked in `turn`, from any thread.
@@ -64,6 +64,18 @@ pub trait Reactor: Send {
     fn write_buffer_limits(&self, id: ConnId) -> Option<(usize, usize)>;
     fn info(&self, id: ConnId) -> Option<ConnInfo>;
     fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool;
+    /// Fault plans (toxics) for a live connection; false if it is gone.
+    fn add_toxic_plans(
+        &mut self,
+        id: ConnId,
+        plans: &[Arc<ToxicPlan>],
+        out: &mut Vec<Event>,
+    ) -> bool;
+    /// Every connection with toxics is reported next turn (a plan was
+    /// removed).
+    fn wake_toxics(&mut self);
+    /// (bytes received, bytes sent); None for a dead id.
+    fn io_counts(&self, id: ConnId) -> Option<(u64, u64)>;
     /// Loop shutdown: every live actor ends, each with exactly one Closed.
     fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>);
 

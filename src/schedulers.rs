@@ -96,6 +96,20 @@ macro_rules! reactor_for {
             fn set_fault(&mut self, id: ConnId, plan: FaultPlan) -> bool {
                 <$scheduler as Actors>::set_fault(self, id, plan)
             }
+            fn add_toxic_plans(
+                &mut self,
+                id: ConnId,
+                plans: &[Arc<ToxicPlan>],
+                out: &mut Vec<Event>,
+            ) -> bool {
+                <$scheduler as Actors>::add_toxic_plans(self, id, plans, out)
+            }
+            fn wake_toxics(&mut self) {
+                <$scheduler>::wake_toxics(self)
+            }
+            fn io_counts(&self, id: ConnId) -> Option<(u64, u64)> {
+                <$scheduler as Actors>::io_counts(self, id)
+            }
             fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>) {
                 <$scheduler>::close_all(self, out)
             }

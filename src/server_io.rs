@@ -92,10 +92,17 @@ impl EventLoop {
             // asyncio turns Nagle off on every TCP transport.
             let _ = stream.set_nodelay(true);
             let fd = stream.as_raw_fd();
+            let plans = this.faults.lock().for_connection(server.as_ref());
             let id = {
                 let mut guard = this.reactor(py)?;
                 match guard.as_mut() {
-                    Some(r) => r.add_connection(stream).map_err(os_error)?,
+                    Some(r) => {
+                        let id = r.add_connection(stream).map_err(os_error)?;
+                        if !plans.is_empty() {
+                            r.add_toxic_plans(id, &plans, &mut Vec::new());
+                        }
+                        id
+                    }
                     None => return Err(PyRuntimeError::new_err("Event loop is closed")),
                 }
             };
@@ -184,6 +191,20 @@ impl EventLoop {
                     Some(r) => r.accept(id),
                     None => return Ok(()),
                 }
+            };
+            let accepted = match accepted {
+                Ok(Some((stream, peer))) => {
+                    match this.faults.lock().accept_fault(server.bind(py)) {
+                        // An accept_error toxic: the connection is dropped and
+                        // the accept fails as the OS would have made it fail.
+                        Some(errno) => {
+                            drop(stream);
+                            Err(io::Error::from_raw_os_error(errno))
+                        }
+                        None => Ok(Some((stream, peer))),
+                    }
+                }
+                other => other,
             };
             match accepted {
                 Ok(Some((stream, _peer))) => {

@@ -61,7 +61,7 @@ pub(crate) struct State {
 /// connection actor. Protocols see it through rloop.transports.SocketTransport.
 #[pyclass(frozen, weakref, module = "rloop._rloop")]
 pub struct SocketTransport {
-    lp: Py<EventLoop>,
+    pub(crate) lp: Py<EventLoop>,
     pub(crate) id: ConnId,
     pub(crate) fd: RawFd,
     pub(crate) family: i32,
@@ -948,27 +948,6 @@ impl SocketTransport {
     /// Return the event loop the transport belongs to.
     fn get_loop(&self, py: Python<'_>) -> Py<PyAny> {
         self.lp.clone_ref(py).into_any()
-    }
-
-    /// Test-only fault injection: make this connection's actor panic on its
-    /// next read or write, or fail its next read/write with an errno.
-    #[pyo3(signature = (*, panic_on_read=None, panic_on_write=None, fail_next_read=None, fail_next_write=None))]
-    fn _inject_fault(
-        &self,
-        py: Python<'_>,
-        panic_on_read: Option<u64>,
-        panic_on_write: Option<u64>,
-        fail_next_read: Option<i32>,
-        fail_next_write: Option<i32>,
-    ) -> PyResult<bool> {
-        let plan = crate::reactor::FaultPlan {
-            panic_on_read,
-            panic_on_write,
-            fail_next_read,
-            fail_next_write,
-        };
-        let mut guard = self.lp.get().reactor(py)?;
-        Ok(guard.as_mut().is_some_and(|r| r.set_fault(self.id, plan)))
     }
 
     /// asyncio's layout: `<SocketTransport fd=7 read=polling write=<idle, bufsize=0>>`.

@@ -11,6 +11,8 @@ use crate::fault::FaultPlan;
 use crate::ready::ConnId;
 use crate::sendfile::FileSegment;
 use crate::supervisor::supervise;
+use crate::toxics::ToxicPlan;
+use std::sync::Arc;
 
 /// Connection operations of a scheduler (see the crate docs: pull style).
 pub trait Actors {
@@ -144,6 +146,22 @@ pub trait Actors {
             }
             None => false,
         }
+    }
+
+    /// Applies fault plans to a live connection; `false` if the id is dead.
+    fn add_toxic_plans(
+        &mut self,
+        id: ConnId,
+        plans: &[Arc<ToxicPlan>],
+        out: &mut Vec<Event>,
+    ) -> bool {
+        self.supervised(id, out, |c, _| c.add_toxic_plans(plans))
+            .is_some()
+    }
+
+    /// Bytes received and sent by the connection; `None` for dead ids.
+    fn io_counts(&self, id: ConnId) -> Option<(u64, u64)> {
+        self.actor(id).map(|c| c.io_counts())
     }
 
     /// Whether the actor has not yet emitted `Closed`.

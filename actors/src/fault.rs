@@ -22,14 +22,18 @@ pub struct FaultPlan {
 /// A plan plus the counters it is evaluated against.
 #[derive(Debug, Default)]
 pub(crate) struct FaultState {
-    plan: Option<FaultPlan>,
+    /// Boxed: rare, and kept out of every connection's size.
+    plan: Option<Box<FaultPlan>>,
     reads: u64,
     writes: u64,
+    /// Bytes the socket calls moved, for `transport._io_counts()`.
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
 }
 
 impl FaultState {
     pub(crate) fn install(&mut self, plan: FaultPlan) {
-        self.plan = Some(plan);
+        self.plan = Some(Box::new(plan));
         self.reads = 0;
         self.writes = 0;
     }
@@ -43,6 +47,13 @@ impl FaultState {
             panic!("injected fault: panic on read #{}", self.reads);
         }
         plan.fail_next_read.take().map(io::Error::from_raw_os_error)
+    }
+
+    pub(crate) fn count_out(&mut self, r: io::Result<usize>) -> io::Result<usize> {
+        if let Ok(n) = r {
+            self.bytes_out += n as u64;
+        }
+        r
     }
 
     /// Called before every write syscall; see [`FaultState::before_read`].
@@ -69,14 +80,14 @@ impl<S: Write> Write for Faulty<'_, S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self.fault.before_write() {
             Some(e) => Err(e),
-            None => self.inner.write(buf),
+            None => self.fault.count_out(self.inner.write(buf)),
         }
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         match self.fault.before_write() {
             Some(e) => Err(e),
-            None => self.inner.write_vectored(bufs),
+            None => self.fault.count_out(self.inner.write_vectored(bufs)),
         }
     }
 
@@ -89,7 +100,13 @@ impl<S: Read> Read for Faulty<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.fault.before_read() {
             Some(e) => Err(e),
-            None => self.inner.read(buf),
+            None => {
+                let r = self.inner.read(buf);
+                if let Ok(n) = r {
+                    self.fault.bytes_in += n as u64;
+                }
+                r
+            }
         }
     }
 }

@@ -45,6 +45,7 @@ mod signal_pipe;
 mod stream;
 pub mod supervisor;
 mod tokio_sched;
+pub mod toxics;
 mod write_queue;
 
 pub use acceptor::{is_transient_accept_error, Listener};
@@ -60,4 +61,5 @@ pub use ready::{ConnId, ListenerId, Ready};
 pub use sendfile::{FileSegment, SendfileError, SendfileOutcome};
 pub use stream::{SharedFd, Stream, StreamKind};
 pub use tokio_sched::{TokioScheduler, TokioWaker};
+pub use toxics::{Direction, EveryNth, Toxic, ToxicKind, ToxicPlan};
 pub use write_queue::{WriteQueue, DEFAULT_HIGH_WATER};

@@ -115,6 +115,7 @@ impl FileSegment {
                 Ok(n) => {
                     self.offset += n;
                     self.sent += n;
+                    fault.bytes_out += n;
                     if let Some(left) = &mut self.left {
                         *left = left.saturating_sub(n);
                     }

@@ -141,6 +141,43 @@ impl Stream {
         }
     }
 
+    /// `shutdown(SHUT_RDWR)`: both directions end, as when a proxy in
+    /// between closes (fault injection).
+    pub fn shutdown_both(&self) -> io::Result<()> {
+        match &*self.io {
+            Io::Tcp(s) => s.shutdown(Shutdown::Both),
+            Io::Unix(s) => s.shutdown(Shutdown::Both),
+        }
+    }
+
+    /// Makes the close of this socket send a TCP RST instead of a FIN
+    /// (`SO_LINGER` on with a zero timeout). No-op for Unix sockets.
+    pub fn set_reset_on_close(&self) -> io::Result<()> {
+        if let Io::Unix(_) = &*self.io {
+            return Ok(());
+        }
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: the fd is this stream's open socket; `linger` is a live
+        // local of exactly the size passed, only read by the kernel.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     pub fn peer_addr(&self) -> io::Result<Addr> {
         match &*self.io {
             Io::Tcp(s) => s.peer_addr().map(Addr::Inet),

@@ -51,6 +51,9 @@ class LoopBase(
         # As asyncio's loops: python -X dev or PYTHONASYNCIODEBUG start it in debug mode.
         if debug_mode_requested():
             self.set_debug(True)
+        ServersMixin.__init__(self)
+        # connect_error rules of fault plans applied to this loop (faults.py).
+        self._connect_faults: list[Any] = []
         DatagramsMixin.__init__(self)
         SubprocessMixin.__init__(self)
         ExecutorMixin.__init__(self)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from .borrow import borrow, documented
 from .connections import check_not_ssl_socket
+from .faults import connect_fault
 from .sendfile import sendfile_native
 
 _SELECTOR = selector_events.BaseSelectorEventLoop
@@ -39,7 +40,6 @@ class SocketsMixin:
                 "sock_sendto",
                 "_sock_sendto",
                 "sock_connect",
-                "_sock_connect",
                 "_sock_connect_cb",
                 "sock_accept",
                 "_sock_accept",
@@ -65,6 +65,19 @@ class SocketsMixin:
             ],
         )
     )
+
+    # Every connect the loop makes (create_connection, sock_connect, ...)
+    # passes here: a connect_error toxic (faults.py) fails it as the
+    # connect() call would have.
+    _asyncio_sock_connect = _SELECTOR._sock_connect
+
+    def _sock_connect(self, fut: asyncio.Future[None], sock: socket.socket, address: object) -> None:
+        if self._connect_faults:  # type: ignore[attr-defined]
+            err = connect_fault(self, address)
+            if err is not None:
+                fut.set_exception(err)
+                return
+        self._asyncio_sock_connect(fut, sock, address)
 
     getaddrinfo = documented(
         _BASE.getaddrinfo,

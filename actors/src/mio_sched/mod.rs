@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -25,6 +25,7 @@ use crate::ready::TurnRecord;
 use crate::ready::{ConnId, ListenerId, Ready};
 use crate::signal_pipe::SignalPipe;
 use crate::stream::Stream;
+use crate::toxics::Deadlines;
 
 mod fds;
 mod listeners;
@@ -82,6 +83,9 @@ pub struct MioScheduler {
     signal: Option<SignalPipe>,
     next_gen: u64,
     turn_no: u64,
+    /// Toxic release times of connections with fault plans (toxics/).
+    deadlines: Deadlines,
+    due: Vec<ConnId>,
 }
 
 impl MioScheduler {
@@ -99,6 +103,8 @@ impl MioScheduler {
             signal: None,
             next_gen: 0,
             turn_no: 0,
+            deadlines: Deadlines::default(),
+            due: Vec::new(),
         })
     }
 
@@ -137,10 +143,12 @@ impl MioScheduler {
     /// ends the wait too (`Ok`, with nothing to report, maybe).
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
         self.rearm_fds(timeout == Some(Duration::ZERO));
-        let timeout = if self.hot.is_empty() {
-            timeout
-        } else {
+        let timeout = if !self.hot.is_empty() {
             Some(Duration::ZERO)
+        } else if !self.deadlines.is_empty() {
+            self.deadlines.clamp(timeout, Instant::now())
+        } else {
+            timeout
         };
         self.poll.poll(&mut self.events, timeout)?;
         self.turn_no += 1;
@@ -207,7 +215,39 @@ impl MioScheduler {
             }
         }
         self.report_hot(turn, out);
+        if !self.deadlines.is_empty() {
+            self.report_due(turn, out);
+        }
         Ok(())
+    }
+
+    /// Reports connections whose toxic deadline has come, both ways: the
+    /// caller's read hands over what is due upstream, its `on_writable`
+    /// sends what is due downstream.
+    fn report_due(&mut self, turn: u64, out: &mut Vec<Ready>) {
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.take_due(Instant::now(), &mut due);
+        for id in due.drain(..) {
+            if let Some(Entry::Conn(s)) = self.slab.get_mut(id.key) {
+                if s.gen == id.gen {
+                    s.record.report(turn, id, true, true, out);
+                }
+            }
+        }
+        self.due = due;
+    }
+
+    /// Every connection with toxics is reported at the next turn (a plan
+    /// was removed: what its toxics held must pass now).
+    pub fn wake_toxics(&mut self) {
+        let now = Instant::now();
+        for (key, e) in self.slab.iter() {
+            if let Entry::Conn(s) = e {
+                if s.conn.has_toxics() {
+                    self.deadlines.push(now, ConnId { key, gen: s.gen });
+                }
+            }
+        }
     }
 
     /// Re-reports actors whose last read/accept may have left data behind.
@@ -330,6 +370,9 @@ impl MioScheduler {
         if slot.conn.read_pending() && !slot.queued_hot {
             slot.queued_hot = true;
             self.hot.push((id.key, id.gen));
+        }
+        if let Some(at) = slot.conn.toxic_rearm() {
+            self.deadlines.push(at, id);
         }
     }
 

@@ -58,6 +58,7 @@ use crate::level::FiredFds;
 use crate::ready::{ConnId, ListenerId, Ready, TurnRecord};
 use crate::signal_pipe::{take_eintr, SignalPipe};
 use crate::stream::Stream;
+use crate::toxics::Deadlines;
 
 mod sources;
 mod task;
@@ -192,6 +193,9 @@ pub struct TokioScheduler {
     fired_fds: FiredFds,
     next_gen: u64,
     turn_no: u64,
+    /// Toxic release times of connections with fault plans (toxics/).
+    deadlines: Deadlines,
+    due: Vec<ConnId>,
 }
 
 impl TokioScheduler {
@@ -233,6 +237,8 @@ impl TokioScheduler {
             fired_fds: FiredFds::default(),
             next_gen: 0,
             turn_no: 0,
+            deadlines: Deadlines::default(),
+            due: Vec::new(),
         })
     }
 
@@ -281,7 +287,13 @@ impl TokioScheduler {
             || !self.hot_listeners.is_empty()
             || self.reports.has_any()
             || self.waker.woken.load(Ordering::SeqCst);
-        let timeout = if busy { Some(Duration::ZERO) } else { timeout };
+        let timeout = if busy {
+            Some(Duration::ZERO)
+        } else if !self.deadlines.is_empty() {
+            self.deadlines.clamp(timeout, std::time::Instant::now())
+        } else {
+            timeout
+        };
         let timed = match timeout {
             Some(d) if !d.is_zero() => {
                 self.sleep.as_mut().reset(Instant::now() + d);
@@ -376,8 +388,35 @@ impl TokioScheduler {
         }
         self.collect_reports(out);
         self.report_hot(out);
+        if !self.deadlines.is_empty() {
+            self.report_due(out);
+        }
         self.reap_dying();
         Ok(())
+    }
+
+    /// Reports connections whose toxic deadline has come, both ways (see
+    /// the mio scheduler's `report_due`).
+    fn report_due(&mut self, out: &mut Vec<Ready>) {
+        let mut due = std::mem::take(&mut self.due);
+        self.deadlines.take_due(std::time::Instant::now(), &mut due);
+        for id in due.drain(..) {
+            if let Some(slot) = self.conns.get_mut(id.key).filter(|s| s.gen == id.gen) {
+                slot.report(id.key, self.turn_no, true, true, out);
+            }
+        }
+        self.due = due;
+    }
+
+    /// Every connection with toxics is reported at the next turn (a plan
+    /// was removed: what its toxics held must pass now).
+    pub fn wake_toxics(&mut self) {
+        let now = std::time::Instant::now();
+        for (key, slot) in self.conns.iter() {
+            if slot.conn.has_toxics() {
+                self.deadlines.push(now, ConnId { key, gen: slot.gen });
+            }
+        }
     }
 
     fn collect_reports(&mut self, out: &mut Vec<Ready>) {
@@ -517,9 +556,13 @@ impl TokioScheduler {
             // handles that.
             let _ = slot.mailbox.send(Mail::Want(want));
         }
+        let rearm = slot.conn.toxic_rearm();
         if slot.conn.read_pending() && !slot.queued_hot {
             slot.queued_hot = true;
             self.hot.push((id.key, id.gen));
+        }
+        if let Some(at) = rearm {
+            self.deadlines.push(at, id);
         }
     }
 

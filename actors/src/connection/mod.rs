@@ -16,7 +16,10 @@ use crate::event::{CloseError, Event};
 use crate::fault::{FaultPlan, FaultState, Faulty};
 use crate::sendfile::{copy_error, ends_connection, FileSegment, SendfileError};
 use crate::stream::Stream;
+use crate::toxics::Toxics;
 use crate::write_queue::WriteQueue;
+
+mod toxic_io;
 
 /// Default read buffer, reused for every read.
 pub const DEFAULT_READ_BUFFER: usize = 256 * 1024;
@@ -86,6 +89,9 @@ pub struct Connection {
     /// new edge.
     read_closed_seen: bool,
     fault: FaultState,
+    /// Fault injection (toxics/): `None` on every connection without a
+    /// plan, which then pays one branch per socket call.
+    toxics: Option<Box<Toxics>>,
 }
 
 impl Connection {
@@ -109,6 +115,7 @@ impl Connection {
             read_hot: false,
             read_closed_seen: false,
             fault: FaultState::default(),
+            toxics: None,
         }
     }
 
@@ -167,12 +174,11 @@ impl Connection {
     pub fn interest(&self) -> Option<Interest> {
         let read = self.wants_read();
         let write = !self.finished && (!self.queue.is_empty() || self.file.is_some());
-        match (read, write) {
-            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
-            (true, false) => Some(Interest::READABLE),
-            (false, true) => Some(Interest::WRITABLE),
-            (false, false) => None,
+        if self.toxics.is_some() {
+            let (read, write) = self.toxic_interest(read, write);
+            return toxic_io::interest_of(read, write);
         }
+        toxic_io::interest_of(read, write)
     }
 
     pub fn write_buffer_size(&self) -> usize {
@@ -202,6 +208,9 @@ impl Connection {
     /// One read into the internal buffer, returning only the count (the
     /// scheduler lends the bytes afterwards via `read_data`).
     pub(crate) fn read_count(&mut self, out: &mut Vec<Event>) -> ReadCount {
+        if self.toxics.is_some() {
+            return self.toxic_read(None, out);
+        }
         if let Some(early) = self.read_gate() {
             return early;
         }
@@ -223,6 +232,9 @@ impl Connection {
 
     /// One read into `buf` (BufferedProtocol's `get_buffer()` memory).
     pub fn read_into(&mut self, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
+        if self.toxics.is_some() {
+            return self.toxic_read(Some(buf), out);
+        }
         if let Some(early) = self.read_gate() {
             return early;
         }
@@ -288,6 +300,9 @@ impl Connection {
     /// but sent with one `writev` instead of being joined first.
     pub fn writelines(&mut self, chunks: &[&[u8]], out: &mut Vec<Event>) -> Result<(), ActorError> {
         self.check_writable()?;
+        if self.toxics.is_some() {
+            return self.toxic_write(chunks, out);
+        }
         let mut skip = 0; // bytes of `chunks` already sent
         if self.queue.is_empty() && self.file.is_none() {
             match self.write_now(chunks) {
@@ -315,6 +330,9 @@ impl Connection {
     /// when it has to wait.
     pub fn write_owned(&mut self, data: Vec<u8>, out: &mut Vec<Event>) -> Result<(), ActorError> {
         self.check_writable()?;
+        if self.toxics.is_some() {
+            return self.toxic_write(&[&data], out);
+        }
         let mut sent = 0;
         if self.queue.is_empty() && self.file.is_none() {
             match self.write_now(&[&data]) {
@@ -378,6 +396,9 @@ impl Connection {
     pub fn on_writable(&mut self, out: &mut Vec<Event>) {
         if self.finished {
             return;
+        }
+        if self.toxics.is_some() {
+            return self.toxic_writable(out);
         }
         if self.file.is_some() && !self.flush_file(out) {
             return;
@@ -518,6 +539,9 @@ impl Connection {
             return Ok(());
         }
         self.eof_requested = true;
+        if self.toxics.is_some() {
+            return self.toxic_write_eof();
+        }
         if self.queue.is_empty() && self.file.is_none() {
             self.eof_written = true;
             self.stream.shutdown_write().map_err(ActorError::Io)?;
@@ -554,6 +578,9 @@ impl Connection {
             return;
         }
         self.closing = true;
+        if self.toxics.is_some() {
+            return self.toxic_writable(out);
+        }
         if self.queue.is_empty() && self.file.is_none() {
             self.finish(None, out);
         }

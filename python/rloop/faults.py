@@ -315,6 +315,7 @@ def apply(target: Any, plan: Plan) -> FaultHandle:
         target = target.transport
     compiled = plan._compile()
     connect = None
+    loop: Any
     if isinstance(target, _LoopCore):
         loop = target
         _check_loop(loop, target)

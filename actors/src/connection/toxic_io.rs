@@ -60,6 +60,13 @@ impl Connection {
         self.toxics.as_mut()?.rearm(Instant::now())
     }
 
+    /// The scheduler's deadline for this connection has fired.
+    pub(crate) fn toxic_fired(&mut self) {
+        if let Some(t) = &mut self.toxics {
+            t.disarm();
+        }
+    }
+
     /// `interest()` narrowed by the toxics: no reading while the held
     /// buffer is full or the socket is done; no write readiness while
     /// nothing queued may leave yet (a deadline will come instead).
@@ -123,11 +130,7 @@ impl Connection {
     /// `read_count`/`read_into` with toxics: pull what the socket has into
     /// the held buffer, then hand over one due slice (into `buf`, or the
     /// start of the read buffer), an end, or nothing.
-    pub(super) fn toxic_read(
-        &mut self,
-        buf: Option<&mut [u8]>,
-        out: &mut Vec<Event>,
-    ) -> ReadCount {
+    pub(super) fn toxic_read(&mut self, buf: Option<&mut [u8]>, out: &mut Vec<Event>) -> ReadCount {
         let now = Instant::now();
         if self.toxic_tick(now, out) {
             return ReadCount::Closed;

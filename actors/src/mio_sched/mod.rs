@@ -230,6 +230,7 @@ impl MioScheduler {
         for id in due.drain(..) {
             if let Some(Entry::Conn(s)) = self.slab.get_mut(id.key) {
                 if s.gen == id.gen {
+                    s.conn.toxic_fired();
                     s.record.report(turn, id, true, true, out);
                 }
             }

@@ -402,6 +402,7 @@ impl TokioScheduler {
         self.deadlines.take_due(std::time::Instant::now(), &mut due);
         for id in due.drain(..) {
             if let Some(slot) = self.conns.get_mut(id.key).filter(|s| s.gen == id.gen) {
+                slot.conn.toxic_fired();
                 slot.report(id.key, self.turn_no, true, true, out);
             }
         }

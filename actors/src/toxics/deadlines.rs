@@ -33,9 +33,8 @@ impl Deadlines {
 
     /// The connections whose deadline has come.
     pub(crate) fn take_due(&mut self, now: Instant, out: &mut Vec<ConnId>) {
-        let limit = now + super::SLACK;
         while let Some(Reverse((at, key, gen))) = self.heap.peek().copied() {
-            if at > limit {
+            if at > now {
                 break;
             }
             self.heap.pop();

@@ -26,7 +26,7 @@ mod rng;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use deadlines::Deadlines;
 pub use plan::{Direction, EveryNth, Toxic, ToxicKind, ToxicPlan};
@@ -160,12 +160,14 @@ impl Toxics {
         }
         None
     }
+
+    /// The deadline handed out has fired: the next one must be handed out
+    /// even if it is the same instant (it was not reached after all).
+    pub(crate) fn disarm(&mut self) {
+        self.armed = None;
+    }
 }
 
 /// Bytes held upstream beyond which the actor stops reading its socket,
 /// so that a slow toxic pushes back on the peer rather than on memory.
 pub(crate) const UPSTREAM_HOLD_LIMIT: usize = 1 << 20;
-
-/// Toxic timing slack: a deadline this close is treated as reached (the
-/// poller's timeout resolution is a millisecond).
-pub(crate) const SLACK: Duration = Duration::from_micros(200);

@@ -216,7 +216,9 @@ class Plan:
         return self
 
     def _compile(self) -> _ToxicPlan:
-        toxics = [(t.name, t.direction, t.toxicity, list(t.params)) for t in self._toxics]
+        toxics: list[tuple[str, str, float, list[float]]] = [
+            (t.name, t.direction, t.toxicity, list(t.params)) for t in self._toxics
+        ]
         accept = self._accept_error
         return _ToxicPlan(
             self.seed, toxics, None if accept is None else (accept.errno, accept.every)

@@ -5,18 +5,22 @@
     rloop.install()                   # asyncio.new_event_loop() -> RLoop
     rloop.install("tokio")            # ... -> TokioLoop
     asyncio.Runner(loop_factory=rloop.new_event_loop)
+    await rloop.drain(server)         # graceful shutdown of a server
 """
 
 from ._rloop import BACKENDS, Handle, TimerHandle
 from .loop import RLoop
 from .policy import EventLoopPolicy, install, new_event_loop, new_tokio_event_loop
 from .runners import run
+from .shutdown import DrainReport, drain
 
 __all__ = [
+    "DrainReport",
     "EventLoopPolicy",
     "Handle",
     "RLoop",
     "TimerHandle",
+    "drain",
     "install",
     "new_event_loop",
     "new_tokio_event_loop",

@@ -62,6 +62,9 @@ class Server(asyncio.AbstractServer):
         # the file's inode when the server started: a file that another
         # process has put at the same path since is left alone.
         self._unix_files: dict[socket.socket, tuple[Any, int]] = {}
+        # The drain in progress (rloop.shutdown), told of each connection's
+        # start and end.
+        self._drain: Any = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sockets={self.sockets!r}>"
@@ -74,12 +77,16 @@ class Server(asyncio.AbstractServer):
             self._anonymous += 1
         else:
             self._clients.add(transport)
+            if self._drain is not None:
+                self._drain._attached(transport)
 
     def _detach(self, transport: asyncio.Transport | None = None) -> None:
         if transport is None:
             self._anonymous -= 1
         else:
             self._clients.discard(transport)
+            if self._drain is not None:
+                self._drain._detached(transport)
         if self._active() == 0 and self._sockets is None:
             self._wakeup()
 
@@ -236,6 +243,11 @@ def _bind_error(err: OSError, address: Any) -> OSError:
 
 
 class ServersMixin:
+    def __init__(self) -> None:
+        # Every server of the loop, for the drain on a shutdown signal
+        # (rloop.run's shutdown_signals=).
+        self._servers: weakref.WeakSet[Server] = weakref.WeakSet()
+
     async def create_server(
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -283,6 +295,7 @@ class ServersMixin:
         server = Server(
             loop, sockets, protocol_factory, backlog, ssl, ssl_handshake_timeout, ssl_shutdown_timeout
         )
+        self._servers.add(server)
         if start_serving:
             server._start_serving()
             # One iteration, so the listening sockets are registered on return.
@@ -383,6 +396,7 @@ class ServersMixin:
         )
         if cleanup_socket:
             server._track_unix_file(sock)
+        self._servers.add(server)
         if start_serving:
             server._start_serving()
             await asyncio.sleep(0)

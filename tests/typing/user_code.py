@@ -193,6 +193,14 @@ async def processes(loop: rloop.RLoop | rloop.TokioLoop) -> None:
     assert await proc.wait() == 0
 
 
+async def graceful_shutdown(loop: rloop.RLoop | rloop.TokioLoop) -> None:
+    server = await loop.create_server(Echo, "127.0.0.1", 0)
+    report: rloop.DrainReport = await rloop.drain(server, 5.0, close_idle_after=0.5)
+    assert (report.drained, report.aborted, report.bytes_flushed) == (0, 0, 0)
+    seconds: float = report.duration
+    assert seconds >= 0
+
+
 async def main() -> str:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, (rloop.RLoop, rloop.TokioLoop))
@@ -201,6 +209,7 @@ async def main() -> str:
     await callbacks(loop)
     await more_io(loop)
     await processes(loop)
+    await graceful_shutdown(loop)
     if sys.version_info >= (3, 12):
         await loop.shutdown_default_executor(timeout=5)
     else:
@@ -217,9 +226,12 @@ def _rejected(loop: rloop.RLoop, tokio: rloop.TokioLoop) -> None:
     loop.add_signal_handler("SIGINT", print)  # type: ignore[arg-type]
     name: str = loop.time()  # type: ignore[assignment]
     text: str = loop.run_in_executor(None, square, 1).result()  # type: ignore[assignment]
-    rloop.run(square(3))  # type: ignore[arg-type]
+    rloop.run(square(3))  # type: ignore[call-overload]
     rloop.EventLoopPolicy(loop=1)  # type: ignore[arg-type]
-    print(name, text)
+    _ = rloop.drain(loop)  # type: ignore[arg-type]
+    rloop.run(main(), shutdown_signals=signal.SIGTERM)  # type: ignore[call-overload]
+    maybe: str = rloop.run(main(), shutdown_signals=[signal.SIGTERM])  # type: ignore[assignment]
+    print(name, text, maybe)
 
 
 def policy_loop(name: str | None = None) -> asyncio.AbstractEventLoop:
@@ -230,6 +242,9 @@ def run_all() -> None:
     assert rloop.run(main()) == "RLoop"
     assert rloop.run(main(), loop="tokio") == "TokioLoop"
     assert rloop.run(main(), debug=True, loop_factory=rloop.new_tokio_event_loop) == "TokioLoop"
+    # No signal comes: run() returns what main() returned.
+    ended: str | None = rloop.run(main(), shutdown_signals=(signal.SIGTERM,), shutdown_timeout=5)
+    assert ended == "RLoop"
 
     with asyncio.Runner(loop_factory=rloop.new_event_loop) as runner:
         assert runner.run(main()) == "RLoop"

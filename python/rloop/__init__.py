@@ -8,6 +8,7 @@
     await rloop.drain(server)         # graceful shutdown of a server
 """
 
+from . import faults
 from ._rloop import BACKENDS, Handle, TimerHandle
 from .loop import RLoop
 from .policy import EventLoopPolicy, install, new_event_loop, new_tokio_event_loop
@@ -21,6 +22,7 @@ __all__ = [
     "RLoop",
     "TimerHandle",
     "drain",
+    "faults",
     "install",
     "new_event_loop",
     "new_tokio_event_loop",

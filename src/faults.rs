@@ -230,11 +230,10 @@ impl SocketTransport {
             .is_some_and(|r| r.add_toxic_plans(self.id, &[Arc::clone(&plan.plan)], &mut out)))
     }
 
-    /// (bytes received, bytes sent) by the socket so far; `None` once the
-    /// connection is gone.
-    fn _io_counts(&self, py: Python<'_>) -> PyResult<Option<(u64, u64)>> {
-        let guard = self.lp.get().reactor(py)?;
-        Ok(guard.as_ref().and_then(|r| r.io_counts(self.id)))
+    /// (bytes received, bytes sent) by the socket: so far, or in all once
+    /// the connection is gone.
+    fn _io_counts(&self) -> (u64, u64) {
+        self.io_counts.get()
     }
 
     /// Test-only fault injection: make this connection's actor panic on its

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 pub use actors::{
     ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Direction, Event, EveryNth, FaultPlan,
-    FileSegment, Listener, ListenerId, ReadCount, ReadResult, Ready, SendfileError,
+    FileSegment, IoCounts, Listener, ListenerId, ReadCount, ReadResult, Ready, SendfileError,
     SendfileOutcome, SharedFd, Stream, StreamKind, Toxic, ToxicKind, ToxicPlan,
 };
 
@@ -74,8 +74,8 @@ pub trait Reactor: Send {
     /// Every connection with toxics is reported next turn (a plan was
     /// removed).
     fn wake_toxics(&mut self);
-    /// (bytes received, bytes sent); None for a dead id.
-    fn io_counts(&self, id: ConnId) -> Option<(u64, u64)>;
+    /// The connection's byte counters (they outlive it); None for a dead id.
+    fn io_counter(&self, id: ConnId) -> Option<Arc<IoCounts>>;
     /// Loop shutdown: every live actor ends, each with exactly one Closed.
     fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>);
 

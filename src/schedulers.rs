@@ -107,8 +107,8 @@ macro_rules! reactor_for {
             fn wake_toxics(&mut self) {
                 <$scheduler>::wake_toxics(self)
             }
-            fn io_counts(&self, id: ConnId) -> Option<(u64, u64)> {
-                <$scheduler as Actors>::io_counts(self, id)
+            fn io_counter(&self, id: ConnId) -> Option<Arc<IoCounts>> {
+                <$scheduler as Actors>::io_counter(self, id)
             }
             fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>) {
                 <$scheduler>::close_all(self, out)

@@ -93,7 +93,7 @@ impl EventLoop {
             let _ = stream.set_nodelay(true);
             let fd = stream.as_raw_fd();
             let plans = this.faults.lock().for_connection(server.as_ref());
-            let id = {
+            let (id, io_counts) = {
                 let mut guard = this.reactor(py)?;
                 match guard.as_mut() {
                     Some(r) => {
@@ -101,7 +101,7 @@ impl EventLoop {
                         if !plans.is_empty() {
                             r.add_toxic_plans(id, &plans, &mut Vec::new());
                         }
-                        id
+                        (id, r.io_counter(id).unwrap_or_default())
                     }
                     None => return Err(PyRuntimeError::new_err("Event loop is closed")),
                 }
@@ -124,6 +124,7 @@ impl EventLoop {
                     sock.map(Bound::unbind),
                     holder,
                     context.clone_ref(py),
+                    io_counts,
                 )?,
             )?;
             let face = SocketTransport::attach_face(transport.bind(py))?;

@@ -18,7 +18,7 @@ use crate::exception_handler::escapes_loop;
 use crate::handles::Handle;
 use crate::py_imports;
 use crate::reactor::{
-    ActorError, CloseError, Command, ConnId, Event, ReadCount, ReadResult, SharedFd,
+    ActorError, CloseError, Command, ConnId, Event, IoCounts, ReadCount, ReadResult, SharedFd,
 };
 use crate::sendfile::SendfileState;
 
@@ -63,6 +63,8 @@ pub(crate) struct State {
 pub struct SocketTransport {
     pub(crate) lp: Py<EventLoop>,
     pub(crate) id: ConnId,
+    /// The actor's byte counters, kept after it ends (`_io_counts`).
+    pub(crate) io_counts: Arc<IoCounts>,
     pub(crate) fd: RawFd,
     pub(crate) family: i32,
     /// The `contextvars.Context` its protocol's methods run in: a copy of
@@ -126,6 +128,7 @@ impl SocketTransport {
         sock: Option<Py<PyAny>>,
         fd_holder: Arc<SharedFd>,
         context: Py<PyAny>,
+        io_counts: Arc<IoCounts>,
     ) -> PyResult<Self> {
         let extra = match extra {
             Some(e) => e,
@@ -134,6 +137,7 @@ impl SocketTransport {
         Ok(SocketTransport {
             lp,
             id,
+            io_counts,
             fd,
             family,
             context,

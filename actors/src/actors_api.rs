@@ -8,6 +8,7 @@ use crate::connection::{ConnInfo, Connection, ReadCount, ReadResult};
 use crate::error::ActorError;
 use crate::event::{CloseError, Event};
 use crate::fault::FaultPlan;
+use crate::io_counts::IoCounts;
 use crate::ready::ConnId;
 use crate::sendfile::FileSegment;
 use crate::supervisor::supervise;
@@ -159,9 +160,10 @@ pub trait Actors {
             .is_some()
     }
 
-    /// Bytes received and sent by the connection; `None` for dead ids.
-    fn io_counts(&self, id: ConnId) -> Option<(u64, u64)> {
-        self.actor(id).map(|c| c.io_counts())
+    /// The connection's byte counters (they outlive it); `None` for dead
+    /// ids.
+    fn io_counter(&self, id: ConnId) -> Option<Arc<IoCounts>> {
+        self.actor(id).map(|c| c.io_counter())
     }
 
     /// Whether the actor has not yet emitted `Closed`.

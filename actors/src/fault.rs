@@ -4,6 +4,9 @@
 //! exercise exactly the paths a real bug or a real OS error would take.
 
 use std::io::{self, IoSlice, Read, Write};
+use std::sync::Arc;
+
+use crate::io_counts::IoCounts;
 
 /// What to break. Counts are 1-based and count socket read/write attempts
 /// made by this connection from the moment the plan is installed.
@@ -26,9 +29,8 @@ pub(crate) struct FaultState {
     plan: Option<Box<FaultPlan>>,
     reads: u64,
     writes: u64,
-    /// Bytes the socket calls moved, for `transport._io_counts()`.
-    pub(crate) bytes_in: u64,
-    pub(crate) bytes_out: u64,
+    /// Bytes the socket calls moved (shared with the transport).
+    pub(crate) counts: Arc<IoCounts>,
 }
 
 impl FaultState {
@@ -51,7 +53,7 @@ impl FaultState {
 
     pub(crate) fn count_out(&mut self, r: io::Result<usize>) -> io::Result<usize> {
         if let Ok(n) = r {
-            self.bytes_out += n as u64;
+            self.counts.add_sent(n as u64);
         }
         r
     }
@@ -103,7 +105,7 @@ impl<S: Read> Read for Faulty<'_, S> {
             None => {
                 let r = self.inner.read(buf);
                 if let Ok(n) = r {
-                    self.fault.bytes_in += n as u64;
+                    self.fault.counts.add_received(n);
                 }
                 r
             }

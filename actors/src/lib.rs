@@ -37,6 +37,7 @@ mod connection;
 mod error;
 mod event;
 mod fault;
+mod io_counts;
 mod level;
 mod mio_sched;
 mod ready;
@@ -56,6 +57,7 @@ pub use connection::{ConnInfo, Connection, ReadCount, ReadResult, DEFAULT_READ_B
 pub use error::{ActorError, LimitsError};
 pub use event::{CloseError, Event};
 pub use fault::FaultPlan;
+pub use io_counts::IoCounts;
 pub use mio_sched::MioScheduler;
 pub use ready::{ConnId, ListenerId, Ready};
 pub use sendfile::{FileSegment, SendfileError, SendfileOutcome};

@@ -115,7 +115,7 @@ impl FileSegment {
                 Ok(n) => {
                     self.offset += n;
                     self.sent += n;
-                    fault.bytes_out += n;
+                    fault.counts.add_sent(n);
                     if let Some(left) = &mut self.left {
                         *left = left.saturating_sub(n);
                     }

@@ -10,47 +10,13 @@ mod common;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actors::{
-    ActorError, Actors, CloseError, Command, ConnId, Event, FaultPlan, FileSegment, MioScheduler,
+    ActorError, CloseError, Command, ConnId, Event, FaultPlan, FileSegment, MioScheduler,
     ReadResult, Ready, SendfileError, SendfileOutcome, Stream, TokioScheduler,
 };
-use common::{check_deadline, pattern, read_all, tcp_pair, temp_dir, unix_pair};
-
-/// What the tests need of a scheduler beyond [`Actors`].
-trait Sched: Actors + Sized {
-    fn make() -> Self;
-    fn turn_once(&mut self, out: &mut Vec<Ready>);
-    fn adopt(&mut self, stream: Stream) -> ConnId;
-}
-
-impl Sched for MioScheduler {
-    fn make() -> Self {
-        MioScheduler::new().unwrap()
-    }
-    fn turn_once(&mut self, out: &mut Vec<Ready>) {
-        match self.turn(Some(Duration::from_millis(50)), out) {
-            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => panic!("turn: {e}"),
-            _ => {}
-        }
-    }
-    fn adopt(&mut self, stream: Stream) -> ConnId {
-        self.add_connection(stream).unwrap()
-    }
-}
-
-impl Sched for TokioScheduler {
-    fn make() -> Self {
-        TokioScheduler::new().unwrap()
-    }
-    fn turn_once(&mut self, out: &mut Vec<Ready>) {
-        self.turn(Some(Duration::from_millis(50)), out).unwrap();
-    }
-    fn adopt(&mut self, stream: Stream) -> ConnId {
-        self.add_connection(stream).unwrap()
-    }
-}
+use common::{check_deadline, pattern, read_all, tcp_pair, temp_dir, unix_pair, Sched};
 
 /// The peer side of a connection: a blocking socket of either family.
 enum Peer {

@@ -54,7 +54,7 @@ class DrainReport:
 
 
 class _Connection:
-    __slots__ = ("counts", "ended_by_drain", "flushed_at_close", "quiet_since", "sent_at_start")
+    __slots__ = ("counts", "ended_by_drain", "quiet_since", "sent_at_start")
 
     def __init__(self, counts: tuple[int, int], now: float) -> None:
         self.counts = counts
@@ -62,7 +62,6 @@ class _Connection:
         self.quiet_since = now
         # What it will have sent once flushed, once seen closing (nothing
         # can be added to its buffer then).
-        self.flushed_at_close: int | None = None
         # "closed" once the drain closed it as idle, "aborted" once it
         # aborted it; None while it is the connection's own business.
         self.ended_by_drain: str | None = None
@@ -89,9 +88,7 @@ class _Drain:
 
     # Called by the server (Server._attach/_detach).
     def _attached(self, transport: Any) -> None:
-        counts = transport._io_counts()
-        if counts is not None:  # else it has ended: its _detach follows
-            self._connections[transport] = _Connection(counts, self._loop.time())
+        self._connections[transport] = _Connection(transport._io_counts(), self._loop.time())
 
     def _detached(self, transport: Any) -> None:
         conn = self._connections.pop(transport, None)
@@ -101,7 +98,8 @@ class _Drain:
             self._aborted += 1
         else:
             self._drained += 1
-            self._flushed += _sent_in_the_end(transport, conn) - conn.sent_at_start
+            # The counters stay readable after the connection's end.
+            self._flushed += int(transport._io_counts()[1]) - conn.sent_at_start
         if not self._connections:
             self._wake()
 
@@ -163,14 +161,10 @@ class _Drain:
             if conn.ended_by_drain is not None:
                 continue
             counts = transport._io_counts()
-            if counts is None:
-                continue  # ended: its _detach follows
             if counts != conn.counts:
                 conn.counts = counts
                 conn.quiet_since = now
             if transport.is_closing():
-                if conn.flushed_at_close is None:
-                    conn.flushed_at_close = counts[1] + transport.get_write_buffer_size()
                 continue
             idle_after = self._idle_after
             if idle_after is None or now - conn.quiet_since < idle_after:
@@ -181,7 +175,6 @@ class _Drain:
             ):
                 continue
             conn.ended_by_drain = "closed"
-            conn.flushed_at_close = counts[1]
             # Over TLS the application's transport closes, so that the
             # peer gets a close_notify before the FIN.
             (app_transport or transport).close()
@@ -207,20 +200,6 @@ class _Drain:
             self._wakeup = None
             if timer is not None:
                 timer.cancel()
-
-
-def _sent_in_the_end(transport: Any, conn: _Connection) -> int:
-    """What a connection that has just ended (not aborted by the drain) had
-    sent. The transport no longer reports its counters then (its actor is
-    gone), so this is what the drain saw last: exact for a connection it
-    saw closing (then flushed, unless the peer reset it) or closed as idle;
-    otherwise its last look, at most one tick old."""
-    counts = transport._io_counts()
-    if counts is not None:
-        return int(counts[1])
-    if conn.flushed_at_close is not None:
-        return conn.flushed_at_close
-    return int(conn.counts[1])
 
 
 def _tls_transport(transport: Any) -> Any:

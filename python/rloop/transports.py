@@ -86,9 +86,9 @@ class SocketTransport(transports._FlowControlMixin):
         """Make `protocol` the transport's protocol."""
         self._core.set_protocol(protocol)
 
-    def _io_counts(self) -> tuple[int, int] | None:
-        """(bytes received, bytes sent) by the socket so far, None once the
-        connection has ended (read by rloop.drain)."""
+    def _io_counts(self) -> tuple[int, int]:
+        """(bytes received, bytes sent) by the socket so far, or in all once
+        the connection has ended (read by rloop.drain)."""
         return self._core._io_counts()  # type: ignore[no-any-return]
 
     def _inject_fault(self, **plan: Any) -> bool:

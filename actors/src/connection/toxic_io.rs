@@ -21,6 +21,7 @@ use super::{read_once, Connection, ReadCount};
 use crate::error::ActorError;
 use crate::event::{CloseError, Event};
 use crate::fault::Faulty;
+use crate::io_counts::IoCounts;
 use crate::toxics::flow::{End, Mark};
 use crate::toxics::{ToxicPlan, Toxics, UPSTREAM_HOLD_LIMIT};
 
@@ -47,7 +48,12 @@ impl Connection {
 
     /// Bytes received from and sent to the socket so far.
     pub fn io_counts(&self) -> (u64, u64) {
-        (self.fault.bytes_in, self.fault.bytes_out)
+        self.fault.counts.get()
+    }
+
+    /// The counters themselves, which outlive the connection.
+    pub fn io_counter(&self) -> Arc<IoCounts> {
+        Arc::clone(&self.fault.counts)
     }
 
     /// Whether toxics are installed.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actors::Actors;
-use actors::{ConnId, Event, MioScheduler, Ready, Stream};
+use actors::{ConnId, Event, MioScheduler, Ready, Stream, TokioScheduler};
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -134,4 +134,38 @@ pub fn read_all(mut s: impl Read) -> (Vec<u8>, Option<std::io::Error>) {
 
 pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// What the tests need of a scheduler beyond [`Actors`].
+pub trait Sched: Actors + Sized {
+    fn make() -> Self;
+    fn turn_once(&mut self, out: &mut Vec<Ready>);
+    fn adopt(&mut self, stream: Stream) -> ConnId;
+}
+
+impl Sched for MioScheduler {
+    fn make() -> Self {
+        MioScheduler::new().unwrap()
+    }
+    fn turn_once(&mut self, out: &mut Vec<Ready>) {
+        match self.turn(Some(Duration::from_millis(50)), out) {
+            Err(e) if e.kind() != std::io::ErrorKind::Interrupted => panic!("turn: {e}"),
+            _ => {}
+        }
+    }
+    fn adopt(&mut self, stream: Stream) -> ConnId {
+        self.add_connection(stream).unwrap()
+    }
+}
+
+impl Sched for TokioScheduler {
+    fn make() -> Self {
+        TokioScheduler::new().unwrap()
+    }
+    fn turn_once(&mut self, out: &mut Vec<Ready>) {
+        self.turn(Some(Duration::from_millis(50)), out).unwrap();
+    }
+    fn adopt(&mut self, stream: Stream) -> ConnId {
+        self.add_connection(stream).unwrap()
+    }
 }

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Self
 
-__all__ = ["Direction", "FaultHandle", "Plan", "Toxic", "apply"]
+__all__ = ["Direction", "FaultHandle", "Plan", "Target", "Toxic", "apply"]
 
 Direction = Literal["upstream", "downstream"]
 
@@ -308,7 +308,12 @@ def _check_loop(loop: Any, target: Any) -> None:
         raise RuntimeError("Event loop is closed")
 
 
-def apply(target: Any, plan: Plan) -> FaultHandle:
+Target = (
+    asyncio.AbstractEventLoop | asyncio.AbstractServer | asyncio.BaseTransport | asyncio.StreamWriter
+)
+
+
+def apply(target: Target, plan: Plan) -> FaultHandle:
     """Put ``plan`` on ``target`` (a loop, a server, a transport or a
     ``StreamWriter``) and return the handle that takes it off again."""
     if not isinstance(plan, Plan):

@@ -495,3 +495,46 @@ def test_bad_input(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
     with pytest.raises(RuntimeError):
         faults.apply(loop, faults.Plan())
+
+
+class BufferedRecorder(asyncio.BufferedProtocol):
+    """Records the size of each buffer_updated call."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(1000)
+        self.sizes: list[int] = []
+        self.data = bytearray()
+        self.transport: Any = None
+        self.made = asyncio.get_running_loop().create_future()
+        self.eof = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.made.set_result(transport)
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.sizes.append(nbytes)
+        self.data += self.buf[:nbytes]
+
+    def eof_received(self) -> None:
+        self.eof.set_result(None)
+
+
+def test_slicer_reaches_a_buffered_protocol(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        server, made = await serve(BufferedRecorder)
+        faults.apply(server, faults.Plan().slicer(7, direction="upstream").latency(10, direction="upstream"))
+        _, w = await asyncio.open_connection(HOST, port_of(server))
+        proto = await first(made)
+        w.write(bytes(range(30)))
+        w.write_eof()
+        await asyncio.wait_for(proto.eof, 5)
+        assert proto.sizes == [7, 7, 7, 7, 2]
+        assert bytes(proto.data) == bytes(range(30))
+        w.close()
+        server.close()
+
+    run(loop, main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import sys
 import tempfile
 
 import rloop
+from rloop import faults
 
 
 class Echo(asyncio.Protocol):
@@ -201,6 +203,17 @@ async def graceful_shutdown(loop: rloop.RLoop | rloop.TokioLoop) -> None:
     assert seconds >= 0
 
 
+async def fault_injection(loop: rloop.RLoop | rloop.TokioLoop) -> None:
+    server = await loop.create_server(Echo, "127.0.0.1", 0)
+    plan: faults.Plan = faults.Plan(seed=1).latency(5, direction="upstream").limit_data(100)
+    with faults.apply(server, plan) as handle:
+        assert not handle.removed
+    assert handle.removed
+    on_loop = faults.apply(loop, faults.Plan().connect_error(errno.ECONNREFUSED, every=3))
+    on_loop.remove()
+    server.close()
+
+
 async def main() -> str:
     loop = asyncio.get_running_loop()
     assert isinstance(loop, (rloop.RLoop, rloop.TokioLoop))
@@ -210,6 +223,7 @@ async def main() -> str:
     await more_io(loop)
     await processes(loop)
     await graceful_shutdown(loop)
+    await fault_injection(loop)
     if sys.version_info >= (3, 12):
         await loop.shutdown_default_executor(timeout=5)
     else:
@@ -231,6 +245,8 @@ def _rejected(loop: rloop.RLoop, tokio: rloop.TokioLoop) -> None:
     _ = rloop.drain(loop)  # type: ignore[arg-type]
     rloop.run(main(), shutdown_signals=signal.SIGTERM)  # type: ignore[call-overload]
     maybe: str = rloop.run(main(), shutdown_signals=[signal.SIGTERM])  # type: ignore[assignment]
+    faults.Plan().latency(5, direction="sideways")  # type: ignore[arg-type]
+    faults.apply("server", faults.Plan())  # type: ignore[arg-type]
     print(name, text, maybe)
 
 

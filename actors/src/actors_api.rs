@@ -20,6 +20,11 @@ pub trait Actors {
     /// The live actor behind `id`, if any.
     fn actor(&self, id: ConnId) -> Option<&Connection>;
     fn actor_mut(&mut self, id: ConnId) -> Option<&mut Connection>;
+    /// A live actor and the scheduler's read buffer, shared by all its
+    /// actors (a read's bytes are lent from it until the next call).
+    fn actor_and_buffer(&mut self, id: ConnId) -> Option<(&mut Connection, &mut [u8])>;
+    /// The scheduler's read buffer.
+    fn read_buffer(&self) -> &[u8];
     /// After a successful call: drop a finished actor, follow interest
     /// changes, queue a re-read.
     fn settle(&mut self, id: ConnId, out: &mut Vec<Event>);
@@ -40,13 +45,24 @@ pub trait Actors {
         out: &mut Vec<Event>,
         f: impl FnOnce(&mut Connection, &mut Vec<Event>) -> R,
     ) -> Option<R> {
+        self.supervised_reading(id, out, |c, _, out| f(c, out))
+    }
+
+    /// [`Actors::supervised`], with the scheduler's read buffer lent to
+    /// `f` too.
+    fn supervised_reading<R>(
+        &mut self,
+        id: ConnId,
+        out: &mut Vec<Event>,
+        f: impl FnOnce(&mut Connection, &mut [u8], &mut Vec<Event>) -> R,
+    ) -> Option<R> {
         if let Some(err) = self.take_ended(id) {
             out.push(Event::Closed(Some(err)));
             self.remove_conn(id);
             return None;
         }
-        let conn = self.actor_mut(id)?;
-        let result = supervise(|| f(&mut *conn, out));
+        let (conn, buf) = self.actor_and_buffer(id)?;
+        let result = supervise(|| f(&mut *conn, buf, out));
         match result {
             Ok(r) => {
                 self.settle(id, out);
@@ -65,11 +81,8 @@ pub trait Actors {
     /// One read. The data borrows the scheduler: copy or consume it
     /// before calling into Python.
     fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
-        match self.supervised(id, out, |c, out| c.read_count(out)) {
-            Some(ReadCount::Data(n)) => match self.actor(id) {
-                Some(c) => ReadResult::Data(c.read_data(n)),
-                None => ReadResult::Closed,
-            },
+        match self.supervised_reading(id, out, |c, buf, out| c.read_count(buf, out)) {
+            Some(ReadCount::Data(n)) => ReadResult::Data(&self.read_buffer()[..n]),
             Some(ReadCount::Eof) => ReadResult::Eof,
             Some(ReadCount::WouldBlock) => ReadResult::WouldBlock,
             Some(ReadCount::Closed) | None => ReadResult::Closed,

@@ -21,7 +21,9 @@ use crate::write_queue::WriteQueue;
 
 mod toxic_io;
 
-/// Default read buffer, reused for every read.
+/// The read buffer of a scheduler: one for all its connections (a read's
+/// bytes are copied out before the next read), so an idle connection
+/// costs no buffer at all.
 pub const DEFAULT_READ_BUFFER: usize = 256 * 1024;
 /// Most iovecs one immediate `writelines` hands to `writev`.
 const MAX_IOVECS: usize = 64;
@@ -66,7 +68,8 @@ pub struct ConnInfo {
 #[derive(Debug)]
 pub struct Connection {
     stream: Stream,
-    rbuf: Box<[u8]>,
+    /// Most bytes one read takes (the scheduler's buffer may be larger).
+    read_limit: usize,
     queue: WriteQueue,
     /// A file being sent (sendfile), after the first `ahead` queued bytes
     /// and before the rest.
@@ -99,11 +102,11 @@ impl Connection {
         Self::with_read_buffer(stream, DEFAULT_READ_BUFFER)
     }
 
-    /// `size` is clamped to at least 1 byte.
+    /// Reads take at most `size` bytes at a time (clamped to at least 1).
     pub fn with_read_buffer(stream: Stream, size: usize) -> Self {
         Connection {
             stream,
-            rbuf: vec![0u8; size.max(1)].into_boxed_slice(),
+            read_limit: size.max(1),
             queue: WriteQueue::new(),
             file: None,
             reading: true,
@@ -190,42 +193,24 @@ impl Connection {
         self.queue.limits()
     }
 
-    /// The first `n` bytes of the read buffer (after `read_count`).
-    pub(crate) fn read_data(&self, n: usize) -> &[u8] {
-        &self.rbuf[..n.min(self.rbuf.len())]
-    }
-
-    /// One read into the internal buffer.
-    pub fn read(&mut self, out: &mut Vec<Event>) -> ReadResult<'_> {
-        match self.read_count(out) {
-            ReadCount::Data(n) => ReadResult::Data(self.read_data(n)),
-            ReadCount::Eof => ReadResult::Eof,
-            ReadCount::WouldBlock => ReadResult::WouldBlock,
-            ReadCount::Closed => ReadResult::Closed,
-        }
-    }
-
-    /// One read into the internal buffer, returning only the count (the
-    /// scheduler lends the bytes afterwards via `read_data`).
-    pub(crate) fn read_count(&mut self, out: &mut Vec<Event>) -> ReadCount {
+    /// One read into the scheduler's buffer `buf`, returning the count
+    /// (the scheduler lends the bytes afterwards).
+    pub(crate) fn read_count(&mut self, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
+        let limit = self.read_limit.min(buf.len());
+        let buf = &mut buf[..limit];
         if self.toxics.is_some() {
-            return self.toxic_read(None, out);
+            return self.toxic_read(buf, out);
         }
         if let Some(early) = self.read_gate() {
             return early;
         }
-        let Connection {
-            stream,
-            rbuf,
-            fault,
-            ..
-        } = self;
+        let Connection { stream, fault, .. } = self;
         let r = read_once(
             &mut Faulty {
                 inner: stream,
                 fault,
             },
-            rbuf,
+            buf,
         );
         self.after_read(r, out)
     }
@@ -233,7 +218,7 @@ impl Connection {
     /// One read into `buf` (BufferedProtocol's `get_buffer()` memory).
     pub fn read_into(&mut self, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
         if self.toxics.is_some() {
-            return self.toxic_read(Some(buf), out);
+            return self.toxic_read(buf, out);
         }
         if let Some(early) = self.read_gate() {
             return early;

@@ -134,9 +134,9 @@ impl Connection {
     }
 
     /// `read_count`/`read_into` with toxics: pull what the socket has into
-    /// the held buffer, then hand over one due slice (into `buf`, or the
-    /// start of the read buffer), an end, or nothing.
-    pub(super) fn toxic_read(&mut self, buf: Option<&mut [u8]>, out: &mut Vec<Event>) -> ReadCount {
+    /// the held buffer (through `buf`), then hand over one due slice (in
+    /// `buf`), an end, or nothing.
+    pub(super) fn toxic_read(&mut self, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
         let now = Instant::now();
         if self.toxic_tick(now, out) {
             return ReadCount::Closed;
@@ -144,10 +144,10 @@ impl Connection {
         if !self.wants_read() {
             return ReadCount::WouldBlock;
         }
-        if buf.as_ref().is_some_and(|b| b.is_empty()) {
+        if buf.is_empty() {
             return ReadCount::Data(0);
         }
-        let socket_more = match self.pull_upstream(now) {
+        let socket_more = match self.pull_upstream(buf, now) {
             Ok(more) => more,
             Err(e) => {
                 self.finish(Some(CloseError::Io(e)), out);
@@ -159,12 +159,8 @@ impl Connection {
         };
         match t.up.front_due(now) {
             Some(Mark::Data(len)) => {
-                let dst: &mut [u8] = match buf {
-                    Some(b) => b,
-                    None => &mut self.rbuf,
-                };
-                let n = len.min(dst.len()).min(t.held.len());
-                for (d, s) in dst.iter_mut().zip(t.held.drain(..n)) {
+                let n = len.min(buf.len()).min(t.held.len());
+                for (d, s) in buf.iter_mut().zip(t.held.drain(..n)) {
                     *d = s;
                 }
                 t.up.consume(n);
@@ -195,12 +191,11 @@ impl Connection {
         ReadCount::WouldBlock
     }
 
-    /// One socket read into the held buffer, if there is room and the
-    /// socket may have data. True if it may have more.
-    fn pull_upstream(&mut self, now: Instant) -> io::Result<bool> {
+    /// One socket read (into `buf`, then the held buffer), if there is room
+    /// and the socket may have data. True if it may have more.
+    fn pull_upstream(&mut self, buf: &mut [u8], now: Instant) -> io::Result<bool> {
         let Connection {
             stream,
-            rbuf,
             fault,
             toxics,
             read_closed_seen,
@@ -217,7 +212,7 @@ impl Connection {
                 inner: stream,
                 fault,
             },
-            rbuf,
+            buf,
         );
         match r {
             Ok((0, _)) => {
@@ -227,7 +222,7 @@ impl Connection {
             }
             Ok((n, cap)) => {
                 let passed = t.up.admit(n, now);
-                t.held.extend(&rbuf[..passed]);
+                t.held.extend(&buf[..passed]);
                 Ok(n == cap || *read_closed_seen)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),

@@ -18,7 +18,7 @@ use slab::Slab;
 use crate::acceptor::Listener;
 use crate::actors_api::Actors;
 use crate::command::Command;
-use crate::connection::Connection;
+use crate::connection::{Connection, DEFAULT_READ_BUFFER};
 use crate::event::{CloseError, Event};
 use crate::level::FiredFds;
 use crate::ready::TurnRecord;
@@ -86,6 +86,8 @@ pub struct MioScheduler {
     /// Toxic release times of connections with fault plans (toxics/).
     deadlines: Deadlines,
     due: Vec<ConnId>,
+    /// Every connection reads into this one buffer (actors_api.rs).
+    read_buf: Box<[u8]>,
 }
 
 impl MioScheduler {
@@ -105,6 +107,7 @@ impl MioScheduler {
             turn_no: 0,
             deadlines: Deadlines::default(),
             due: Vec::new(),
+            read_buf: vec![0u8; DEFAULT_READ_BUFFER].into_boxed_slice(),
         })
     }
 
@@ -425,6 +428,15 @@ impl Actors for MioScheduler {
     }
     fn actor_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
         self.slot_mut(id).map(|s| &mut s.conn)
+    }
+    fn actor_and_buffer(&mut self, id: ConnId) -> Option<(&mut Connection, &mut [u8])> {
+        match self.slab.get_mut(id.key) {
+            Some(Entry::Conn(s)) if s.gen == id.gen => Some((&mut s.conn, &mut self.read_buf)),
+            _ => None,
+        }
+    }
+    fn read_buffer(&self) -> &[u8] {
+        &self.read_buf
     }
     fn settle(&mut self, id: ConnId, out: &mut Vec<Event>) {
         self.settle_conn(id, out)

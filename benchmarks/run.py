@@ -53,7 +53,7 @@ MICRO_PY = HERE / "micro.py"
 ALL_LOOPS: tuple[str, ...] = ("asyncio", "uvloop", "rloop", "tokio")
 REFERENCE = "uvloop"
 CEILING_NAME = "ceiling"
-KINDS: tuple[str, ...] = ("sockets", "streams", "protocol", "bufproto", "http")
+KINDS: tuple[str, ...] = ("sockets", "streams", "protocol", "bufproto", "http", "churn")
 NOT_YET: tuple[str, ...] = ("udp echo", "tls echo")
 SERVER_CPU = 0
 CLIENT_CPU = 1
@@ -189,18 +189,25 @@ class Cell:
 
     @property
     def mode(self) -> str:
-        return "http" if self.kind == "http" else "echo"
+        return self.kind if self.kind in ("http", "churn") else "echo"
+
+    @property
+    def server_kind(self) -> str:
+        """What the server runs: churn is Protocol echo, one message per connection."""
+        return "protocol" if self.kind == "churn" else self.kind
 
     @property
     def label(self) -> str:
         if self.kind == "http":
             return f"http keep-alive, {self.conns} conn"
+        if self.kind == "churn":
+            return f"connection churn {self.size // 1024} KiB, {self.conns} at a time"
         return f"{self.kind} echo {self.size // 1024} KiB, {self.conns} conn"
 
     @property
     def ceiling_key(self) -> str:
-        if self.kind == "http":
-            return f"http/{self.conns}"
+        if self.kind in ("http", "churn"):
+            return f"{self.kind}/{self.size}/{self.conns}"
         return f"echo/{self.size}/{self.conns}"
 
 
@@ -248,6 +255,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             for size in (1024, 100 * 1024)
         ]
         cells.append(Cell("http", 0, 32))
+        cells.append(Cell("churn", 1024, 32))
         runs, warmup, duration, micro = 3, 0.25, 1.0, 0.15
     else:
         cells = [
@@ -257,6 +265,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
             for conns in (1, 32)
         ]
         cells += [Cell("http", 0, conns) for conns in (1, 32)]
+        cells.append(Cell("churn", 1024, 32))
         runs, warmup, duration, micro = 3, 0.4, 1.5, 0.5
     if args.cells:
         cells = [parse_cell(spec) for spec in args.cells.split(",") if spec.strip()]
@@ -394,9 +403,10 @@ def run_cell_once(server_cmd: list[str], cell: Cell, plan: Plan, pinned: bool) -
 
 def server_command(loop: str, cell: Cell, pinned: bool) -> list[str]:
     if loop == CEILING_NAME:
-        cmd = [str(CEILING), "--mode", cell.mode, "--port", "0", "--max-seconds", "120"]
+        mode = "echo" if cell.kind == "churn" else cell.mode
+        cmd = [str(CEILING), "--mode", mode, "--port", "0", "--max-seconds", "120"]
     else:
-        cmd = [sys.executable, str(SERVER_PY), "--loop", loop, "--kind", cell.kind]
+        cmd = [sys.executable, str(SERVER_PY), "--loop", loop, "--kind", cell.server_kind]
         cmd += ["--port", "0", "--max-seconds", "120"]
     if pinned:
         cmd += ["--cpu", str(SERVER_CPU)]

@@ -3,7 +3,9 @@
 //! Opens `--conns` connections on a single-threaded tokio runtime; each
 //! connection keeps exactly one request in flight:
 //!   * `echo`: send `--size` bytes, wait until all of them came back, repeat;
-//!   * `http`: send a GET, read one Content-Length framed response, repeat.
+//!   * `http`: send a GET, read one Content-Length framed response, repeat;
+//!   * `churn`: connect, send `--size` bytes, read them back, close, repeat
+//!     (one message per connection: the cost of setting up and tearing down).
 //!
 //! Runs `--warmup` seconds unmeasured, then `--duration` seconds measured, and
 //! prints one JSON object. When `--server-pid` is given, the server's
@@ -30,6 +32,7 @@ const GRACE: Duration = Duration::from_secs(5);
 enum Mode {
     Echo,
     Http,
+    Churn,
 }
 
 #[derive(Clone, Copy)]
@@ -113,6 +116,44 @@ async fn echo_conn(plan: Plan) -> ConnResult {
             }
             verified = true;
         }
+        res.record(&plan, begin, Instant::now(), plan.size);
+    }
+    res
+}
+
+async fn churn_conn(plan: Plan) -> ConnResult {
+    let mut res = ConnResult::default();
+    let message: Vec<u8> = (0..plan.size).map(|i| (i % 251) as u8).collect();
+    let mut buf = vec![0u8; plan.size];
+    loop {
+        let begin = Instant::now();
+        if begin >= plan.end {
+            break;
+        }
+        let Some(mut stream) = connect(&plan).await else {
+            res.errors += 1;
+            break;
+        };
+        let (mut rd, mut wr) = stream.split();
+        let io = async { tokio::try_join!(wr.write_all(&message), rd.read_exact(&mut buf)) };
+        match timeout_at(plan.hard, io).await {
+            Ok(Ok(_)) if buf == message => {}
+            Ok(Ok(_)) => {
+                eprintln!("loadclient: churn payload mismatch");
+                res.errors += 1;
+                break;
+            }
+            Ok(Err(e)) => {
+                eprintln!("loadclient: churn I/O error: {e}");
+                res.errors += 1;
+                break;
+            }
+            Err(_) => {
+                res.errors += 1;
+                break;
+            }
+        }
+        drop(stream);
         res.record(&plan, begin, Instant::now(), plan.size);
     }
     res
@@ -203,6 +244,7 @@ async fn run(plan: Plan, conns: usize, server_pid: Option<u32>) -> String {
         match plan.mode {
             Mode::Echo => tasks.spawn(echo_conn(plan)),
             Mode::Http => tasks.spawn(http_conn(plan)),
+            Mode::Churn => tasks.spawn(churn_conn(plan)),
         };
     }
 
@@ -238,10 +280,10 @@ async fn run(plan: Plan, conns: usize, server_pid: Option<u32>) -> String {
             "\"p50_us\":{:.1},\"p99_us\":{:.1},\"errors\":{},",
             "\"server_cpu_ticks\":{},\"client_cpu_ticks\":{},\"clk_tck\":{}}}"
         ),
-        if plan.mode == Mode::Echo {
-            "echo"
-        } else {
-            "http"
+        match plan.mode {
+            Mode::Echo => "echo",
+            Mode::Http => "http",
+            Mode::Churn => "churn",
         },
         plan.size,
         conns,
@@ -270,7 +312,8 @@ fn real_main() -> Result<(), String> {
     let mode = match args.get_str("mode", "echo").as_str() {
         "echo" => Mode::Echo,
         "http" => Mode::Http,
-        other => return Err(format!("unknown --mode {other:?} (echo|http)")),
+        "churn" => Mode::Churn,
+        other => return Err(format!("unknown --mode {other:?} (echo|http|churn)")),
     };
     let host = loopback_host(&args.get_str("host", "127.0.0.1"))?;
     let port: u16 = args.get_opt("port")?.ok_or("--port is required")?;

@@ -21,6 +21,7 @@ mod scheduling;
 mod sendfile;
 mod server_io;
 mod signal_wakeup;
+mod sock_coro;
 mod sock_recv;
 mod tasks;
 mod timers;
@@ -35,5 +36,6 @@ fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::TimerHandle>()?;
     m.add_class::<transport::SocketTransport>()?;
     m.add_class::<faults::PyToxicPlan>()?;
+    m.add_class::<sock_coro::SockCoroutine>()?;
     Ok(())
 }

@@ -23,7 +23,7 @@ use crate::handles::Handle;
 use crate::io_watch::Side;
 
 /// The socket's fd; a closed socket (fileno -1) fails as its recv would.
-fn socket_fd(sock: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+pub(crate) fn socket_fd(sock: &Bound<'_, PyAny>) -> PyResult<RawFd> {
     let fd: i64 = sock.call_method0(intern!(sock.py(), "fileno"))?.extract()?;
     RawFd::try_from(fd)
         .ok()
@@ -34,7 +34,11 @@ fn socket_fd(sock: &Bound<'_, PyAny>) -> PyResult<RawFd> {
 /// One `recv(2)` of up to `n` bytes that never blocks: the bytes, or None
 /// if none are there yet. Errors are the OSError `socket.recv` raises; an
 /// interrupted call is retried after Python's signal handlers ran (PEP 475).
-fn recv_now(py: Python<'_>, sock: &Bound<'_, PyAny>, n: isize) -> PyResult<Option<Py<PyBytes>>> {
+pub(crate) fn recv_now(
+    py: Python<'_>,
+    sock: &Bound<'_, PyAny>,
+    n: isize,
+) -> PyResult<Option<Py<PyBytes>>> {
     if n < 0 {
         return Err(PyValueError::new_err("negative buffersize in recv"));
     }
@@ -105,7 +109,7 @@ impl EventLoop {
     /// The waiting half of sock_recv: a future that the next readable
     /// event resolves with sock.recv(n), and a reader removed when the
     /// future is done, however.
-    fn _sock_recv_later(
+    pub(crate) fn _sock_recv_later(
         slf: &Bound<'_, Self>,
         sock: Bound<'_, PyAny>,
         n: isize,

@@ -1,8 +1,9 @@
 """Low-level socket operations: sock_recv, sock_sendall, sock_connect, ...,
 getaddrinfo and getnameinfo.
 
-sock_recv is rloop's own: its try and its wait are in Rust
-(src/sock_recv.rs). The others are asyncio's own loop-agnostic
+sock_recv and sock_sendall are rloop's own: native coroutines whose try
+and (for recv) wait are in Rust (src/sock_coro.rs, src/sock_recv.rs). The
+others are asyncio's own loop-agnostic
 implementations, taken from the stdlib at import time: they only need
 add_reader/add_writer returning handles, create_future and the
 transport-fd check, which the Rust core provides.
@@ -11,12 +12,14 @@ transport-fd check, which the Rust core provides.
 from __future__ import annotations
 
 import asyncio
+import collections.abc
+import functools
 import socket
 from asyncio import base_events, selector_events
-from typing import Protocol
+from typing import Any, Protocol
 
+from ._rloop import sock_coroutine as _sock_coroutine
 from .borrow import borrow, documented
-from .connections import check_not_ssl_socket
 from .faults import connect_fault
 from .sendfile import sendfile_native
 
@@ -35,7 +38,6 @@ class SocketsMixin:
                 "_sock_recvfrom",
                 "sock_recvfrom_into",
                 "_sock_recvfrom_into",
-                "sock_sendall",
                 "_sock_sendall",
                 "sock_sendto",
                 "_sock_sendto",
@@ -104,20 +106,33 @@ class SocketsMixin:
     # loop.sendfile() above is asyncio's; sending natively is rloop's own.
     _sendfile_native = sendfile_native
 
-    async def sock_recv(self: _NativeRecv, sock: socket.socket, n: int) -> bytes:
-        """Receive up to n bytes from sock (non-blocking), as asyncio does."""
-        check_not_ssl_socket(sock)
-        if self._debug and sock.gettimeout() != 0:
-            raise ValueError("the socket must be non-blocking")
-        data = self._sock_recv_now(sock, n)
-        if data is None:
-            data = await self._sock_recv_later(sock, n)
-        return data
+    # sock_recv and sock_sendall are native coroutines (src/sock_coro.rs):
+    # this is the waiting half of sock_sendall when the socket cannot take
+    # everything at once, asyncio's own (its writer callback, its partial
+    # done-callback), returning the future the coroutine waits for.
+    def _sock_sendall_later(
+        self: _SendallWait, sock: socket.socket, data: Any, sent: int
+    ) -> asyncio.Future[None]:
+        fut = self.create_future()
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_writer(fd, self._sock_sendall, fut, sock, memoryview(data), [sent])
+        fut.add_done_callback(functools.partial(self._sock_write_done, fd, handle=handle))
+        return fut
 
 
-class _NativeRecv(Protocol):
-    _debug: bool
+class _SendallWait(Protocol):
+    def create_future(self) -> asyncio.Future[None]: ...
 
-    def _sock_recv_now(self, sock: socket.socket, n: int) -> bytes | None: ...
+    def _ensure_fd_no_transport(self, fd: int) -> None: ...
 
-    def _sock_recv_later(self, sock: socket.socket, n: int) -> asyncio.Future[bytes]: ...
+    def _add_writer(self, fd: int, callback: Any, *args: Any) -> Any: ...
+
+    def _sock_sendall(self, fut: Any, sock: socket.socket, view: memoryview, pos: list[int]) -> None: ...
+
+    def _sock_write_done(self, fd: int, fut: Any, handle: Any = None) -> None: ...
+
+
+# The native coroutines pass asyncio.iscoroutine() (create_task takes them),
+# as Cython's do once registered.
+collections.abc.Coroutine.register(_sock_coroutine)

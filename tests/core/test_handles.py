@@ -71,12 +71,14 @@ def test_cancel_after_run_is_harmless(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def test_timer_when(loop: asyncio.AbstractEventLoop) -> None:
+    # 2 ms: uvloop keeps `when` on its millisecond clock, so its rounding
+    # alone may reach 1 ms.
     when = loop.time() + 42.5
     handle = loop.call_at(when, distinctive_callback_name)
-    assert handle.when() == pytest.approx(when, abs=1e-3)
+    assert handle.when() == pytest.approx(when, abs=2e-3)
     handle.cancel()
     # when() is still available after cancel.
-    assert handle.when() == pytest.approx(when, abs=1e-3)
+    assert handle.when() == pytest.approx(when, abs=2e-3)
 
 
 def test_repr_contains_callback_name(loop: asyncio.AbstractEventLoop) -> None:

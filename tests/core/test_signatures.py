@@ -104,8 +104,15 @@ def test_argument_errors_name_the_method_as_asyncio(
         assert seen == expected
     else:
         # A method of the Rust core (a builtin): the same name; pyo3 counts
-        # the positional arguments without self.
-        assert seen.split("(")[0] == expected.split("(")[0]
+        # the positional arguments without self. A builtin's class is the
+        # core's, BaseEventLoop, also for the few methods asyncio defines on
+        # BaseSelectorEventLoop (sock_recv, sock_sendall, add_reader): a
+        # known difference (docs: the smaller differences).
+        named = expected.split("(")[0]
+        assert seen.split("(")[0] in (
+            named,
+            named.replace("BaseSelectorEventLoop.", "BaseEventLoop."),
+        )
 
 
 @pytest.mark.parametrize(

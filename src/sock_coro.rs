@@ -1,0 +1,311 @@
+//! `loop.sock_recv` and `loop.sock_sendall` as native coroutines.
+//!
+//! In asyncio each is an `async def`: every call makes a coroutine object
+//! and runs Python frames around one socket call, which in a socket echo
+//! costs more than the socket call itself. Here the call returns a small
+//! native object that behaves as that coroutine (awaitable, `send`,
+//! `throw`, `close`, registered as a `collections.abc.Coroutine` so that
+//! `asyncio.create_task` and `asyncio.iscoroutine` accept it). Its first
+//! step makes the socket call at once; only when the socket would block
+//! does it wait, on the same future and reader/writer that asyncio uses
+//! (sock_recv.rs for recv, asyncio's own `_sock_sendall` for sendall), by
+//! yielding that future to the task as `await future` would.
+//!
+//! What the caller sees is asyncio's: argument errors and socket errors
+//! are raised when the coroutine runs, not when it is made; results,
+//! exceptions, cancellation and the reader/writer bookkeeping are the
+//! same.
+
+use std::os::fd::RawFd;
+
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
+use pyo3::ffi;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+use pyo3::{PyTraverseError, PyVisit};
+
+use crate::errors::os_error;
+use crate::event_loop::EventLoop;
+use crate::sock_recv::{recv_now, socket_fd};
+
+enum Op {
+    Recv { n: isize },
+    SendAll { data: Py<PyAny> },
+}
+
+enum Step {
+    /// Not started: the socket call comes at the first step.
+    Start(Op),
+    /// Waiting for this future (yielded to the task).
+    Waiting(Py<PyAny>),
+    Done,
+}
+
+/// One call of sock_recv or sock_sendall (see the module docs).
+#[pyclass(module = "rloop._rloop", name = "sock_coroutine")]
+pub struct SockCoroutine {
+    event_loop: Py<EventLoop>,
+    sock: Py<PyAny>,
+    name: &'static str,
+    step: Mutex<Step>,
+}
+
+/// `sock` may not be an `ssl.SSLSocket`, and in debug mode it must be
+/// non-blocking: asyncio's checks, with its messages.
+fn check_socket(lp: &Bound<'_, EventLoop>, sock: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = sock.py();
+    if sock.get_type().name()?.to_cow()? == "SSLSocket" {
+        return Err(PyTypeError::new_err("Socket cannot be of type SSLSocket"));
+    }
+    if lp.get().is_debug() {
+        let timeout = sock.call_method0(intern!(py, "gettimeout"))?;
+        if !timeout.eq(0)? {
+            return Err(PyValueError::new_err("the socket must be non-blocking"));
+        }
+    }
+    Ok(())
+}
+
+/// One `send(2)` that never blocks: the count sent (0 if it would block).
+fn send_now(py: Python<'_>, fd: RawFd, data: &[u8]) -> PyResult<usize> {
+    loop {
+        // SAFETY: `data` is a live, initialized buffer of `data.len()`
+        // bytes for the whole call; `fd` is the socket's descriptor (a
+        // bad one fails with EBADF).
+        let n = unsafe {
+            libc::send(
+                fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => py.check_signals()?,
+            Some(libc::EAGAIN) => return Ok(0),
+            _ => return Err(os_error(err)),
+        }
+    }
+}
+
+/// The bytes of any bytes-like object, as `socket.send` takes them (any
+/// C-contiguous buffer, whatever its item format), lent to `f`.
+fn with_buffer<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
+    let py = data.py();
+    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+    // SAFETY: `view` is written by PyObject_GetBuffer, which on success
+    // holds the exporter until the PyBuffer_Release below, and fails with
+    // a Python exception set (TypeError for an object with no buffer,
+    // BufferError for a non-contiguous one) without writing a view to
+    // release. The slice is only used within that window.
+    unsafe {
+        if ffi::PyObject_GetBuffer(data.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE) != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        let mut view = view.assume_init();
+        let len = usize::try_from(view.len).unwrap_or(0);
+        let bytes = if len == 0 || view.buf.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(view.buf.cast::<u8>(), len)
+        };
+        let result = f(bytes);
+        ffi::PyBuffer_Release(&mut view);
+        Ok(result)
+    }
+}
+
+fn stop_with(value: Py<PyAny>) -> PyErr {
+    PyStopIteration::new_err((value,))
+}
+
+impl SockCoroutine {
+    /// The first step: the socket call, and either the result (as the
+    /// coroutine's return) or the future to wait for.
+    fn start(&self, py: Python<'_>, op: Op) -> PyResult<Option<Py<PyAny>>> {
+        let lp = self.event_loop.bind(py);
+        let sock = self.sock.bind(py);
+        check_socket(lp, sock)?;
+        match op {
+            Op::Recv { n } => match recv_now(py, sock, n)? {
+                Some(data) => Err(stop_with(data.into_any())),
+                None => Ok(Some(EventLoop::_sock_recv_later(lp, sock.clone(), n)?)),
+            },
+            Op::SendAll { data } => {
+                let fd = socket_fd(sock)?;
+                let (sent, total) = with_buffer(data.bind(py), |bytes| {
+                    send_now(py, fd, bytes).map(|n| (n, bytes.len()))
+                })??;
+                if sent == total {
+                    return Err(stop_with(py.None()));
+                }
+                let fut = lp.call_method1(
+                    intern!(py, "_sock_sendall_later"),
+                    (sock, data.bind(py), sent),
+                )?;
+                Ok(Some(fut.unbind()))
+            }
+        }
+    }
+
+    fn step(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let current = std::mem::replace(&mut *self.step.lock(), Step::Done);
+        match current {
+            Step::Done => Err(PyRuntimeError::new_err(
+                "cannot reuse already awaited coroutine",
+            )),
+            Step::Start(op) => {
+                let waiting = self.start(py, op)?;
+                if let Some(fut) = &waiting {
+                    // As a future's own __await__ does when it yields.
+                    fut.bind(py)
+                        .setattr(intern!(py, "_asyncio_future_blocking"), true)?;
+                    *self.step.lock() = Step::Waiting(fut.clone_ref(py));
+                }
+                Ok(waiting)
+            }
+            Step::Waiting(fut) => {
+                let fut = fut.bind(py);
+                if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+                    // Woken early (not by the future): keep waiting.
+                    *self.step.lock() = Step::Waiting(fut.clone().unbind());
+                    return Ok(Some(fut.clone().unbind()));
+                }
+                let result = fut.call_method0(intern!(py, "result"))?;
+                Err(stop_with(result.unbind()))
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl SockCoroutine {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.step(py)
+    }
+
+    fn send(&self, py: Python<'_>, value: Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        if !value.is_none() && matches!(*self.step.lock(), Step::Start(_)) {
+            return Err(PyTypeError::new_err(
+                "can't send non-None value to a just-started coroutine",
+            ));
+        }
+        self.step(py)
+    }
+
+    /// The exception is raised from where the coroutine waits: it ends.
+    /// (A task that is cancelled cancels the future it waits for itself.)
+    #[pyo3(signature = (typ, val=None, _tb=None))]
+    fn throw(
+        &self,
+        typ: Bound<'_, PyAny>,
+        val: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        *self.step.lock() = Step::Done;
+        let exc = match (typ.cast::<PyType>(), val) {
+            (Ok(cls), Some(v)) if v.is_instance(cls)? => v,
+            (Ok(cls), Some(v)) if !v.is_none() => cls.call1((v,))?,
+            (Ok(cls), _) => cls.call0()?,
+            (Err(_), _) => typ,
+        };
+        Err(PyErr::from_value(exc))
+    }
+
+    fn close(&self) {
+        *self.step.lock() = Step::Done;
+    }
+
+    #[getter]
+    fn __name__(&self) -> &'static str {
+        self.name
+    }
+
+    #[getter]
+    fn __qualname__(&self) -> String {
+        format!("BaseEventLoop.{}", self.name)
+    }
+
+    #[getter]
+    fn cr_await(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        match &*self.step.lock() {
+            Step::Waiting(fut) => Some(fut.clone_ref(py)),
+            _ => None,
+        }
+    }
+
+    #[getter]
+    fn cr_running(&self) -> bool {
+        false
+    }
+
+    #[getter]
+    fn cr_frame(&self) -> Option<Py<PyAny>> {
+        None
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<coroutine object BaseEventLoop.{}>", self.name)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.event_loop)?;
+        visit.call(&self.sock)?;
+        if let Some(step) = self.step.try_lock() {
+            match &*step {
+                Step::Start(Op::SendAll { data }) => visit.call(data)?,
+                Step::Waiting(fut) => visit.call(fut)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        if let Some(mut step) = self.step.try_lock() {
+            *step = Step::Done;
+        }
+    }
+}
+
+#[pymethods]
+impl EventLoop {
+    /// Receive up to n bytes from sock (non-blocking), as asyncio does.
+    fn sock_recv(slf: &Bound<'_, Self>, sock: Py<PyAny>, n: isize) -> PyResult<SockCoroutine> {
+        Ok(SockCoroutine {
+            event_loop: slf.clone().unbind(),
+            sock,
+            name: "sock_recv",
+            step: Mutex::new(Step::Start(Op::Recv { n })),
+        })
+    }
+
+    /// Send all of data to sock (non-blocking), as asyncio does: returns
+    /// None once everything is sent; an error may leave part of it sent.
+    fn sock_sendall(
+        slf: &Bound<'_, Self>,
+        sock: Py<PyAny>,
+        data: Py<PyAny>,
+    ) -> PyResult<SockCoroutine> {
+        Ok(SockCoroutine {
+            event_loop: slf.clone().unbind(),
+            sock,
+            name: "sock_sendall",
+            step: Mutex::new(Step::Start(Op::SendAll { data })),
+        })
+    }
+}

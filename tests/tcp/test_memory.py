@@ -56,7 +56,9 @@ def test_open_connections_cost_little_memory(loop: asyncio.AbstractEventLoop) ->
         made = []
         for _ in range(count):
             done = loop.create_future()
-            transport, _ = await loop.create_connection(lambda: Client(done), "127.0.0.1", port)
+            transport, _ = await loop.create_connection(
+                lambda done=done: Client(done), "127.0.0.1", port
+            )
             made.append((transport, done))
         await asyncio.gather(*(d for _, d in made))
         return [t for t, _ in made]

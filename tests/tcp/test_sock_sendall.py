@@ -1,0 +1,127 @@
+"""loop.sock_sendall, and what sock_recv/sock_sendall return: coroutines,
+as asyncio's (rloop's are native: src/sock_coro.rs)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import random
+import socket
+from collections.abc import Iterator
+
+import pytest
+from conftest import run, xfail_for
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected non-blocking TCP pair on 127.0.0.1: (ours, peer)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        peer = socket.create_connection(listener.getsockname())
+        ours, _ = listener.accept()
+    ours.setblocking(False)
+    peer.setblocking(False)
+    try:
+        yield ours, peer
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_they_are_coroutines(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> bytes:
+        send = loop.sock_sendall(peer, b"ping")
+        recv = loop.sock_recv(ours, 10)
+        assert asyncio.iscoroutine(send)
+        assert asyncio.iscoroutine(recv)
+        task = asyncio.create_task(recv)
+        assert await send is None
+        return await task
+
+    assert run(loop, main()) == b"ping"
+
+
+def test_errors_come_when_awaited(loop: asyncio.AbstractEventLoop) -> None:
+    sock = socket.socket()
+    sock.setblocking(False)
+    sock.close()
+    coro = loop.sock_sendall(sock, b"x")  # no error yet
+    with pytest.raises(OSError) as info:
+        run(loop, coro)
+    assert info.value.errno == errno.EBADF
+    unused = loop.sock_recv(sock, 10)
+    unused.close()  # closing one never started raises nothing
+
+
+def test_not_bytes_is_type_error(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, _ = tcp_pair
+    with pytest.raises(TypeError, match="bytes-like"):
+        run(loop, loop.sock_sendall(ours, "text"))  # type: ignore[arg-type]
+
+
+def test_any_bytes_like_is_sent_whole(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+    # (Not a memoryview of a non-byte format such as array("i"): asyncio
+    # counts its length in items against bytes sent, and may never finish.)
+
+    async def main() -> bytes:
+        await loop.sock_sendall(ours, bytearray(b"ab"))
+        await loop.sock_sendall(ours, memoryview(b"xcdx")[1:3])
+        await loop.sock_sendall(ours, b"")
+        got = b""
+        while len(got) < 4:
+            got += await loop.sock_recv(peer, 65536)
+        return got
+
+    assert run(loop, main()) == b"abcd"
+
+
+def test_waits_while_the_peer_does_not_read(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+    payload = random.Random(4).randbytes(8 * 1024 * 1024)
+
+    async def main() -> bytes:
+        send = asyncio.ensure_future(loop.sock_sendall(ours, payload))
+        await asyncio.sleep(0.05)
+        assert not send.done()  # the socket buffers are full
+        got = bytearray()
+        while len(got) < len(payload):
+            got += await loop.sock_recv(peer, 1 << 20)
+        assert await send is None
+        return bytes(got)
+
+    got = run(loop, main(), timeout=20)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+
+
+def test_cancelled_send_leaves_no_writer(
+    loop: asyncio.AbstractEventLoop,
+    tcp_pair: tuple[socket.socket, socket.socket],
+    loop_name: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop's remove_writer returns None", loop_name)
+    ours, _ = tcp_pair
+
+    async def main() -> None:
+        send = asyncio.ensure_future(loop.sock_sendall(ours, b"x" * (16 * 1024 * 1024)))
+        await asyncio.sleep(0.05)
+        send.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await send
+        assert loop.remove_writer(ours) is False
+
+    run(loop, main())

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::busy_poll::BusyPoll;
 use crate::clock;
@@ -424,37 +424,6 @@ impl EventLoop {
     pub fn is_running_flag(&self) -> bool {
         self.running.load(Ordering::Relaxed)
     }
-
-    pub fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
-        let fd: i64 = if let Ok(fd) = obj.extract::<i64>() {
-            fd
-        } else {
-            match obj
-                .call_method0("fileno")
-                .and_then(|f| f.call_method0("__index__"))
-                .and_then(|f| f.extract::<i64>())
-            {
-                Ok(fd) => fd,
-                Err(_) => {
-                    return Err(PyValueError::new_err(format!(
-                        "Invalid file object: {}",
-                        obj.repr()?
-                    )))
-                }
-            }
-        };
-        if fd < 0 {
-            return Err(PyValueError::new_err(format!(
-                "Invalid file descriptor: {fd}"
-            )));
-        }
-        if fd > i32::MAX as i64 {
-            return Err(pyo3::exceptions::PyOverflowError::new_err(
-                "Python int too large to convert to C int",
-            ));
-        }
-        Ok(fd as RawFd)
-    }
 }
 
 /// The queued handles back in the collector's sight, before the loop lets
@@ -483,61 +452,6 @@ impl Drop for EventLoop {
 
 #[pymethods]
 impl EventLoop {
-    /// The loop takes part in cycle collection (a loop and the exception
-    /// handler or tasks that refer to it). A lock held elsewhere means the
-    /// loop is in use: skipping it only keeps objects alive longer.
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        for slot in [
-            &self.exception_handler,
-            &self.task_factory,
-            &self.saved_origin_depth,
-        ] {
-            if let Some(guard) = slot.try_lock() {
-                if let Some(obj) = guard.as_ref() {
-                    visit.call(obj)?;
-                }
-            }
-        }
-        if let Some(ready) = self.ready.try_lock() {
-            for item in ready.iter() {
-                match item {
-                    Item::Call(h) => visit.call(h)?,
-                    Item::Conn { .. } | Item::Accept(_) => {}
-                }
-            }
-        }
-        if let Some(timers) = self.timers.try_lock() {
-            timers.traverse(&visit)?;
-        }
-        for side in [&self.readers, &self.writers] {
-            if let Some(map) = side.try_lock() {
-                for h in map.values() {
-                    visit.call(h)?;
-                }
-            }
-        }
-        if let Some(map) = self.transports.try_lock() {
-            for t in map.values() {
-                visit.call(t)?;
-            }
-        }
-        if let Some(map) = self.listeners.try_lock() {
-            for l in map.values() {
-                l.traverse(&visit)?;
-            }
-        }
-        if let Some(targets) = self.faults.try_lock() {
-            targets.traverse(&visit)?;
-        }
-        Ok(())
-    }
-
-    fn __clear__(&self) {
-        let handler = self.exception_handler.try_lock().and_then(|mut g| g.take());
-        let factory = self.task_factory.try_lock().and_then(|mut g| g.take());
-        drop((handler, factory));
-    }
-
     /// `backend` picks the connection scheduler: "mio" (RLoop) or "tokio"
     /// (TokioLoop). Extra arguments are ignored, so Python subclasses may
     /// take their own.
@@ -657,6 +571,9 @@ impl EventLoop {
         let writers = std::mem::take(&mut *this.writers.lock());
         let listeners = std::mem::take(&mut *this.listeners.lock());
         drop(listeners);
+        // Fault plans hold their servers: a closed loop lets go of both.
+        let faults = std::mem::take(&mut *this.faults.lock());
+        drop(faults);
         let reactor = this.reactor.lock().take();
         let waker = this.waker.lock().take();
         drop((ready, timers, readers, writers));

@@ -5,6 +5,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::os::fd::RawFd;
 
 use parking_lot::Mutex;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -19,6 +20,39 @@ pub(crate) enum Side {
 }
 
 impl EventLoop {
+    /// The fd of an int or of an object with fileno(), checked as
+    /// selectors checks it (ValueError, OverflowError).
+    pub fn fd_of(obj: &Bound<'_, PyAny>) -> PyResult<RawFd> {
+        let fd: i64 = if let Ok(fd) = obj.extract::<i64>() {
+            fd
+        } else {
+            match obj
+                .call_method0("fileno")
+                .and_then(|f| f.call_method0("__index__"))
+                .and_then(|f| f.extract::<i64>())
+            {
+                Ok(fd) => fd,
+                Err(_) => {
+                    return Err(PyValueError::new_err(format!(
+                        "Invalid file object: {}",
+                        obj.repr()?
+                    )))
+                }
+            }
+        };
+        if fd < 0 {
+            return Err(PyValueError::new_err(format!(
+                "Invalid file descriptor: {fd}"
+            )));
+        }
+        if fd > i32::MAX as i64 {
+            return Err(pyo3::exceptions::PyOverflowError::new_err(
+                "Python int too large to convert to C int",
+            ));
+        }
+        Ok(fd as RawFd)
+    }
+
     fn side(&self, side: Side) -> &Mutex<HashMap<RawFd, Py<Handle>>> {
         match side {
             Side::Read => &self.readers,

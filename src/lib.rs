@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod busy_poll;
 mod clock;
 mod context;
+mod cycle_gc;
 mod debug;
 mod errors;
 mod event_loop;

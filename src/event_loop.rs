@@ -64,7 +64,7 @@ pub struct EventLoop {
     pub(crate) transport_fds: Mutex<HashMap<RawFd, ConnId>>,
     pub(crate) listeners: Mutex<HashMap<ListenerId, Listening>>,
     /// Fault plans of the loop and its servers (faults.rs).
-    pub(crate) faults: crate::faults::SharedFaultTargets,
+    pub(crate) faults: crate::fault_plans::SharedFaultTargets,
     pub(crate) readers: Mutex<HashMap<RawFd, Py<Handle>>>,
     pub(crate) writers: Mutex<HashMap<RawFd, Py<Handle>>>,
     stopping: AtomicBool,
@@ -114,7 +114,7 @@ impl EventLoop {
             transports: Mutex::new(HashMap::default()),
             transport_fds: Mutex::new(HashMap::default()),
             listeners: Mutex::new(HashMap::default()),
-            faults: Mutex::new(crate::faults::FaultTargets::default()),
+            faults: Mutex::new(crate::fault_plans::FaultTargets::default()),
             readers: Mutex::new(HashMap::default()),
             writers: Mutex::new(HashMap::default()),
             stopping: AtomicBool::new(false),

@@ -11,6 +11,7 @@ mod errors;
 mod event_loop;
 mod exception_handler;
 mod extra_info;
+mod fault_plans;
 mod faults;
 mod handles;
 mod io_watch;
@@ -36,7 +37,7 @@ fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::Handle>()?;
     m.add_class::<handles::TimerHandle>()?;
     m.add_class::<transport::SocketTransport>()?;
-    m.add_class::<faults::PyToxicPlan>()?;
+    m.add_class::<fault_plans::PyToxicPlan>()?;
     m.add_class::<sock_coro::SockCoroutine>()?;
     Ok(())
 }

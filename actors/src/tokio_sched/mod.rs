@@ -7,8 +7,8 @@
 //!   loop made in one thread may run in another, as asyncio allows.
 //!   A multi-threaded runtime could later move socket I/O off the loop
 //!   thread; the actor state machine would not change.
-//! - **Each connection actor is a tokio task** with a channel mailbox
-//!   ([`task`]). The task waits on tokio's reactor for the readiness its
+//! - **Each connection actor is a tokio task** with a mailbox ([`task`],
+//!   [`mailbox`]). The task waits on tokio's reactor for the readiness its
 //!   connection needs (the mailbox tells it when that changes, or to stop)
 //!   and files a report for the next `turn`. The socket I/O itself runs in
 //!   the scheduler's methods, called by the loop core, on the same
@@ -44,7 +44,7 @@ use mio::Interest;
 use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest as TokioInterest;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
@@ -60,11 +60,13 @@ use crate::signal_pipe::{take_eintr, SignalPipe};
 use crate::stream::Stream;
 use crate::toxics::Deadlines;
 
+mod mailbox;
 mod sources;
 mod task;
 
+use mailbox::{Mailbox, Sender};
 use sources::{poll_now, poll_sources, FdSlot, ListenerSlot};
-use task::{ConnectionTask, Fd, Mail, Reports, Want};
+use task::{ConnectionTask, Fd, Reports, Want};
 
 /// Wakes a blocked (or the next) `turn` from any thread.
 #[derive(Default)]
@@ -88,7 +90,7 @@ fn want_of(interest: Option<Interest>) -> Want {
 struct ConnSlot {
     gen: u64,
     conn: Connection,
-    mailbox: mpsc::UnboundedSender<Mail>,
+    mailbox: Sender,
     task: JoinHandle<()>,
     want: Want,
     queued_hot: bool,
@@ -438,7 +440,7 @@ impl TokioScheduler {
                 slot.conn.note_read_closed();
             }
             if rep.sticky {
-                let _ = slot.mailbox.send(Mail::Rearm);
+                slot.mailbox.0.rearm();
             }
             slot.report(rep.key, self.turn_no, rep.readable, rep.writable, out);
         }
@@ -507,7 +509,7 @@ impl TokioScheduler {
         let afd = self.register(fd, task::interest_of(registered))?;
         let gen = self.gen();
         let key = self.conns.vacant_key();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let mailbox = Arc::new(Mailbox::default());
         let task = self
             .rt
             .spawn(tokio::task::coop::unconstrained(ConnectionTask {
@@ -516,8 +518,7 @@ impl TokioScheduler {
                 fd,
                 afd: Some((afd, registered)),
                 want,
-                mailbox: rx,
-                mailbox_armed: false,
+                mailbox: Arc::clone(&mailbox),
                 stopped: false,
                 reports: Arc::clone(&self.reports),
                 armed: true,
@@ -525,7 +526,7 @@ impl TokioScheduler {
         self.conns.insert(ConnSlot {
             gen,
             conn,
-            mailbox: tx,
+            mailbox: Sender(mailbox),
             task,
             want,
             queued_hot: false,
@@ -556,9 +557,7 @@ impl TokioScheduler {
         let want = want_of(slot.conn.interest());
         if want != slot.want {
             slot.want = want;
-            // A send fails only if the task is gone; reap_dead_tasks
-            // handles that.
-            let _ = slot.mailbox.send(Mail::Want(want));
+            slot.mailbox.0.want(want);
         }
         let rearm = slot.conn.toxic_rearm();
         if slot.conn.read_pending() && !slot.queued_hot {
@@ -575,7 +574,7 @@ impl TokioScheduler {
             return;
         }
         let slot = self.conns.remove(id.key);
-        let _ = slot.mailbox.send(Mail::Stop);
+        slot.mailbox.0.stop();
         self.dying.push(Dying {
             task: slot.task,
             _socket: slot.conn,
@@ -591,8 +590,7 @@ impl TokioScheduler {
     /// would. The connection must end alone with a panic error.
     #[doc(hidden)]
     pub fn inject_task_panic(&mut self, id: ConnId) -> bool {
-        self.slot(id)
-            .is_some_and(|slot| slot.mailbox.send(Mail::Panic).is_ok())
+        self.slot(id).is_some_and(|slot| slot.mailbox.0.panic())
     }
 
     pub fn connection_count(&self) -> usize {

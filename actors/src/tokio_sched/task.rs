@@ -18,7 +18,8 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::io::unix::AsyncFd;
 use tokio::io::{Interest, Ready as TokioReady};
-use tokio::sync::mpsc;
+
+use super::mailbox::Mailbox;
 
 /// A raw fd handed to tokio's reactor; never closed through this.
 pub(super) struct Fd(pub(super) RawFd);
@@ -52,17 +53,6 @@ pub(super) fn register(fd: RawFd, interest: Interest) -> io::Result<AsyncFd<Fd>>
     // the fd is closed (as remove_reader must precede close with any
     // selector).
     unsafe { AsyncFd::register_with_interest(Fd(fd), interest) }.map_err(|e| e.into_parts().1)
-}
-
-/// What the scheduler tells a connection task.
-pub(super) enum Mail {
-    /// The readiness the connection needs changed.
-    Want(Want),
-    /// A sticky report (closed or error) was collected: watch again.
-    Rearm,
-    Stop,
-    /// Test-only fault: the task panics (its connection must end alone).
-    Panic,
 }
 
 /// One readiness report of a connection task.
@@ -149,10 +139,7 @@ pub(super) struct ConnectionTask {
     /// waits to be written would wake the reactor on every ACK.
     pub afd: Option<(AsyncFd<Fd>, (bool, bool))>,
     pub want: Want,
-    pub mailbox: mpsc::UnboundedReceiver<Mail>,
-    /// The mailbox has this task's waker: it need not be polled again
-    /// until it holds mail (a readiness edge is the common wake-up).
-    pub mailbox_armed: bool,
+    pub mailbox: Arc<Mailbox>,
     /// Told to stop (or the scheduler is gone): ending is not a fault.
     pub stopped: bool,
     pub reports: Arc<Reports>,
@@ -190,25 +177,21 @@ impl Future for ConnectionTask {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        // The mailbox first: a Stop or a new Want applies before readiness.
-        // The task runs unconstrained by tokio's budget, so a Pending here
-        // always means the waker is registered.
-        while !this.mailbox_armed || !this.mailbox.is_empty() || this.mailbox.is_closed() {
-            // Until a Pending has registered the waker again.
-            this.mailbox_armed = false;
-            match this.mailbox.poll_recv(cx) {
-                Poll::Ready(Some(Mail::Want(want))) => {
-                    this.want = want;
-                    this.armed = true;
-                }
-                Poll::Ready(Some(Mail::Rearm)) => this.armed = true,
-                Poll::Ready(Some(Mail::Panic)) => panic!("injected connection task panic"),
-                Poll::Ready(Some(Mail::Stop)) | Poll::Ready(None) => {
-                    this.stopped = true;
-                    return Poll::Ready(());
-                }
-                Poll::Pending => this.mailbox_armed = true,
-            }
+        // The mailbox first: a stop or a new want applies before readiness.
+        let mail = this.mailbox.take(cx);
+        if mail.panic {
+            panic!("injected connection task panic");
+        }
+        if mail.stop {
+            this.stopped = true;
+            return Poll::Ready(());
+        }
+        if let Some(want) = mail.want {
+            this.want = want;
+            this.armed = true;
+        }
+        if mail.rearm {
+            this.armed = true;
         }
         let (r, w) = match this.want {
             Some(want) if this.armed => want,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import errno as _errno
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -358,4 +357,3 @@ ECONNABORTED = _errno.ECONNABORTED
 EMFILE = _errno.EMFILE
 EPIPE = _errno.EPIPE
 ETIMEDOUT = _errno.ETIMEDOUT
-del os

@@ -1,4 +1,5 @@
-//! `loop.sock_recv` and `loop.sock_sendall` as native coroutines.
+//! `loop.sock_recv`, `loop.sock_recv_into` and `loop.sock_sendall` as
+//! native coroutines.
 //!
 //! In asyncio each is an `async def`: every call makes a coroutine object
 //! and runs Python frames around one socket call, which in a socket echo
@@ -32,6 +33,7 @@ use crate::sock_recv::{recv_now, socket_fd};
 
 enum Op {
     Recv { n: isize },
+    RecvInto { buf: Py<PyAny> },
     SendAll { data: Py<PyAny> },
 }
 
@@ -121,6 +123,58 @@ fn with_buffer<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResu
     }
 }
 
+/// The memory of a writable bytes-like object (bytearray, a writable
+/// memoryview, ...), as `socket.recv_into` takes it, lent to `f`.
+fn with_writable_buffer<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&mut [u8]) -> R) -> PyResult<R> {
+    let py = data.py();
+    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+    // SAFETY: as in `with_buffer`, with PyBUF_WRITABLE: the exporter
+    // promises the memory may be written while the view is held; a
+    // read-only object fails with TypeError and no view to release.
+    unsafe {
+        if ffi::PyObject_GetBuffer(data.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_WRITABLE) != 0 {
+            // socket.recv_into's own message for anything not writable.
+            drop(PyErr::fetch(py));
+            return Err(PyTypeError::new_err(format!(
+                "recv_into() argument 'buffer' must be read-write bytes-like object, not {}",
+                data.get_type().name()?
+            )));
+        }
+        let mut view = view.assume_init();
+        let len = usize::try_from(view.len).unwrap_or(0);
+        let bytes = if len == 0 || view.buf.is_null() {
+            &mut [][..]
+        } else {
+            std::slice::from_raw_parts_mut(view.buf.cast::<u8>(), len)
+        };
+        let result = f(bytes);
+        ffi::PyBuffer_Release(&mut view);
+        Ok(result)
+    }
+}
+
+/// One `recv(2)` into `buf` that never blocks: the count, or None if
+/// nothing is there yet (an empty buffer reads nothing, as recv_into).
+fn recv_into_now(py: Python<'_>, fd: RawFd, buf: &mut [u8]) -> PyResult<Option<usize>> {
+    if buf.is_empty() {
+        return Ok(Some(0));
+    }
+    loop {
+        // SAFETY: `buf` is live, writable memory of `buf.len()` bytes for
+        // the whole call; a bad `fd` fails with EBADF.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => py.check_signals()?,
+            Some(libc::EAGAIN) => return Ok(None),
+            _ => return Err(os_error(err)),
+        }
+    }
+}
+
 fn stop_with(value: Py<PyAny>) -> PyErr {
     PyStopIteration::new_err((value,))
 }
@@ -137,6 +191,19 @@ impl SockCoroutine {
                 Some(data) => Err(stop_with(data.into_any())),
                 None => Ok(Some(EventLoop::_sock_recv_later(lp, sock.clone(), n)?)),
             },
+            Op::RecvInto { buf } => {
+                let fd = socket_fd(sock)?;
+                match with_writable_buffer(buf.bind(py), |bytes| recv_into_now(py, fd, bytes))?? {
+                    Some(n) => Err(stop_with(n.into_pyobject(py)?.into_any().unbind())),
+                    None => {
+                        let fut = lp.call_method1(
+                            intern!(py, "_sock_recv_into_later"),
+                            (sock, buf.bind(py)),
+                        )?;
+                        Ok(Some(fut.unbind()))
+                    }
+                }
+            }
             Op::SendAll { data } => {
                 let fd = socket_fd(sock)?;
                 let (sent, total) = with_buffer(data.bind(py), |bytes| {
@@ -268,6 +335,7 @@ impl SockCoroutine {
         if let Some(step) = self.step.try_lock() {
             match &*step {
                 Step::Start(Op::SendAll { data }) => visit.call(data)?,
+                Step::Start(Op::RecvInto { buf }) => visit.call(buf)?,
                 Step::Waiting(fut) => visit.call(fut)?,
                 _ => {}
             }
@@ -291,6 +359,21 @@ impl EventLoop {
             sock,
             name: "sock_recv",
             step: Mutex::new(Step::Start(Op::Recv { n })),
+        })
+    }
+
+    /// Receive into buf from sock (non-blocking), as asyncio does; return
+    /// the number of bytes received.
+    fn sock_recv_into(
+        slf: &Bound<'_, Self>,
+        sock: Py<PyAny>,
+        buf: Py<PyAny>,
+    ) -> PyResult<SockCoroutine> {
+        Ok(SockCoroutine {
+            event_loop: slf.clone().unbind(),
+            sock,
+            name: "sock_recv_into",
+            step: Mutex::new(Step::Start(Op::RecvInto { buf })),
         })
     }
 

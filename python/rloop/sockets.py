@@ -1,8 +1,9 @@
 """Low-level socket operations: sock_recv, sock_sendall, sock_connect, ...,
 getaddrinfo and getnameinfo.
 
-sock_recv and sock_sendall are rloop's own: native coroutines whose try
-and (for recv) wait are in Rust (src/sock_coro.rs, src/sock_recv.rs). The
+sock_recv, sock_recv_into and sock_sendall are rloop's own: native
+coroutines whose try (and, for sock_recv, wait) are in Rust
+(src/sock_coro.rs, src/sock_recv.rs). The
 others are asyncio's own loop-agnostic
 implementations, taken from the stdlib at import time: they only need
 add_reader/add_writer returning handles, create_future and the
@@ -32,7 +33,6 @@ class SocketsMixin:
         borrow(
             _SELECTOR,
             [
-                "sock_recv_into",
                 "_sock_recv_into",
                 "sock_recvfrom",
                 "_sock_recvfrom",
@@ -110,6 +110,17 @@ class SocketsMixin:
     # this is the waiting half of sock_sendall when the socket cannot take
     # everything at once, asyncio's own (its writer callback, its partial
     # done-callback), returning the future the coroutine waits for.
+    def _sock_recv_into_later(
+        self: _SendallWait, sock: socket.socket, buf: Any
+    ) -> asyncio.Future[int]:
+        """The waiting half of sock_recv_into: asyncio's reader and done-callback."""
+        fut: asyncio.Future[int] = self.create_future()  # type: ignore[assignment]
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, self._sock_recv_into, fut, sock, buf)
+        fut.add_done_callback(functools.partial(self._sock_read_done, fd, handle=handle))
+        return fut
+
     def _sock_sendall_later(
         self: _SendallWait, sock: socket.socket, data: Any, sent: int
     ) -> asyncio.Future[None]:
@@ -127,6 +138,12 @@ class _SendallWait(Protocol):
     def _ensure_fd_no_transport(self, fd: int) -> None: ...
 
     def _add_writer(self, fd: int, callback: Any, *args: Any) -> Any: ...
+
+    def _add_reader(self, fd: int, callback: Any, *args: Any) -> Any: ...
+
+    def _sock_recv_into(self, fut: Any, sock: socket.socket, buf: Any) -> None: ...
+
+    def _sock_read_done(self, fd: int, fut: Any, handle: Any = None) -> None: ...
 
     def _sock_sendall(self, fut: Any, sock: socket.socket, view: memoryview, pos: list[int]) -> None: ...
 

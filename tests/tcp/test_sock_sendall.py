@@ -1,5 +1,5 @@
-"""loop.sock_sendall, and what sock_recv/sock_sendall return: coroutines,
-as asyncio's (rloop's are native: src/sock_coro.rs)."""
+"""loop.sock_sendall and loop.sock_recv_into, and what they and sock_recv
+return: coroutines, as asyncio's (rloop's are native: src/sock_coro.rs)."""
 
 from __future__ import annotations
 
@@ -125,3 +125,32 @@ def test_cancelled_send_leaves_no_writer(
         assert loop.remove_writer(ours) is False
 
     run(loop, main())
+
+
+def test_recv_into_fills_the_buffer(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> tuple[int, bytes, int, bytes]:
+        buf = bytearray(10)
+        waiting = asyncio.ensure_future(loop.sock_recv_into(ours, buf))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        await loop.sock_sendall(peer, b"hello")
+        first = await waiting
+        view = memoryview(bytearray(3))
+        await loop.sock_sendall(peer, b"abcdef")
+        second = await loop.sock_recv_into(ours, view)
+        return first, bytes(buf[:first]), second, bytes(view[:second])
+
+    assert run(loop, main()) == (5, b"hello", 3, b"abc")
+
+
+def test_recv_into_a_read_only_buffer_is_type_error(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+    peer.send(b"x")
+    with pytest.raises(TypeError, match="read-write bytes-like"):
+        run(loop, loop.sock_recv_into(ours, b"read-only"))

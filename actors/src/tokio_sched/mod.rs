@@ -48,9 +48,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
-use crate::acceptor::Listener;
 use crate::actors_api::Actors;
-use crate::addr::Addr;
 use crate::command::Command;
 use crate::connection::{Connection, DEFAULT_READ_BUFFER};
 use crate::event::{CloseError, Event};
@@ -610,103 +608,6 @@ impl TokioScheduler {
             self.drop_conn(id);
             out.extend(evs.drain(..).map(|e| (id, e)));
         }
-    }
-
-    // ----- listeners -----
-
-    pub fn add_listener(&mut self, listener: Listener) -> io::Result<ListenerId> {
-        let afd = self.register(listener.as_raw_fd(), TokioInterest::READABLE)?;
-        let gen = self.gen();
-        let key = self.listeners.insert(ListenerSlot {
-            gen,
-            listener,
-            afd,
-            active: true,
-            hot: false,
-            queued_hot: false,
-        });
-        Ok(ListenerId { key, gen })
-    }
-
-    fn listener_slot(&mut self, id: ListenerId) -> Option<&mut ListenerSlot> {
-        self.listeners.get_mut(id.key).filter(|s| s.gen == id.gen)
-    }
-
-    pub fn accept(&mut self, id: ListenerId) -> io::Result<Option<(Stream, Addr)>> {
-        let Some(s) = self.listener_slot(id) else {
-            return Err(io::ErrorKind::NotFound.into());
-        };
-        let r = s.listener.accept();
-        s.hot = !matches!(r, Ok(None));
-        if s.hot && s.active && !s.queued_hot {
-            s.queued_hot = true;
-            self.hot_listeners.push((id.key, id.gen));
-        }
-        r
-    }
-
-    pub fn pause_listener(&mut self, id: ListenerId) -> io::Result<()> {
-        let s = self
-            .listener_slot(id)
-            .ok_or(io::Error::from(io::ErrorKind::NotFound))?;
-        s.active = false;
-        Ok(())
-    }
-
-    pub fn resume_listener(&mut self, id: ListenerId) -> io::Result<()> {
-        let s = self
-            .listener_slot(id)
-            .ok_or(io::Error::from(io::ErrorKind::NotFound))?;
-        if !s.active {
-            s.active = true;
-            // Connections may have queued while paused, with no new edge.
-            s.hot = true;
-            if !s.queued_hot {
-                s.queued_hot = true;
-                self.hot_listeners.push((id.key, id.gen));
-            }
-        }
-        Ok(())
-    }
-
-    /// Stops accepting. The scheduler keeps no reference: the listener is
-    /// handed back (its tokio registration is already gone).
-    pub fn remove_listener(&mut self, id: ListenerId) -> Option<Listener> {
-        self.listener_slot(id)?;
-        let slot = self.listeners.remove(id.key);
-        drop(slot.afd);
-        Some(slot.listener)
-    }
-
-    // ----- raw fd watchers -----
-
-    /// Watches `fd` for the given directions (asyncio's add_reader /
-    /// add_writer). Only those directions are registered: a new
-    /// registration starts from what the kernel reports, so tokio's
-    /// readiness is never stale and an fd that is already ready is
-    /// reported at the next turn.
-    pub fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
-        if !read && !write {
-            self.unwatch_fd(fd);
-            return Ok(());
-        }
-        if let Some(slot) = self.fds.get(&fd) {
-            if (slot.read, slot.write) == (read, write) {
-                return Ok(());
-            }
-            // The old registration goes first: epoll refuses a second one.
-            self.unwatch_fd(fd);
-        }
-        let afd = self.register(fd, task::interest_of((read, write)))?;
-        self.fds.insert(fd, FdSlot { afd, read, write });
-        Ok(())
-    }
-
-    /// Stops watching `fd` (its tokio registration is dropped now, before
-    /// the caller may close the fd).
-    pub fn unwatch_fd(&mut self, fd: RawFd) -> bool {
-        self.fired_fds.forget(fd);
-        self.fds.remove(&fd).is_some()
     }
 }
 

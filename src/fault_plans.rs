@@ -166,9 +166,16 @@ impl FaultTargets {
         Ok(())
     }
 
-    pub(crate) fn remove(&mut self, plan: &Arc<ToxicPlan>) {
+    /// Takes `plan` off the loop and its servers; returns the servers it
+    /// was on, for the caller to drop once it has let go of the lock (a
+    /// server's last reference may run Python code).
+    pub(crate) fn remove(&mut self, plan: &Arc<ToxicPlan>) -> Vec<Py<PyAny>> {
         self.loop_plans.retain(|p| !Arc::ptr_eq(p, plan));
-        self.server_plans.retain(|(_, p)| !Arc::ptr_eq(p, plan));
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.server_plans)
+            .into_iter()
+            .partition(|(_, p)| Arc::ptr_eq(p, plan));
+        self.server_plans = kept;
+        gone.into_iter().map(|(server, _)| server).collect()
     }
 }
 

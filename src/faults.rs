@@ -29,22 +29,8 @@ impl EventLoop {
     /// has it; what its toxics hold passes at the next turn.
     fn _remove_toxic_plan(&self, py: Python<'_>, plan: &PyToxicPlan) -> PyResult<()> {
         plan.plan.remove();
-        let removed = {
-            let mut targets = self.faults.lock();
-            let before = targets.server_plans.len();
-            let servers: Vec<Py<PyAny>> = targets
-                .server_plans
-                .iter()
-                .filter(|(_, p)| Arc::ptr_eq(p, &plan.plan))
-                .map(|(s, _)| s.clone_ref(py))
-                .collect();
-            targets.remove(&plan.plan);
-            debug_assert!(targets.server_plans.len() <= before);
-            servers
-        };
-        // Dropped without the lock held: a server's last reference may
-        // run Python code.
-        drop(removed);
+        let servers = self.faults.lock().remove(&plan.plan);
+        drop(servers); // without the lock held
         let mut guard = self.reactor(py)?;
         if let Some(r) = guard.as_mut() {
             r.wake_toxics();

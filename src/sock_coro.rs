@@ -180,6 +180,15 @@ fn stop_with(value: Py<PyAny>) -> PyErr {
 }
 
 impl SockCoroutine {
+    fn new(lp: &Bound<'_, EventLoop>, sock: Py<PyAny>, name: &'static str, op: Op) -> Self {
+        SockCoroutine {
+            event_loop: lp.clone().unbind(),
+            sock,
+            name,
+            step: Mutex::new(Step::Start(op)),
+        }
+    }
+
     /// The first step: the socket call, and either the result (as the
     /// coroutine's return) or the future to wait for.
     fn start(&self, py: Python<'_>, op: Op) -> PyResult<Option<Py<PyAny>>> {
@@ -354,12 +363,7 @@ impl SockCoroutine {
 impl EventLoop {
     /// Receive up to n bytes from sock (non-blocking), as asyncio does.
     fn sock_recv(slf: &Bound<'_, Self>, sock: Py<PyAny>, n: isize) -> PyResult<SockCoroutine> {
-        Ok(SockCoroutine {
-            event_loop: slf.clone().unbind(),
-            sock,
-            name: "sock_recv",
-            step: Mutex::new(Step::Start(Op::Recv { n })),
-        })
+        Ok(SockCoroutine::new(slf, sock, "sock_recv", Op::Recv { n }))
     }
 
     /// Receive into buf from sock (non-blocking), as asyncio does; return
@@ -369,12 +373,12 @@ impl EventLoop {
         sock: Py<PyAny>,
         buf: Py<PyAny>,
     ) -> PyResult<SockCoroutine> {
-        Ok(SockCoroutine {
-            event_loop: slf.clone().unbind(),
+        Ok(SockCoroutine::new(
+            slf,
             sock,
-            name: "sock_recv_into",
-            step: Mutex::new(Step::Start(Op::RecvInto { buf })),
-        })
+            "sock_recv_into",
+            Op::RecvInto { buf },
+        ))
     }
 
     /// Send all of data to sock (non-blocking), as asyncio does: returns
@@ -384,11 +388,11 @@ impl EventLoop {
         sock: Py<PyAny>,
         data: Py<PyAny>,
     ) -> PyResult<SockCoroutine> {
-        Ok(SockCoroutine {
-            event_loop: slf.clone().unbind(),
+        Ok(SockCoroutine::new(
+            slf,
             sock,
-            name: "sock_sendall",
-            step: Mutex::new(Step::Start(Op::SendAll { data })),
-        })
+            "sock_sendall",
+            Op::SendAll { data },
+        ))
     }
 }

@@ -111,7 +111,7 @@ class SocketsMixin:
     # everything at once, asyncio's own (its writer callback, its partial
     # done-callback), returning the future the coroutine waits for.
     def _sock_recv_into_later(
-        self: _SendallWait, sock: socket.socket, buf: Any
+        self: _SockWait, sock: socket.socket, buf: Any
     ) -> asyncio.Future[int]:
         """The waiting half of sock_recv_into: asyncio's reader and done-callback."""
         fut: asyncio.Future[int] = self.create_future()  # type: ignore[assignment]
@@ -122,7 +122,7 @@ class SocketsMixin:
         return fut
 
     def _sock_sendall_later(
-        self: _SendallWait, sock: socket.socket, data: Any, sent: int
+        self: _SockWait, sock: socket.socket, data: Any, sent: int
     ) -> asyncio.Future[None]:
         fut = self.create_future()
         fd = sock.fileno()
@@ -132,7 +132,7 @@ class SocketsMixin:
         return fut
 
 
-class _SendallWait(Protocol):
+class _SockWait(Protocol):
     def create_future(self) -> asyncio.Future[None]: ...
 
     def _ensure_fd_no_transport(self, fd: int) -> None: ...

@@ -19,15 +19,22 @@ use crate::py_imports;
 use crate::reactor::{CloseError, Command};
 
 impl SocketTransport {
+    /// Marks the connection lost (and so closing); false if it was already:
+    /// connection_lost is scheduled by whoever marks it first.
+    fn mark_lost(&self) -> bool {
+        let mut st = self.st.lock();
+        if st.lost {
+            return false;
+        }
+        st.lost = true;
+        st.closing = true;
+        true
+    }
+
     /// The actor ended: schedule connection_lost, exactly once.
     pub(super) fn on_closed(slf: &Bound<'_, Self>, err: Option<CloseError>) -> PyResult<()> {
-        {
-            let mut st = slf.get().st.lock();
-            if st.lost {
-                return Ok(());
-            }
-            st.lost = true;
-            st.closing = true;
+        if !slf.get().mark_lost() {
+            return Ok(());
         }
         let exc = match err {
             None => None,
@@ -116,13 +123,8 @@ impl SocketTransport {
 
     /// asyncio's `_force_close`: drop queued data, end the actor now.
     pub(super) fn force_close(slf: &Bound<'_, Self>, exc: Option<PyErr>) -> PyResult<()> {
-        {
-            let mut st = slf.get().st.lock();
-            if st.lost {
-                return Ok(());
-            }
-            st.lost = true;
-            st.closing = true;
+        if !slf.get().mark_lost() {
+            return Ok(());
         }
         let id = slf.get().id;
         // The actor's own Closed(None) is ignored: `lost` is already set.

@@ -8,7 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyTuple};
 
-use super::{actor_error, SocketTransport, LOG_THRESHOLD_FOR_CONNLOST_WRITES};
+use super::{actor_error, SocketTransport, State, LOG_THRESHOLD_FOR_CONNLOST_WRITES};
 use crate::py_imports;
 
 /// The bytes of `data`, which asyncio's write() takes only as bytes,
@@ -77,6 +77,22 @@ fn writelines_chunks(list_of_data: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> 
         .collect()
 }
 
+/// asyncio's refusals of `method` (write or writelines): after write_eof(),
+/// and while a sendfile runs.
+fn refuse_write(st: &State, method: &str) -> PyResult<()> {
+    if st.eof_written {
+        return Err(PyRuntimeError::new_err(
+            "Cannot call write() after write_eof()",
+        ));
+    }
+    if st.sendfile.busy {
+        return Err(PyRuntimeError::new_err(format!(
+            "unable to {method}; sendfile is in progress"
+        )));
+    }
+    Ok(())
+}
+
 #[pymethods]
 impl SocketTransport {
     /// Write the bytes-like `data` to the connection without blocking: what
@@ -89,16 +105,7 @@ impl SocketTransport {
         let empty = with_bytes(data, |b| b.is_empty())?;
         {
             let mut st = this.st.lock();
-            if st.eof_written {
-                return Err(PyRuntimeError::new_err(
-                    "Cannot call write() after write_eof()",
-                ));
-            }
-            if st.sendfile.busy {
-                return Err(PyRuntimeError::new_err(
-                    "unable to write; sendfile is in progress",
-                ));
-            }
+            refuse_write(&st, "write")?;
             if empty {
                 return Ok(());
             }
@@ -130,16 +137,7 @@ impl SocketTransport {
         let this = slf.get();
         {
             let st = this.st.lock();
-            if st.eof_written {
-                return Err(PyRuntimeError::new_err(
-                    "Cannot call write() after write_eof()",
-                ));
-            }
-            if st.sendfile.busy {
-                return Err(PyRuntimeError::new_err(
-                    "unable to writelines; sendfile is in progress",
-                ));
-            }
+            refuse_write(&st, "writelines")?;
             if st.lost {
                 drop(st);
                 return Self::write(slf, PyBytes::new(py, &[]).as_any());

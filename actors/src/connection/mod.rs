@@ -198,22 +198,7 @@ impl Connection {
     /// (the scheduler lends the bytes afterwards).
     pub(crate) fn read_count(&mut self, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
         let limit = self.read_limit.min(buf.len());
-        let buf = &mut buf[..limit];
-        if self.toxics.is_some() {
-            return self.toxic_read(buf, out);
-        }
-        if let Some(early) = self.read_gate() {
-            return early;
-        }
-        let Connection { stream, fault, .. } = self;
-        let r = read_once(
-            &mut Faulty {
-                inner: stream,
-                fault,
-            },
-            buf,
-        );
-        self.after_read(r, out)
+        self.read_into(&mut buf[..limit], out)
     }
 
     /// One read into `buf` (BufferedProtocol's `get_buffer()` memory).

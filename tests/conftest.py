@@ -117,6 +117,22 @@ def loop_name(request: pytest.FixtureRequest) -> str:
     return name
 
 
+#: The loops that have rloop's own APIs (drain, faults): their tests run on
+#: these only, with the same assertions.
+RLOOP_NAMES: tuple[str, ...] = ("rloop", "tokio")
+
+
+def rloop_loop_name(request: pytest.FixtureRequest) -> str:
+    """The ``loop_name`` of a module that tests rloop's own APIs, made its
+    fixture as ``loop_name = pytest.fixture(params=RLOOP_NAMES,
+    name="loop_name")(rloop_loop_name)`` (skips unavailable loops)."""
+    name = str(request.param)
+    reason = loop_skip_reason(name)
+    if reason is not None:
+        pytest.skip(reason)
+    return name
+
+
 @pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     """A connected non-blocking socketpair, closed after the test."""

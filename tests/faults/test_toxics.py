@@ -15,19 +15,14 @@ import random
 from typing import Any
 
 import pytest
-import rloop
-from conftest import run
+from conftest import RLOOP_NAMES, rloop_loop_name, run
 from rloop import faults
 
 HOST = "127.0.0.1"
 
 
-@pytest.fixture(params=["rloop", "tokio"])
-def loop_name(request: pytest.FixtureRequest) -> str:
-    """The rloop loops (overrides the suite's fixture, which has every loop)."""
-    if request.param == "tokio" and not hasattr(rloop, "TokioLoop"):
-        pytest.skip("rloop has no TokioLoop")
-    return str(request.param)
+# The rloop loops (overrides the suite's fixture, which has every loop).
+loop_name = pytest.fixture(params=RLOOP_NAMES, name="loop_name")(rloop_loop_name)
 
 
 class Recorder(asyncio.Protocol):

@@ -16,18 +16,14 @@ from typing import Any
 
 import pytest
 import rloop
-from conftest import RUN_TIMEOUT, run
+from conftest import RLOOP_NAMES, RUN_TIMEOUT, rloop_loop_name, run
 
 PAYLOAD = random.Random(12).randbytes(4 * 1024 * 1024)
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-@pytest.fixture(params=["rloop", "tokio"])
-def loop_name(request: pytest.FixtureRequest) -> str:
-    """The rloop loops (overrides the suite's fixture, which has every loop)."""
-    if request.param == "tokio" and not hasattr(rloop, "TokioLoop"):
-        pytest.skip("rloop has no TokioLoop")
-    return str(request.param)
+# The rloop loops (overrides the suite's fixture, which has every loop).
+loop_name = pytest.fixture(params=RLOOP_NAMES, name="loop_name")(rloop_loop_name)
 
 
 class Sender(asyncio.Protocol):

@@ -21,8 +21,7 @@ import sys
 import time
 
 import pytest
-import rloop
-from conftest import RUN_TIMEOUT
+from conftest import RLOOP_NAMES, RUN_TIMEOUT, rloop_loop_name
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="Unix signals")
 
@@ -71,11 +70,8 @@ else:
 PAYLOAD_SHA = hashlib.sha256(random.Random(7).randbytes(PAYLOAD_SIZE)).hexdigest()
 
 
-@pytest.fixture(params=["rloop", "tokio"])
-def loop_name(request: pytest.FixtureRequest) -> str:
-    if request.param == "tokio" and not hasattr(rloop, "TokioLoop"):
-        pytest.skip("rloop has no TokioLoop")
-    return str(request.param)
+# The rloop loops (overrides the suite's fixture, which has every loop).
+loop_name = pytest.fixture(params=RLOOP_NAMES, name="loop_name")(rloop_loop_name)
 
 
 class Child:

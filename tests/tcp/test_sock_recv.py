@@ -8,26 +8,9 @@ import errno
 import socket
 import ssl
 import struct
-from collections.abc import Iterator
 
 import pytest
 from conftest import run, xfail_for
-
-
-@pytest.fixture
-def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A connected non-blocking TCP pair on 127.0.0.1: (ours, peer)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        peer = socket.create_connection(listener.getsockname())
-        ours, _ = listener.accept()
-    ours.setblocking(False)
-    try:
-        yield ours, peer
-    finally:
-        ours.close()
-        peer.close()
 
 
 def _reset(peer: socket.socket) -> None:

@@ -8,27 +8,20 @@ import errno
 import hashlib
 import random
 import socket
-from collections.abc import Iterator
 
 import pytest
 from conftest import run, xfail_for
 
 
 @pytest.fixture
-def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    """A connected non-blocking TCP pair on 127.0.0.1: (ours, peer)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        peer = socket.create_connection(listener.getsockname())
-        ours, _ = listener.accept()
-    ours.setblocking(False)
+def tcp_pair(
+    tcp_pair: tuple[socket.socket, socket.socket],
+) -> tuple[socket.socket, socket.socket]:
+    """tests/tcp's pair with the peer non-blocking too: these tests use the
+    loop's socket methods on both ends."""
+    ours, peer = tcp_pair
     peer.setblocking(False)
-    try:
-        yield ours, peer
-    finally:
-        ours.close()
-        peer.close()
+    return ours, peer
 
 
 def test_they_are_coroutines(

@@ -66,14 +66,21 @@ class Endpoint:
             return await asyncio.open_connection(host, port)
         return await asyncio.open_unix_connection(self.path)
 
-    def client_socket(self, server: asyncio.AbstractServer) -> socket.socket:
-        """A blocking client socket connected to the server (for raw-socket peers)."""
+    def client_socket(
+        self, server: asyncio.AbstractServer, rcvbuf: int | None = None
+    ) -> socket.socket:
+        """A blocking client socket connected to the server (for raw-socket
+        peers), with a receive buffer of `rcvbuf` bytes if given (set before
+        connecting: loopback TCP may otherwise take many megabytes at once)."""
         if self.kind == "tcp":
-            sock = socket.create_connection(self.address(server), timeout=DEADLINE)
+            host = self.address(server)[0]
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         else:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(DEADLINE)
-            sock.connect(self.path)
+        if rcvbuf is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(DEADLINE)
+        sock.connect(self.address(server) if self.kind == "tcp" else self.path)
         return sock
 
 

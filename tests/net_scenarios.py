@@ -36,6 +36,7 @@ __all__ = [
     "test_peer_reset",
     "test_protocol_error_reaches_handler_and_loop_goes_on",
     "test_refused_connection",
+    "test_resume_writing_after_close_may_still_write",
     "test_serve_forever_cancelled",
     "test_serve_forever_cancelled_with_hanging_client",
     "test_streams_echo",
@@ -341,6 +342,42 @@ def test_close_flushes_pending_data(loop: asyncio.AbstractEventLoop, endpoint: E
         return len(received), exc
 
     assert run(loop, main(), timeout=30) == (size, None)
+
+
+class _TrailerOnResume(Recorder):
+    """Writes a trailer from resume_writing(), as asyncio's SSL protocol
+    writes its close_notify once a closing transport drains."""
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        assert self.transport is not None
+        self.transport.write(b"TRAILER")
+
+
+def test_resume_writing_after_close_may_still_write(
+    loop: asyncio.AbstractEventLoop, endpoint: Endpoint
+) -> None:
+    size = 16 << 20
+
+    async def main() -> tuple[bytes, list[str], BaseException | None]:
+        rec = _TrailerOnResume(loop)
+        server = await endpoint.serve(loop, lambda: rec)
+        peer = endpoint.client_socket(server, rcvbuf=1 << 16)
+        await rec.made
+        assert rec.transport is not None
+        rec.transport.write(b"a" * size)
+        assert rec.events[-1] == "pause_writing"
+        rec.transport.close()
+        received = await loop.run_in_executor(None, _read_all, peer)
+        exc = await rec.lost
+        peer.close()
+        server.close()
+        await server.wait_closed()
+        return received[size - 3 :], rec.events[-2:], exc
+
+    # The protocol hears resume_writing() before connection_lost(), and what
+    # it writes then still goes out before the close.
+    assert run(loop, main(), timeout=30) == (b"aaaTRAILER", ["resume_writing", "lost"], None)
 
 
 def test_abort_drops_pending_data(loop: asyncio.AbstractEventLoop, endpoint: Endpoint) -> None:

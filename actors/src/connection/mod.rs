@@ -82,6 +82,10 @@ pub struct Connection {
     eof_requested: bool,
     eof_written: bool,
     closing: bool,
+    /// The queue drained while closing, in the same call that emitted
+    /// `ResumeWriting`: the close waits one turn for the protocol, which
+    /// asyncio lets write again from resume_writing() (SSL's close_notify).
+    close_after_resume: bool,
     /// `Closed` has been emitted; nothing happens any more.
     finished: bool,
     /// Reads may still find data: the last read neither hit WouldBlock nor
@@ -115,6 +119,7 @@ impl Connection {
             eof_requested: false,
             eof_written: false,
             closing: false,
+            close_after_resume: false,
             finished: false,
             read_hot: false,
             read_closed_seen: false,
@@ -166,6 +171,12 @@ impl Connection {
     /// Whether a readiness report is due even without a new OS event.
     pub fn read_pending(&self) -> bool {
         self.read_hot && self.wants_read()
+    }
+
+    /// Whether a close waits only for a writable report (see
+    /// `close_after_resume`): the scheduler reports it without an OS event.
+    pub fn close_pending(&self) -> bool {
+        self.close_after_resume && self.queue.is_empty() && self.file.is_none() && !self.finished
     }
 
     /// Records that the poller saw the read side closed (FIN, HUP, error).
@@ -399,6 +410,13 @@ impl Connection {
 
     /// Everything is sent: a pending close or write_eof goes ahead.
     fn drained(&mut self, out: &mut Vec<Event>) {
+        // As asyncio's transports do, a paused protocol hears
+        // resume_writing() before the close goes ahead, and may still write.
+        let resuming = out.iter().any(|e| matches!(e, Event::ResumeWriting));
+        self.close_after_resume = self.closing && resuming;
+        if self.close_after_resume {
+            return;
+        }
         if self.closing {
             self.finish(None, out);
         } else if self.eof_requested && !self.eof_written {

@@ -254,17 +254,18 @@ impl MioScheduler {
         }
     }
 
-    /// Re-reports actors whose last read/accept may have left data behind.
+    /// Re-reports actors whose last read/accept may have left data behind,
+    /// and closing ones that wait only for a writable report.
     fn report_hot(&mut self, turn: u64, out: &mut Vec<Ready>) {
         let hot = std::mem::take(&mut self.hot);
         for &(key, gen) in &hot {
             match self.slab.get_mut(key) {
                 Some(Entry::Conn(s)) if s.gen == gen => {
                     s.queued_hot = false;
-                    if !s.conn.read_pending() {
-                        continue;
+                    let (r, w) = (s.conn.read_pending(), s.conn.close_pending());
+                    if r || w {
+                        s.record.report(turn, ConnId { key, gen }, r, w, out);
                     }
-                    s.record.report(turn, ConnId { key, gen }, true, false, out);
                 }
                 Some(Entry::Listener(s)) if s.gen == gen => {
                     s.queued_hot = false;
@@ -371,7 +372,7 @@ impl MioScheduler {
                 }
             }
         }
-        if slot.conn.read_pending() && !slot.queued_hot {
+        if (slot.conn.read_pending() || slot.conn.close_pending()) && !slot.queued_hot {
             slot.queued_hot = true;
             self.hot.push((id.key, id.gen));
         }

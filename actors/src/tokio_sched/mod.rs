@@ -451,8 +451,9 @@ impl TokioScheduler {
                 continue;
             };
             slot.queued_hot = false;
-            if slot.conn.read_pending() {
-                slot.report(key, self.turn_no, true, false, out);
+            let (r, w) = (slot.conn.read_pending(), slot.conn.close_pending());
+            if r || w {
+                slot.report(key, self.turn_no, r, w, out);
             }
         }
         for (key, gen) in std::mem::take(&mut self.hot_listeners) {
@@ -558,7 +559,7 @@ impl TokioScheduler {
             slot.mailbox.0.want(want);
         }
         let rearm = slot.conn.toxic_rearm();
-        if slot.conn.read_pending() && !slot.queued_hot {
+        if (slot.conn.read_pending() || slot.conn.close_pending()) && !slot.queued_hot {
             slot.queued_hot = true;
             self.hot.push((id.key, id.gen));
         }

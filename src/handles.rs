@@ -3,9 +3,6 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::{self, ThreadId};
-
-use parking_lot::{Condvar, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -13,6 +10,7 @@ use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::context;
+use crate::run_guard::RunGuard;
 
 /// What a live handle calls. asyncio drops the callback and its arguments
 /// when a handle is cancelled, so that a cancelled timer keeps nothing alive
@@ -94,41 +92,8 @@ pub struct Handle {
     cancelled: AtomicBool,
     /// Where the handle was created; set in debug mode only, as asyncio does.
     pub(crate) source_traceback: Option<Py<PyAny>>,
-    /// Set for call_soon_threadsafe's handles only (see RunGuard).
-    guard: Option<Box<RunGuard>>,
-}
-
-/// A handle from call_soon_threadsafe may be cancelled from another thread
-/// while its callback runs; as asyncio's (3.14, and the patch releases of
-/// 3.12 and 3.13 since), `cancel()` and `cancelled()` then wait until the
-/// callback has returned, so a caller that saw `cancel()` return knows the
-/// callback either ran to its end or never starts. The thread running the
-/// callback may cancel its own handle without waiting.
-struct RunGuard {
-    running: Mutex<Option<ThreadId>>,
-    done: Condvar,
-}
-
-impl RunGuard {
-    /// Waits, with the GIL released, until no other thread runs the
-    /// callback, then calls `f` with the running state still locked.
-    fn when_idle<T: Send>(&self, py: Python<'_>, f: impl FnOnce() -> T + Send) -> T {
-        let me = thread::current().id();
-        {
-            // The common case, nobody else running it: no GIL release.
-            let running = self.running.lock();
-            if running.is_none_or(|t| t == me) {
-                return f();
-            }
-        }
-        py.detach(|| {
-            let mut running = self.running.lock();
-            while running.is_some_and(|t| t != me) {
-                self.done.wait(&mut running);
-            }
-            f()
-        })
-    }
+    /// Set for call_soon_threadsafe's handles only (src/run_guard.rs).
+    guard: Option<RunGuard>,
 }
 
 impl Drop for Handle {
@@ -175,10 +140,7 @@ impl Handle {
 
     /// This handle, made cancellable from other threads (call_soon_threadsafe).
     pub fn thread_safe(mut self) -> Self {
-        self.guard = Some(Box::new(RunGuard {
-            running: Mutex::new(None),
-            done: Condvar::new(),
-        }));
+        self.guard = Some(RunGuard::default());
         self
     }
 
@@ -213,18 +175,14 @@ impl Handle {
         let Some(g) = &self.guard else {
             return self.run_unguarded(py);
         };
-        {
-            // Checked again under the lock: a cancel from another thread
-            // may have come after the loop's own check.
-            let mut running = g.running.lock();
-            if self.is_cancelled() {
-                return Ok(());
-            }
-            *running = Some(thread::current().id());
+        // A cancel from another thread may have come after the loop's own
+        // check; from here on, one waits for the callback to return.
+        if self.is_cancelled() {
+            return Ok(());
         }
+        g.enter();
         let result = self.run_unguarded(py);
-        *g.running.lock() = None;
-        g.done.notify_all();
+        g.leave();
         result
     }
 

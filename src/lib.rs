@@ -18,6 +18,7 @@ mod io_watch;
 mod py_imports;
 mod queued;
 mod reactor;
+mod run_guard;
 mod schedulers;
 mod scheduling;
 mod sendfile;

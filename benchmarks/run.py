@@ -16,7 +16,9 @@ What it does:
 4. for every network cell (server kind x message size x connections) starts one
    server process per loop (``server.py``, pinned to CPU 0) and the load client
    (pinned to CPU 1), interleaving the loops (A B C D, rotated every round) for
-   ``--runs`` rounds; the pure-Rust ceiling server is measured alongside;
+   ``--runs`` rounds; the pure-Rust ceiling server is measured alongside; the TLS
+   cells (``tls``, ``https``) use a throwaway self-signed certificate for 127.0.0.1
+   made in a temporary directory for the run (``openssl`` CLI, else ``trustme``);
 5. runs the loop microbenchmarks (``micro.py``), one process per loop, interleaved;
 6. prints a markdown report and writes ``latest.md``, ``latest.json`` and
    ``latest.png`` to ``--out``.
@@ -25,6 +27,7 @@ What it does:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import importlib
 import json
@@ -32,6 +35,7 @@ import math
 import os
 import platform
 import selectors
+import shutil
 import statistics
 import subprocess
 import sys
@@ -53,8 +57,12 @@ MICRO_PY = HERE / "micro.py"
 ALL_LOOPS: tuple[str, ...] = ("asyncio", "uvloop", "rloop", "tokio")
 REFERENCE = "uvloop"
 CEILING_NAME = "ceiling"
-KINDS: tuple[str, ...] = ("sockets", "streams", "protocol", "bufproto", "http", "churn")
-NOT_YET: tuple[str, ...] = ("udp echo", "tls echo")
+KINDS: tuple[str, ...] = (
+    "sockets", "streams", "protocol", "bufproto", "http", "churn", "tls", "https"
+)  # fmt: skip
+HTTP_KINDS: tuple[str, ...] = ("http", "https")
+TLS_KINDS: tuple[str, ...] = ("tls", "https")
+NOT_YET: tuple[str, ...] = ("udp echo",)
 SERVER_CPU = 0
 CLIENT_CPU = 1
 READY_TIMEOUT_S = 20.0
@@ -118,6 +126,45 @@ def ensure_loadclient() -> None:
     for binary in (LOADCLIENT, CEILING):
         binary.touch()  # cargo may keep an up-to-date binary's old mtime
     log(f"[setup] built in {time.monotonic() - t0:.1f} s")
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The run's throwaway server certificate (chain) and private key, PEM."""
+
+    cert: Path
+    key: Path
+    origin: str
+
+
+def make_tls_files(directory: Path) -> TlsFiles | None:
+    """A self-signed certificate + key for 127.0.0.1 in ``directory`` (None if impossible).
+
+    The ``openssl`` CLI when present (EC P-256, 2 days), else ``trustme`` (pip-installed
+    if missing). Nothing is written outside ``directory``, which the caller removes.
+    """
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    openssl = shutil.which("openssl")
+    if openssl:
+        cmd = [
+            openssl, "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=60)
+        if proc.returncode == 0 and cert.exists() and key.exists():
+            return TlsFiles(cert, key, "openssl req -x509, EC P-256, self-signed")
+        log(f"[setup] openssl req failed: {proc.stderr.strip()[-500:]}")
+    if not ensure_module("trustme", "trustme"):
+        return None
+    trustme = importlib.import_module("trustme")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    leaf.private_key_pem.write_to_path(str(key))
+    for i, blob in enumerate(leaf.cert_chain_pems):
+        blob.write_to_path(str(cert), append=i > 0)
+    return TlsFiles(cert, key, "trustme, leaf issued by a throwaway CA")
 
 
 def probe_loop(name: str) -> tuple[bool, str]:
@@ -189,7 +236,13 @@ class Cell:
 
     @property
     def mode(self) -> str:
-        return self.kind if self.kind in ("http", "churn") else "echo"
+        if self.kind in HTTP_KINDS:
+            return "http"
+        return "churn" if self.kind == "churn" else "echo"
+
+    @property
+    def tls(self) -> bool:
+        return self.kind in TLS_KINDS
 
     @property
     def server_kind(self) -> str:
@@ -198,17 +251,17 @@ class Cell:
 
     @property
     def label(self) -> str:
-        if self.kind == "http":
-            return f"http keep-alive, {self.conns} conn"
+        if self.kind in HTTP_KINDS:
+            return f"{self.kind} keep-alive, {self.conns} conn"
         if self.kind == "churn":
             return f"connection churn {self.size // 1024} KiB, {self.conns} at a time"
         return f"{self.kind} echo {self.size // 1024} KiB, {self.conns} conn"
 
     @property
     def ceiling_key(self) -> str:
-        if self.kind in ("http", "churn"):
+        if self.kind in ("http", "churn", "https"):
             return f"{self.kind}/{self.size}/{self.conns}"
-        return f"echo/{self.size}/{self.conns}"
+        return f"{'tls-' if self.tls else ''}echo/{self.size}/{self.conns}"
 
 
 @dataclass(frozen=True)
@@ -222,7 +275,7 @@ class Plan:
 
     def describe(self) -> str:
         kinds = sorted({c.kind for c in self.cells}, key=KINDS.index)
-        sizes = sorted({c.size // 1024 for c in self.cells if c.kind != "http"})
+        sizes = sorted({c.size // 1024 for c in self.cells if c.kind not in HTTP_KINDS})
         conns = sorted({c.conns for c in self.cells})
         return (
             f"{'quick' if self.quick else 'full'} mode: kinds {', '.join(kinds)}; "
@@ -235,16 +288,31 @@ class Plan:
 
 
 def parse_cell(spec: str) -> Cell:
-    """``KIND/SIZE/CONNS`` (``protocol/1024/32``), or ``http/CONNS``."""
+    """``KIND/SIZE/CONNS`` (``protocol/1024/32``), or ``http/CONNS`` / ``https/CONNS``."""
     parts = spec.strip().split("/")
     try:
-        if parts[0] == "http" and len(parts) == 2:
-            return Cell("http", 0, int(parts[1]))
-        if parts[0] in KINDS and parts[0] != "http" and len(parts) == 3:
+        if parts[0] in HTTP_KINDS and len(parts) == 2:
+            return Cell(parts[0], 0, int(parts[1]))
+        if parts[0] in KINDS and parts[0] not in HTTP_KINDS and len(parts) == 3:
             return Cell(parts[0], int(parts[1]), int(parts[2]))
     except ValueError:
         pass
-    raise SystemExit(f"bad cell {spec!r}: use KIND/SIZE/CONNS (e.g. protocol/1024/32) or http/CONNS")
+    raise SystemExit(
+        f"bad cell {spec!r}: use KIND/SIZE/CONNS (e.g. protocol/1024/32, tls/1024/10) "
+        "or http/CONNS, https/CONNS"
+    )
+
+
+def prepare_tls(plan: Plan, directory: Path, net: bool) -> tuple[Plan, TlsFiles | None]:
+    """Make the certificate when the plan has TLS cells; drop them if that fails."""
+    if not net or not any(c.tls for c in plan.cells):
+        return plan, None
+    tls = make_tls_files(directory)
+    if tls is None:
+        log("[setup] no openssl CLI and no trustme: the TLS cells are skipped")
+        return dataclasses.replace(plan, cells=tuple(c for c in plan.cells if not c.tls)), None
+    log(f"[setup] TLS certificate for 127.0.0.1: {tls.origin} (temporary, deleted after)")
+    return plan, tls
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -256,6 +324,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         ]
         cells.append(Cell("http", 0, 32))
         cells.append(Cell("churn", 1024, 32))
+        cells.append(Cell("tls", 1024, 10))
         runs, warmup, duration, micro = 3, 0.25, 1.0, 0.15
     else:
         cells = [
@@ -266,6 +335,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         ]
         cells += [Cell("http", 0, conns) for conns in (1, 32)]
         cells.append(Cell("churn", 1024, 32))
+        cells += [Cell("tls", size, 10) for size in (1024, 100 * 1024)]
+        cells.append(Cell("https", 0, 10))
         runs, warmup, duration, micro = 3, 0.4, 1.5, 0.5
     if args.cells:
         cells = [parse_cell(spec) for spec in args.cells.split(",") if spec.strip()]
@@ -331,7 +402,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
             proc.wait(timeout=3)
 
 
-def run_cell_once(server_cmd: list[str], cell: Cell, plan: Plan, pinned: bool) -> Sample:
+def run_cell_once(
+    server_cmd: list[str], cell: Cell, plan: Plan, pinned: bool, tls: TlsFiles | None
+) -> Sample:
     """Start one server, drive it with the load client, stop it."""
     with tempfile.TemporaryFile(mode="w+") as err:
         proc = subprocess.Popen(
@@ -357,6 +430,10 @@ def run_cell_once(server_cmd: list[str], cell: Cell, plan: Plan, pinned: bool) -
             ]  # fmt: skip
             if pinned:
                 client_cmd += ["--cpu", str(CLIENT_CPU)]
+            if cell.tls:
+                if tls is None:
+                    raise RuntimeError("TLS cell without a certificate")
+                client_cmd += ["--tls", "--tls-cert", str(tls.cert)]
             client = subprocess.run(
                 client_cmd,
                 check=False,
@@ -401,13 +478,17 @@ def run_cell_once(server_cmd: list[str], cell: Cell, plan: Plan, pinned: bool) -
     )
 
 
-def server_command(loop: str, cell: Cell, pinned: bool) -> list[str]:
+def server_command(loop: str, cell: Cell, pinned: bool, tls: TlsFiles | None) -> list[str]:
     if loop == CEILING_NAME:
         mode = "echo" if cell.kind == "churn" else cell.mode
         cmd = [str(CEILING), "--mode", mode, "--port", "0", "--max-seconds", "120"]
+        if cell.tls:
+            cmd.append("--tls")
     else:
         cmd = [sys.executable, str(SERVER_PY), "--loop", loop, "--kind", cell.server_kind]
         cmd += ["--port", "0", "--max-seconds", "120"]
+    if cell.tls and tls is not None:
+        cmd += ["--cert", str(tls.cert), "--key", str(tls.key)]
     if pinned:
         cmd += ["--cpu", str(SERVER_CPU)]
     return cmd
@@ -421,7 +502,7 @@ def rotated(items: Sequence[str], k: int) -> list[str]:
 
 
 def run_network(
-    plan: Plan, loops: list[str], pinned: bool, with_ceiling: bool
+    plan: Plan, loops: list[str], pinned: bool, with_ceiling: bool, tls: TlsFiles | None
 ) -> dict[str, dict[str, Series]]:
     """results[cell.label][loop] -> Series; the ceiling is stored under CEILING_NAME."""
     results: dict[str, dict[str, Series]] = {}
@@ -437,9 +518,8 @@ def run_network(
             for name in rotated(contenders, rnd):
                 series = ceiling_done[cell.ceiling_key] if name == CEILING_NAME else per_loop[name]
                 try:
-                    series.samples.append(
-                        run_cell_once(server_command(name, cell, pinned), cell, plan, pinned)
-                    )
+                    cmd = server_command(name, cell, pinned, tls)
+                    series.samples.append(run_cell_once(cmd, cell, plan, pinned, tls))
                 except (RuntimeError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
                     series.failures.append(str(exc))
                     log(f"[net] {name} / {cell.label}: run failed: {exc}")
@@ -827,8 +907,8 @@ def main() -> int:
     parser.add_argument(
         "--cells",
         default="",
-        help="only these cells, comma-separated KIND/SIZE/CONNS or http/CONNS "
-        "(e.g. protocol/1024/32); runs and durations follow --quick",
+        help="only these cells, comma-separated KIND/SIZE/CONNS, http/CONNS or https/CONNS "
+        "(e.g. protocol/1024/32,tls/1024/10,https/10); runs and durations follow --quick",
     )
     parser.add_argument("--no-ceiling", action="store_true", help="skip the pure-Rust ceiling")
     parser.add_argument("--no-micro", action="store_true", help="skip the microbenchmarks")
@@ -860,13 +940,16 @@ def main() -> int:
     pinned = pinning_available()
     info = machine_info(pinned)
     with_ceiling = not args.no_ceiling
-    n_ceiling = len({c.ceiling_key for c in plan.cells}) if with_ceiling else 0
-    est = estimate_seconds(plan, len(loops), n_ceiling, not args.no_micro, not args.no_net)
-    log("[setup] " + "; ".join(f"{k}: {v}" for k, v in info.items()))
-    log(f"[setup] {plan.describe()}")
-    log(f"[setup] estimated time: {est / 60:.1f} min")
+    # The TLS cells' key material lives only in this directory, only for this run.
+    with tempfile.TemporaryDirectory(prefix="rloop-bench-tls-") as tls_dir:
+        plan, tls = prepare_tls(plan, Path(tls_dir), not args.no_net)
+        n_ceiling = len({c.ceiling_key for c in plan.cells}) if with_ceiling else 0
+        est = estimate_seconds(plan, len(loops), n_ceiling, not args.no_micro, not args.no_net)
+        log("[setup] " + "; ".join(f"{k}: {v}" for k, v in info.items()))
+        log(f"[setup] {plan.describe()}")
+        log(f"[setup] estimated time: {est / 60:.1f} min")
 
-    net = {} if args.no_net else run_network(plan, loops, pinned, with_ceiling)
+        net = {} if args.no_net else run_network(plan, loops, pinned, with_ceiling, tls)
     micro = {} if args.no_micro else run_micro(plan, loops)
     elapsed = time.monotonic() - started
 

@@ -11,7 +11,14 @@ Kinds (all on 127.0.0.1):
 * ``protocol`` - TCP echo with an ``asyncio.Protocol``;
 * ``bufproto`` - TCP echo with an ``asyncio.BufferedProtocol``;
 * ``http``     - minimal HTTP/1.1 keep-alive server (``asyncio.Protocol``) answering
-  every GET with a fixed small response carrying Content-Length.
+  every GET with a fixed small response carrying Content-Length;
+* ``tls``      - the ``streams`` echo over TLS (``start_server(..., ssl=ctx)``);
+* ``https``    - the ``http`` Protocol over TLS (``create_server(..., ssl=ctx)``).
+
+The TLS kinds need ``--cert`` and ``--key`` (PEM files; ``run.py`` makes a throwaway
+self-signed pair for 127.0.0.1). The context is
+``ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)`` with that pair loaded and
+otherwise default settings (TLS 1.2 minimum; the load client negotiates TLS 1.3).
 
 Once listening it prints ``READY port=P pid=N loop=module.Class`` and serves until it
 is terminated or ``--max-seconds`` passed. ``--check`` only creates the loop, prints
@@ -24,6 +31,7 @@ import argparse
 import asyncio
 import os
 import socket
+import ssl
 import sys
 from typing import cast
 
@@ -31,7 +39,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from loops import LoopUnavailable, describe, new_loop
 
-KINDS: tuple[str, ...] = ("sockets", "streams", "protocol", "bufproto", "http")
+KINDS: tuple[str, ...] = ("sockets", "streams", "protocol", "bufproto", "http", "tls", "https")
+TLS_KINDS: tuple[str, ...] = ("tls", "https")
 HOST = "127.0.0.1"
 READ_SIZE = 64 * 1024
 
@@ -168,8 +177,17 @@ async def _stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         writer.close()
 
 
-async def start(loop: asyncio.AbstractEventLoop, kind: str, port: int) -> int:
-    """Start serving ``kind``; return the bound port."""
+def server_context(cert: str, key: str) -> ssl.SSLContext:
+    """A default server-side TLS context holding ``cert`` and ``key``."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+async def start(
+    loop: asyncio.AbstractEventLoop, kind: str, port: int, ctx: ssl.SSLContext | None = None
+) -> int:
+    """Start serving ``kind`` (``ctx``: the TLS context of the TLS kinds); return the port."""
     if kind == "sockets":
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -186,6 +204,10 @@ async def start(loop: asyncio.AbstractEventLoop, kind: str, port: int) -> int:
         server = await loop.create_server(EchoBufferedProtocol, HOST, port, backlog=512)
     elif kind == "http":
         server = await loop.create_server(HttpProtocol, HOST, port, backlog=512)
+    elif kind == "tls":
+        server = await asyncio.start_server(_stream_echo, HOST, port, backlog=512, ssl=ctx)
+    elif kind == "https":
+        server = await loop.create_server(HttpProtocol, HOST, port, backlog=512, ssl=ctx)
     else:
         raise SystemExit(f"unknown --kind {kind!r} (choose from {', '.join(KINDS)})")
     return int(server.sockets[0].getsockname()[1])
@@ -199,7 +221,14 @@ def main() -> int:
     parser.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU")
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--check", action="store_true", help="only report the loop class")
+    parser.add_argument("--cert", default=None, help="PEM certificate (tls, https kinds)")
+    parser.add_argument("--key", default=None, help="PEM private key (tls, https kinds)")
     args = parser.parse_args()
+    ctx = None
+    if args.kind in TLS_KINDS and not args.check:
+        if not (args.cert and args.key):
+            parser.error(f"--kind {args.kind} needs --cert and --key")
+        ctx = server_context(args.cert, args.key)
 
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         # Before the loop exists, so every thread it starts inherits the mask.
@@ -214,7 +243,7 @@ def main() -> int:
         loop.close()
         return 0
 
-    port = loop.run_until_complete(start(loop, args.kind, args.port))
+    port = loop.run_until_complete(start(loop, args.kind, args.port, ctx))
     loop.call_later(args.max_seconds, loop.stop)
     print(f"READY port={port} pid={os.getpid()} loop={describe(loop)}", flush=True)
     try:

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+pub mod tls;
+
 /// The fixed HTTP response body served by every HTTP server in the suite.
 pub const HTTP_BODY: &[u8] = b"Hello, World!";
 
@@ -57,6 +59,15 @@ impl Args {
             Some(v) => v
                 .parse::<T>()
                 .map_err(|_| format!("invalid value for --{key}: {v:?}")),
+        }
+    }
+
+    /// A switch: absent is false; `--key` alone, `--key 1` or `--key true` is true.
+    pub fn flag(&self, key: &str) -> Result<bool, String> {
+        match self.values.get(key).map(String::as_str) {
+            None | Some("0" | "false") => Ok(false),
+            Some("1" | "true") => Ok(true),
+            Some(v) => Err(format!("invalid value for --{key}: {v:?} (a switch)")),
         }
     }
 

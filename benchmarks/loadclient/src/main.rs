@@ -7,21 +7,29 @@
 //!   * `churn`: connect, send `--size` bytes, read them back, close, repeat
 //!     (one message per connection: the cost of setting up and tearing down).
 //!
+//! With `--tls` (echo and http) every connection first does a TLS 1.3
+//! handshake (rustls, ring provider) and then runs the same loop over TLS;
+//! `--tls-cert PEM` pins the server's certificate (see `loadclient::tls`).
+//!
 //! Runs `--warmup` seconds unmeasured, then `--duration` seconds measured, and
 //! prints one JSON object. When `--server-pid` is given, the server's
 //! utime+stime (/proc/PID/stat) is sampled exactly at the start and the end of
 //! the measured window. A watchdog thread ends the process if anything stalls.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use loadclient::{
     clock_ticks_per_second, content_length, find_header_end, loopback_host, pin_to_cpu,
-    process_cpu_ticks, Args,
+    process_cpu_ticks, tls, Args,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 
 const HTTP_REQUEST: &[u8] =
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: rloop-loadclient\r\n\r\n";
@@ -35,7 +43,7 @@ enum Mode {
     Churn,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Plan {
     addr: SocketAddr,
     mode: Mode,
@@ -43,6 +51,8 @@ struct Plan {
     start: Instant,
     end: Instant,
     hard: Instant,
+    /// Some: every connection is TLS (handshake first).
+    tls: Option<TlsConnector>,
 }
 
 #[derive(Default)]
@@ -51,6 +61,8 @@ struct ConnResult {
     bytes: u64,
     errors: u64,
     latencies_ns: Vec<u64>,
+    /// Negotiated TLS version and cipher suite, when the connection is TLS.
+    tls: Option<String>,
 }
 
 impl ConnResult {
@@ -78,15 +90,56 @@ async fn connect(plan: &Plan) -> Option<TcpStream> {
     }
 }
 
+/// The TLS handshake over a connected socket (within the plan's deadline).
+async fn handshake(
+    plan: &Plan,
+    connector: &TlsConnector,
+    stream: TcpStream,
+    res: &mut ConnResult,
+) -> Option<TlsStream<TcpStream>> {
+    let name = ServerName::from(plan.addr.ip());
+    match timeout_at(plan.hard, connector.connect(name, stream)).await {
+        Ok(Ok(tls)) => {
+            res.tls = Some(tls::describe(tls.get_ref().1));
+            Some(tls)
+        }
+        Ok(Err(e)) => {
+            eprintln!("loadclient: TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 async fn echo_conn(plan: Plan) -> ConnResult {
     let mut res = ConnResult::default();
     let Some(mut stream) = connect(&plan).await else {
         res.errors += 1;
         return res;
     };
+    match &plan.tls {
+        None => {
+            let (rd, wr) = stream.split();
+            echo_loop(&plan, rd, wr, &mut res).await;
+        }
+        Some(connector) => match handshake(&plan, connector, stream, &mut res).await {
+            Some(tls) => {
+                let (rd, wr) = tokio::io::split(tls);
+                echo_loop(&plan, rd, wr, &mut res).await;
+            }
+            None => res.errors += 1,
+        },
+    }
+    res
+}
+
+async fn echo_loop<R, W>(plan: &Plan, mut rd: R, mut wr: W, res: &mut ConnResult)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let message: Vec<u8> = (0..plan.size).map(|i| (i % 251) as u8).collect();
     let mut buf = vec![0u8; plan.size];
-    let (mut rd, mut wr) = stream.split();
     let mut verified = false;
     loop {
         let begin = Instant::now();
@@ -94,8 +147,13 @@ async fn echo_conn(plan: Plan) -> ConnResult {
             break;
         }
         // Write and read concurrently so large messages cannot deadlock on
-        // full socket buffers.
-        let io = async { tokio::try_join!(wr.write_all(&message), rd.read_exact(&mut buf)) };
+        // full socket buffers. The flush is a no-op for TCP; over TLS it
+        // pushes out records the socket did not take yet.
+        let send = async {
+            wr.write_all(&message).await?;
+            wr.flush().await
+        };
+        let io = async { tokio::try_join!(send, rd.read_exact(&mut buf)) };
         match timeout_at(plan.hard, io).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
@@ -116,9 +174,8 @@ async fn echo_conn(plan: Plan) -> ConnResult {
             }
             verified = true;
         }
-        res.record(&plan, begin, Instant::now(), plan.size);
+        res.record(plan, begin, Instant::now(), plan.size);
     }
-    res
 }
 
 async fn churn_conn(plan: Plan) -> ConnResult {
@@ -160,7 +217,10 @@ async fn churn_conn(plan: Plan) -> ConnResult {
 }
 
 /// Read one Content-Length framed response; returns its size in bytes.
-async fn read_response(stream: &mut TcpStream, pending: &mut Vec<u8>) -> Result<usize, String> {
+async fn read_response<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    pending: &mut Vec<u8>,
+) -> Result<usize, String> {
     let mut chunk = [0u8; 16384];
     loop {
         if let Some(end) = find_header_end(pending) {
@@ -197,6 +257,21 @@ async fn http_conn(plan: Plan) -> ConnResult {
         res.errors += 1;
         return res;
     };
+    match &plan.tls {
+        None => http_loop(&plan, &mut stream, &mut res).await,
+        Some(connector) => match handshake(&plan, connector, stream, &mut res).await {
+            Some(mut tls) => http_loop(&plan, &mut tls, &mut res).await,
+            None => res.errors += 1,
+        },
+    }
+    res
+}
+
+async fn http_loop<S: AsyncRead + AsyncWrite + Unpin>(
+    plan: &Plan,
+    stream: &mut S,
+    res: &mut ConnResult,
+) {
     let mut pending: Vec<u8> = Vec::with_capacity(4096);
     loop {
         let begin = Instant::now();
@@ -208,10 +283,11 @@ async fn http_conn(plan: Plan) -> ConnResult {
                 .write_all(HTTP_REQUEST)
                 .await
                 .map_err(|e| e.to_string())?;
-            read_response(&mut stream, &mut pending).await
+            stream.flush().await.map_err(|e| e.to_string())?;
+            read_response(stream, &mut pending).await
         };
         match timeout_at(plan.hard, io).await {
-            Ok(Ok(n)) => res.record(&plan, begin, Instant::now(), n),
+            Ok(Ok(n)) => res.record(plan, begin, Instant::now(), n),
             Ok(Err(e)) => {
                 eprintln!("loadclient: http error: {e}");
                 res.errors += 1;
@@ -223,7 +299,6 @@ async fn http_conn(plan: Plan) -> ConnResult {
             }
         }
     }
-    res
 }
 
 fn percentile_us(sorted_ns: &[u64], q: f64) -> f64 {
@@ -242,9 +317,9 @@ async fn run(plan: Plan, conns: usize, server_pid: Option<u32>) -> String {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..conns {
         match plan.mode {
-            Mode::Echo => tasks.spawn(echo_conn(plan)),
-            Mode::Http => tasks.spawn(http_conn(plan)),
-            Mode::Churn => tasks.spawn(churn_conn(plan)),
+            Mode::Echo => tasks.spawn(echo_conn(plan.clone())),
+            Mode::Http => tasks.spawn(http_conn(plan.clone())),
+            Mode::Churn => tasks.spawn(churn_conn(plan.clone())),
         };
     }
 
@@ -263,6 +338,9 @@ async fn run(plan: Plan, conns: usize, server_pid: Option<u32>) -> String {
                 total.bytes += r.bytes;
                 total.errors += r.errors;
                 total.latencies_ns.extend(r.latencies_ns);
+                if total.tls.is_none() {
+                    total.tls = r.tls;
+                }
             }
             Err(_) => total.errors += 1,
         }
@@ -278,7 +356,8 @@ async fn run(plan: Plan, conns: usize, server_pid: Option<u32>) -> String {
             "{{\"mode\":\"{}\",\"size\":{},\"conns\":{},\"window_s\":{:.6},",
             "\"messages\":{},\"msgs_per_s\":{:.1},\"mib_per_s\":{:.3},",
             "\"p50_us\":{:.1},\"p99_us\":{:.1},\"errors\":{},",
-            "\"server_cpu_ticks\":{},\"client_cpu_ticks\":{},\"clk_tck\":{}}}"
+            "\"server_cpu_ticks\":{},\"client_cpu_ticks\":{},\"clk_tck\":{},",
+            "\"tls\":{}}}"
         ),
         match plan.mode {
             Mode::Echo => "echo",
@@ -297,6 +376,9 @@ async fn run(plan: Plan, conns: usize, server_pid: Option<u32>) -> String {
         json_opt(delta(server_cpu0, server_cpu1)),
         json_opt(delta(client_cpu0, client_cpu1)),
         clock_ticks_per_second(),
+        total
+            .tls
+            .map_or_else(|| "null".to_string(), |t| format!("\"{t}\"")),
     )
 }
 
@@ -322,6 +404,21 @@ fn real_main() -> Result<(), String> {
     let warmup: f64 = args.get("warmup", 0.5)?;
     let duration: f64 = args.get("duration", 2.0)?;
     let server_pid: Option<u32> = args.get_opt("server-pid")?;
+    let use_tls = args.flag("tls")?;
+    let tls_cert: Option<String> = args.get_opt("tls-cert")?;
+    if tls_cert.is_some() && !use_tls {
+        return Err("--tls-cert needs --tls".to_string());
+    }
+    if use_tls && mode == Mode::Churn {
+        return Err("--tls is supported with --mode echo and http only".to_string());
+    }
+    // Read the certificate before the clock starts.
+    let connector = if use_tls {
+        let config = tls::client_config(tls_cert.as_deref().map(Path::new))?;
+        Some(TlsConnector::from(config))
+    } else {
+        None
+    };
     if size == 0 || conns == 0 {
         return Err("--size and --conns must be positive".to_string());
     }
@@ -358,6 +455,7 @@ fn real_main() -> Result<(), String> {
             start,
             end,
             hard: end + GRACE,
+            tls: connector,
         };
         run(plan, conns, server_pid).await
     });

@@ -2,28 +2,35 @@
 //! written in plain Rust on a single-threaded tokio runtime. They show the
 //! limit that this machine and load client can reach.
 //!
+//! With `--tls --cert PEM --key PEM` every connection is TLS 1.3 (rustls,
+//! ring provider), as the Python `tls` and `https` servers.
+//!
 //! Prints `READY port=P pid=N` once listening; exits after `--max-seconds`.
 
+use std::path::Path;
+use std::rc::Rc;
 use std::time::Duration;
 
-use loadclient::{find_header_end, http_response, loopback_host, pin_to_cpu, Args};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use loadclient::{find_header_end, http_response, loopback_host, pin_to_cpu, tls, Args};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
-async fn echo(mut stream: TcpStream) {
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) {
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match stream.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        if stream.write_all(&buf[..n]).await.is_err() {
+        // The flush is a no-op for TCP; over TLS it sends what is buffered.
+        if stream.write_all(&buf[..n]).await.is_err() || stream.flush().await.is_err() {
             return;
         }
     }
 }
 
-async fn http(mut stream: TcpStream, response: std::rc::Rc<Vec<u8>>) {
+async fn http<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, response: Rc<Vec<u8>>) {
     let mut pending: Vec<u8> = Vec::with_capacity(4096);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
     let mut chunk = [0u8; 16384];
@@ -42,7 +49,7 @@ async fn http(mut stream: TcpStream, response: std::rc::Rc<Vec<u8>>) {
             return;
         }
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
                 return;
             }
             out.clear();
@@ -50,17 +57,36 @@ async fn http(mut stream: TcpStream, response: std::rc::Rc<Vec<u8>>) {
     }
 }
 
-async fn serve(listener: TcpListener, is_http: bool) {
-    let response = std::rc::Rc::new(http_response());
+/// One connection: the TLS handshake first when `acceptor` is set.
+async fn handle(
+    stream: TcpStream,
+    is_http: bool,
+    acceptor: Option<TlsAcceptor>,
+    response: Rc<Vec<u8>>,
+) {
+    match acceptor {
+        None if is_http => http(stream, response).await,
+        None => echo(stream).await,
+        Some(acceptor) => match acceptor.accept(stream).await {
+            Ok(tls) if is_http => http(tls, response).await,
+            Ok(tls) => echo(tls).await,
+            Err(e) => eprintln!("ceiling: TLS handshake failed: {e}"),
+        },
+    }
+}
+
+async fn serve(listener: TcpListener, is_http: bool, acceptor: Option<TlsAcceptor>) {
+    let response = Rc::new(http_response());
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                if is_http {
-                    tokio::task::spawn_local(http(stream, response.clone()));
-                } else {
-                    tokio::task::spawn_local(echo(stream));
-                }
+                tokio::task::spawn_local(handle(
+                    stream,
+                    is_http,
+                    acceptor.clone(),
+                    response.clone(),
+                ));
             }
             Err(e) => {
                 eprintln!("ceiling: accept failed: {e}");
@@ -90,6 +116,16 @@ fn real_main() -> Result<(), String> {
     if !(1.0..=86400.0).contains(&max_seconds) {
         return Err("--max-seconds must be in [1, 86400]".to_string());
     }
+    let acceptor = if args.flag("tls")? {
+        let cert: String = args.get_opt("cert")?.ok_or("--tls needs --cert PEM")?;
+        let key: String = args.get_opt("key")?.ok_or("--tls needs --key PEM")?;
+        Some(TlsAcceptor::from(tls::server_config(
+            Path::new(&cert),
+            Path::new(&key),
+        )?))
+    } else {
+        None
+    };
     if let Some(cpu) = args.get_opt::<usize>("cpu")? {
         pin_to_cpu(cpu)?;
     }
@@ -109,7 +145,7 @@ fn real_main() -> Result<(), String> {
         // A closed stdout (parent gone) is not a reason to stop serving.
         let _ = std::io::Write::flush(&mut std::io::stdout());
         let limit = Duration::from_secs_f64(max_seconds);
-        let _ = tokio::time::timeout(limit, serve(listener, is_http)).await;
+        let _ = tokio::time::timeout(limit, serve(listener, is_http, acceptor)).await;
         Ok::<(), String>(())
     })
 }

@@ -54,7 +54,9 @@ CEILING = BIN_DIR / "ceiling"
 SERVER_PY = HERE / "server.py"
 MICRO_PY = HERE / "micro.py"
 
-ALL_LOOPS: tuple[str, ...] = ("asyncio", "uvloop", "rloop", "tokio")
+ALL_LOOPS: tuple[str, ...] = ("asyncio", "uvloop", "rloop", "tokio", "rloop05")
+# rloop 0.5 from PyPI (the ``rloop05`` loop), installed apart: its package is ``rloop`` too.
+RLOOP05_VERSION = "0.5.0"
 REFERENCE = "uvloop"
 CEILING_NAME = "ceiling"
 KINDS: tuple[str, ...] = (
@@ -165,6 +167,30 @@ def make_tls_files(directory: Path) -> TlsFiles | None:
     for i, blob in enumerate(leaf.cert_chain_pems):
         blob.write_to_path(str(cert), append=i > 0)
     return TlsFiles(cert, key, "trustme, leaf issued by a throwaway CA")
+
+
+def ensure_rloop05() -> None:
+    """Install rloop 0.5 from PyPI into a directory of its own (once per Python), and
+    name it in ``RLOOP05_PATH`` for the servers and micro benchmarks this run starts."""
+    if os.environ.get("RLOOP05_PATH"):
+        return
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    target = Path.home() / ".cache" / "rloop-benchmarks" / f"rloop-{RLOOP05_VERSION}-{tag}"
+    if not (target / "rloop").is_dir():
+        log(f"[setup] installing rloop {RLOOP05_VERSION} (PyPI) into {target} ...")
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
+        what = ["--only-binary", ":all:", "--target", str(target), f"rloop=={RLOOP05_VERSION}"]
+        proc = subprocess.run(
+            pip + what,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if proc.returncode != 0:
+            log(f"[setup] rloop {RLOOP05_VERSION} not installed: {proc.stderr.strip()[-500:]}")
+            return
+    os.environ["RLOOP05_PATH"] = str(target)
 
 
 def probe_loop(name: str) -> tuple[bool, str]:
@@ -794,6 +820,7 @@ def draw_chart(
         "uvloop": "#1f77b4",
         "rloop": "#d62728",
         "tokio": "#ff7f0e",
+        "rloop05": "#8c564b",
         CEILING_NAME: "#2ca02c",
     }
     labels = list(net)
@@ -926,6 +953,8 @@ def main() -> int:
     have_mpl = ensure_module("matplotlib", "matplotlib")
     if REFERENCE in requested:
         ensure_module("uvloop", "uvloop")
+    if "rloop05" in requested:
+        ensure_rloop05()
     if not args.no_net:
         ensure_loadclient()
 

@@ -397,3 +397,51 @@ fn info_reports_addresses() {
     );
     assert!(info.fd >= 0);
 }
+
+/// A close whose queue drains in the call that resumes the paused protocol
+/// waits a turn, so that the protocol, told `ResumeWriting`, may still
+/// write (asyncio's SSL layer sends its close_notify then); the connection
+/// is reported writable again without an OS event and then ends.
+#[test]
+fn close_waits_for_the_resumed_protocol_to_write() {
+    let mut sched = MioScheduler::new().unwrap();
+    let (id, peer) = add_tcp(&mut sched);
+    let mut out = Vec::new();
+    let written = fill_until_queued(&mut sched, id, &mut out, 64 * 1024 + 1);
+    assert!(out.iter().any(|e| matches!(e, Event::PauseWriting)));
+    sched.command(id, Command::Close, &mut out).unwrap();
+    out.clear();
+    let reader = std::thread::spawn(move || read_all(peer));
+    let start = Instant::now();
+    let mut ready = Vec::new();
+    let mut events = Vec::new();
+    while !events.iter().any(|e| matches!(e, Event::Closed(_))) {
+        check_deadline(start, "close after resume");
+        ready.clear();
+        sched
+            .turn(Some(Duration::from_millis(50)), &mut ready)
+            .unwrap();
+        for r in &ready {
+            if let actors::Ready::Conn { writable: true, .. } = r {
+                sched.on_writable(id, &mut out);
+            }
+        }
+        for e in out.drain(..) {
+            if matches!(e, Event::ResumeWriting) {
+                // The protocol's resume_writing() writes its last bytes.
+                sched.write(id, b"TRAILER", &mut Vec::new()).unwrap();
+            }
+            events.push(e);
+        }
+    }
+    let (got, err) = reader.join().unwrap();
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(got.len(), written + b"TRAILER".len());
+    assert!(got.ends_with(b"TRAILER"));
+    let resumed = events
+        .iter()
+        .position(|e| matches!(e, Event::ResumeWriting));
+    let closed = events.iter().position(|e| matches!(e, Event::Closed(None)));
+    assert!(resumed.is_some() && resumed < closed, "{events:?}");
+    assert!(!sched.is_alive(id));
+}

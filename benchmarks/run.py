@@ -77,6 +77,20 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def pip_install(*args: str) -> bool:
+    """``pip install --quiet ARGS`` with this Python; logs pip's error if it fails."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", *args],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if proc.returncode != 0:
+        log(f"[setup] pip install {' '.join(args)} failed:\n{proc.stderr.strip()[-2000:]}")
+    return proc.returncode == 0
+
+
 def ensure_module(module: str, package: str) -> bool:
     """Import ``module``, pip-installing ``package`` first if it is missing."""
     try:
@@ -85,15 +99,7 @@ def ensure_module(module: str, package: str) -> bool:
     except ImportError:
         pass
     log(f"[setup] installing {package} with pip ...")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", package],
-        check=False,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    if proc.returncode != 0:
-        log(f"[setup] pip install {package} failed:\n{proc.stderr.strip()[-2000:]}")
+    if not pip_install(package):
         return False
     importlib.invalidate_caches()
     try:
@@ -178,17 +184,8 @@ def ensure_rloop05() -> None:
     target = Path.home() / ".cache" / "rloop-benchmarks" / f"rloop-{RLOOP05_VERSION}-{tag}"
     if not (target / "rloop").is_dir():
         log(f"[setup] installing rloop {RLOOP05_VERSION} (PyPI) into {target} ...")
-        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"]
-        what = ["--only-binary", ":all:", "--target", str(target), f"rloop=={RLOOP05_VERSION}"]
-        proc = subprocess.run(
-            pip + what,
-            check=False,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        if proc.returncode != 0:
-            log(f"[setup] rloop {RLOOP05_VERSION} not installed: {proc.stderr.strip()[-500:]}")
+        what = ["--no-deps", "--only-binary", ":all:", "--target", str(target)]
+        if not pip_install(*what, f"rloop=={RLOOP05_VERSION}"):
             return
     os.environ["RLOOP05_PATH"] = str(target)
 

@@ -72,15 +72,15 @@ class Endpoint:
         """A blocking client socket connected to the server (for raw-socket
         peers), with a receive buffer of `rcvbuf` bytes if given (set before
         connecting: loopback TCP may otherwise take many megabytes at once)."""
+        address = self.address(server)
         if self.kind == "tcp":
-            host = self.address(server)[0]
-            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
         else:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.settimeout(DEADLINE)
-        sock.connect(self.address(server) if self.kind == "tcp" else self.path)
+        sock.connect(address)
         return sock
 
 

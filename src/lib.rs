@@ -28,6 +28,7 @@ mod sock_coro;
 mod sock_recv;
 mod tasks;
 mod timers;
+mod tls;
 mod transport;
 mod vectorcall;
 
@@ -40,5 +41,7 @@ fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<transport::SocketTransport>()?;
     m.add_class::<fault_plans::PyToxicPlan>()?;
     m.add_class::<sock_coro::SockCoroutine>()?;
+    m.add_class::<tls::SslRecords>()?;
+    m.add_function(wrap_pyfunction!(tls::ssl_transport_write, m)?)?;
     Ok(())
 }

@@ -81,6 +81,14 @@ class ToxicPlan:
     @property
     def removed(self) -> bool: ...
 
+class SSLRecords:
+    """Base of rloop.tls.SSLProtocol: the socket-side reads of a TLS
+    connection (asyncio's get_buffer/buffer_updated, in Rust)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self: ...
+    def get_buffer(self, n: int) -> memoryview: ...
+    def buffer_updated(self, nbytes: int) -> None: ...
+
 class BaseEventLoop:
     """The loop core; rloop.RLoop adds asyncio's cold paths in Python."""
 
@@ -184,3 +192,6 @@ class BaseEventLoop:
     def _stopping(self) -> bool: ...
     @property
     def _current_handle(self) -> Handle | None: ...
+
+def ssl_transport_write(transport: Any, data: bytes | bytearray | memoryview) -> None:
+    """write() of rloop's TLS transports (bound to each; in Rust)."""

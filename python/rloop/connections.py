@@ -7,12 +7,13 @@ import asyncio
 import contextvars
 import os
 import socket
-from asyncio import base_events, sslproto, staggered
+from asyncio import base_events, staggered
 from asyncio.log import logger
 from collections.abc import Callable
 from typing import Any
 
 from .borrow import borrow
+from .tls import SSLProtocol
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
@@ -306,8 +307,9 @@ class ConnectionsMixin:
         context: Any = None,
     ) -> asyncio.Transport:
         """TLS is asyncio's own SSLProtocol (a BufferedProtocol) between the
-        socket transport and the application's protocol."""
-        tls = sslproto.SSLProtocol(
+        socket transport and the application's protocol, its per-record
+        calls in Rust (rloop.tls)."""
+        tls = SSLProtocol(
             self, protocol, sslcontext, waiter, server_side, server_hostname,  # type: ignore[arg-type]
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,

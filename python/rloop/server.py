@@ -20,7 +20,7 @@ import socket
 import stat
 import sys
 import weakref
-from asyncio import sslproto, trsock
+from asyncio import trsock
 from asyncio.log import logger
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from typing import Self
 
+from . import tls
 from .connections import check_not_ssl_socket, check_ssl_only_args
 from .versions import SERVE_FOREVER_CLOSES_CLIENTS, UNIX_SOCKET_CLEANUP
 
@@ -440,7 +441,7 @@ def _tls_server_protocol(
     handshake_timeout: float | None,
     shutdown_timeout: float | None,
 ) -> asyncio.BaseProtocol:
-    return sslproto.SSLProtocol(
+    return tls.SSLProtocol(
         loop, protocol_factory(), sslcontext, None, True, None,
         ssl_handshake_timeout=handshake_timeout,
         ssl_shutdown_timeout=shutdown_timeout,

@@ -1,0 +1,43 @@
+"""TLS on rloop's transports: asyncio's ``SSLProtocol`` and its transport,
+with the calls made per record in Rust (``src/tls/``).
+
+Everything but those calls is the running Python's asyncio: the handshake,
+the shutdown, timeouts, errors and log messages, and the private hooks its
+tests use. Each Rust method calls asyncio's own for any state but the
+steady one.
+"""
+
+from __future__ import annotations
+
+from asyncio import sslproto
+from types import MethodType
+from typing import Any
+
+from . import _rloop
+
+
+class SSLProtocolTransport(sslproto._SSLProtocolTransport):
+    """The transport a TLS connection's protocol writes to: asyncio's, with
+    ``write`` encrypting and sending in the same call.
+
+    ``write`` is bound on the instance (asyncio's class has ``__slots__`` in
+    its bases, so it cannot take a Rust base), so a call goes straight to
+    Rust with no Python frame in between.
+    """
+
+    def __init__(self, loop: Any, ssl_protocol: Any) -> None:
+        super().__init__(loop, ssl_protocol)
+        self.write = MethodType(_rloop.ssl_transport_write, self)  # type: ignore[method-assign]
+
+
+class SSLProtocol(_rloop.SSLRecords, sslproto.SSLProtocol):
+    """asyncio's TLS protocol, fed by the socket transport in Rust."""
+
+    def _get_app_transport(self) -> SSLProtocolTransport:
+        # asyncio's, but making rloop's transport class: one per protocol.
+        if self._app_transport is None:
+            if self._app_transport_created:
+                raise RuntimeError("Creating _SSLProtocolTransport twice")
+            self._app_transport = SSLProtocolTransport(self._loop, self)
+            self._app_transport_created = True
+        return self._app_transport  # type: ignore[return-value]

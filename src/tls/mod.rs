@@ -1,0 +1,145 @@
+//! TLS: asyncio's `SSLProtocol`, with the calls made per record in Rust.
+//!
+//! A TLS connection is two protocols deep. The socket transport hands the
+//! ciphertext it reads to asyncio's `sslproto.SSLProtocol`, which feeds it
+//! to an `ssl.SSLObject` through an incoming `ssl.MemoryBIO`, reads the
+//! plaintext back out and hands it to the application's protocol. The
+//! application writes through the `SSLProtocol`'s own transport, which
+//! encrypts into the outgoing `MemoryBIO` and writes what comes out to the
+//! socket transport. asyncio runs all of this as Python: per record some
+//! ten frames and, for a plain `Protocol`, a 256 KiB bytes object that
+//! `SSLObject.read` allocates and shrinks, plus an `SSLWantReadError`
+//! raised and caught to learn that the input is used up.
+//!
+//! rloop keeps asyncio's class (python/rloop/tls.py subclasses it), and so
+//! the running Python's own handshake, shutdown, timeouts, errors and log
+//! messages, which differ between versions. What it takes over are the
+//! three calls made per record once the connection is established (the
+//! `WRAPPED` state): the socket transport's `get_buffer`/`buffer_updated`
+//! ([`read`]) and the application's `write` ([`write`]). Each does what
+//! asyncio's code does, on the same attributes and the same `SSLObject`,
+//! with no Python frame; in any other state, or with anything unusual
+//! pending (a write backlog, a `BufferedProtocol` application, paused
+//! reading), it calls asyncio's own method. Two things differ in how, not
+//! in what: plaintext is read into the protocol's existing 256 KiB buffer
+//! and copied out at its size, and the read loop stops when neither the
+//! `SSLObject` nor the incoming BIO holds a byte, where the next read could
+//! only raise `SSLWantReadError`.
+
+mod read;
+mod write;
+
+pub use read::SslRecords;
+pub use write::ssl_transport_write;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+/// asyncio's names the fast paths compare against, looked up once.
+struct Names {
+    wrapped: Py<PyAny>,
+    do_handshake: Py<PyAny>,
+    flushing: Py<PyAny>,
+    shutdown: Py<PyAny>,
+    /// `sslproto.SSLAgainErrors`: the errors that mean "no more for now".
+    again: Py<PyAny>,
+    /// `sslproto._SSLProtocolTransport.write`, for what the fast path
+    /// leaves to asyncio (type errors, memoryviews).
+    stock_write: Py<PyAny>,
+}
+
+fn names(py: Python<'_>) -> PyResult<&Names> {
+    static CELL: PyOnceLock<Names> = PyOnceLock::new();
+    CELL.get_or_try_init(py, || {
+        let sslproto = py.import("asyncio.sslproto")?;
+        let state = sslproto.getattr("SSLProtocolState")?;
+        Ok(Names {
+            wrapped: state.getattr("WRAPPED")?.unbind(),
+            do_handshake: state.getattr("DO_HANDSHAKE")?.unbind(),
+            flushing: state.getattr("FLUSHING")?.unbind(),
+            shutdown: state.getattr("SHUTDOWN")?.unbind(),
+            again: sslproto.getattr("SSLAgainErrors")?.unbind(),
+            stock_write: sslproto
+                .getattr("_SSLProtocolTransport")?
+                .getattr("write")?
+                .unbind(),
+        })
+    })
+}
+
+/// asyncio's `except Exception as ex: self._fatal_error(ex, ...)` around
+/// a step of the protocol: an `Exception` ends the connection, anything
+/// else (KeyboardInterrupt, SystemExit) goes on up.
+fn fatal_on_error(proto: &Bound<'_, PyAny>, result: PyResult<()>) -> PyResult<()> {
+    let py = proto.py();
+    match result {
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+            proto.call_method1(
+                intern!(py, "_fatal_error"),
+                (e.value(py), "Fatal error on SSL protocol"),
+            )?;
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// asyncio's `_process_outgoing`: send what the `SSLObject` produced, then
+/// see to the application's write flow control.
+fn process_outgoing(proto: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = proto.py();
+    let outgoing = proto.getattr(intern!(py, "_outgoing"))?;
+    if !proto
+        .getattr(intern!(py, "_ssl_writing_paused"))?
+        .is_truthy()?
+    {
+        let data = outgoing.call_method0(intern!(py, "read"))?;
+        if data.len()? > 0 {
+            proto
+                .getattr(intern!(py, "_transport"))?
+                .call_method1(intern!(py, "write"), (data,))?;
+        }
+    }
+    control_app_writing(proto, &outgoing)
+}
+
+/// asyncio's `_control_app_writing`, whose method runs only when a mark is
+/// crossed (it is the one that pauses or resumes the application).
+fn control_app_writing(proto: &Bound<'_, PyAny>, outgoing: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = proto.py();
+    let size = outgoing
+        .getattr(intern!(py, "pending"))?
+        .add(proto.getattr(intern!(py, "_write_buffer_size"))?)?;
+    let paused = proto
+        .getattr(intern!(py, "_app_writing_paused"))?
+        .is_truthy()?;
+    let crossed = if paused {
+        size.le(proto.getattr(intern!(py, "_outgoing_low_water"))?)?
+    } else {
+        size.ge(proto.getattr(intern!(py, "_outgoing_high_water"))?)?
+    };
+    if crossed {
+        proto.call_method0(intern!(py, "_control_app_writing"))?;
+    }
+    Ok(())
+}
+
+/// asyncio's `_control_ssl_reading`, likewise: the socket transport is
+/// paused or resumed by asyncio's method when a mark is crossed.
+fn control_ssl_reading(proto: &Bound<'_, PyAny>, incoming: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = proto.py();
+    let size = incoming.getattr(intern!(py, "pending"))?;
+    let paused = proto
+        .getattr(intern!(py, "_ssl_reading_paused"))?
+        .is_truthy()?;
+    let crossed = if paused {
+        size.le(proto.getattr(intern!(py, "_incoming_low_water"))?)?
+    } else {
+        size.ge(proto.getattr(intern!(py, "_incoming_high_water"))?)?
+    };
+    if crossed {
+        proto.call_method0(intern!(py, "_control_ssl_reading"))?;
+    }
+    Ok(())
+}

@@ -22,16 +22,29 @@ class SSLProtocolTransport(sslproto._SSLProtocolTransport):
 
     ``write`` is bound on the instance (asyncio's class has ``__slots__`` in
     its bases, so it cannot take a Rust base), so a call goes straight to
-    Rust with no Python frame in between.
+    Rust with no Python frame in between. The binding refers to the
+    transport: the protocol undoes it when the connection is lost, so that,
+    as with asyncio's, nothing but the cycle asyncio itself breaks there
+    keeps either alive.
     """
 
     def __init__(self, loop: Any, ssl_protocol: Any) -> None:
         super().__init__(loop, ssl_protocol)
         self.write = MethodType(_rloop.ssl_transport_write, self)  # type: ignore[method-assign]
 
+    def _unbind(self) -> None:
+        # asyncio's write (the class's) from now on: same behaviour.
+        self.__dict__.pop("write", None)
+
 
 class SSLProtocol(_rloop.SSLRecords, sslproto.SSLProtocol):
     """asyncio's TLS protocol, fed by the socket transport in Rust."""
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        transport = self._app_transport
+        super().connection_lost(exc)
+        if isinstance(transport, SSLProtocolTransport):
+            transport._unbind()
 
     def _get_app_transport(self) -> SSLProtocolTransport:
         # asyncio's, but making rloop's transport class: one per protocol.

@@ -32,9 +32,11 @@ mod write;
 pub use read::SslRecords;
 pub use write::ssl_transport_write;
 
+use pyo3::exceptions::{PyAttributeError, PyException};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyString};
 
 /// asyncio's names the fast paths compare against, looked up once.
 struct Names {
@@ -47,6 +49,9 @@ struct Names {
     /// `sslproto._SSLProtocolTransport.write`, for what the fast path
     /// leaves to asyncio (type errors, memoryviews).
     stock_write: Py<PyAny>,
+    /// `ssl.SSLObject`, whose `read`, `write` and `pending` only forward
+    /// to its C object.
+    ssl_object: Py<PyAny>,
 }
 
 fn names(py: Python<'_>) -> PyResult<&Names> {
@@ -64,8 +69,60 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
                 .getattr("_SSLProtocolTransport")?
                 .getattr("write")?
                 .unbind(),
+            ssl_object: py.import("ssl")?.getattr("SSLObject")?.unbind(),
         })
     })
+}
+
+/// What the fast paths use of one `SSLProtocol`, found at its first
+/// record. asyncio sets the BIOs and the `SSLObject` once, in `__init__`;
+/// everything it changes afterwards (the state, the flags, the buffer) is
+/// read from the instance's dict at each use, which is what an attribute
+/// read of an object with no descriptors of those names comes to, less
+/// the class lookup.
+struct Parts {
+    dict: Py<PyDict>,
+    incoming: Py<PyAny>,
+    outgoing: Py<PyAny>,
+    /// Where `read`, `write` and `pending` go: the C object of the
+    /// `SSLObject` when that is exactly `ssl.SSLObject` (whose methods
+    /// only forward to it), else the `SSLObject` itself (an
+    /// `SSLContext.sslobject_class` of the application's).
+    tls: Py<PyAny>,
+}
+
+impl Parts {
+    fn new(proto: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let py = proto.py();
+        let dict = proto
+            .getattr(intern!(py, "__dict__"))?
+            .cast_into::<PyDict>()?;
+        let sslobj = proto.getattr(intern!(py, "_sslobj"))?;
+        let tls = if sslobj.get_type().is(names(py)?.ssl_object.bind(py)) {
+            sslobj.getattr(intern!(py, "_sslobj"))?
+        } else {
+            sslobj
+        };
+        Ok(Parts {
+            dict: dict.unbind(),
+            incoming: proto.getattr(intern!(py, "_incoming"))?.unbind(),
+            outgoing: proto.getattr(intern!(py, "_outgoing"))?.unbind(),
+            tls: tls.unbind(),
+        })
+    }
+
+    /// An attribute of the protocol, from its dict.
+    fn get<'py>(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+        let py = name.py();
+        self.dict
+            .bind(py)
+            .get_item(name)?
+            .ok_or_else(|| PyAttributeError::new_err(name.clone().unbind()))
+    }
+
+    fn flag(&self, name: &Bound<'_, PyString>) -> PyResult<bool> {
+        self.get(name)?.is_truthy()
+    }
 }
 
 /// asyncio's `except Exception as ex: self._fatal_error(ex, ...)` around
@@ -74,7 +131,7 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
 fn fatal_on_error(proto: &Bound<'_, PyAny>, result: PyResult<()>) -> PyResult<()> {
     let py = proto.py();
     match result {
-        Err(e) if e.is_instance_of::<pyo3::exceptions::PyException>(py) => {
+        Err(e) if e.is_instance_of::<PyException>(py) => {
             proto.call_method1(
                 intern!(py, "_fatal_error"),
                 (e.value(py), "Fatal error on SSL protocol"),
@@ -87,37 +144,26 @@ fn fatal_on_error(proto: &Bound<'_, PyAny>, result: PyResult<()>) -> PyResult<()
 
 /// asyncio's `_process_outgoing`: send what the `SSLObject` produced, then
 /// see to the application's write flow control.
-fn process_outgoing(proto: &Bound<'_, PyAny>) -> PyResult<()> {
+fn process_outgoing(proto: &Bound<'_, PyAny>, parts: &Parts) -> PyResult<()> {
     let py = proto.py();
-    let outgoing = proto.getattr(intern!(py, "_outgoing"))?;
-    if !proto
-        .getattr(intern!(py, "_ssl_writing_paused"))?
-        .is_truthy()?
-    {
+    let outgoing = parts.outgoing.bind(py);
+    if !parts.flag(intern!(py, "_ssl_writing_paused"))? {
         let data = outgoing.call_method0(intern!(py, "read"))?;
         if data.len()? > 0 {
-            proto
-                .getattr(intern!(py, "_transport"))?
+            parts
+                .get(intern!(py, "_transport"))?
                 .call_method1(intern!(py, "write"), (data,))?;
         }
     }
-    control_app_writing(proto, &outgoing)
-}
-
-/// asyncio's `_control_app_writing`, whose method runs only when a mark is
-/// crossed (it is the one that pauses or resumes the application).
-fn control_app_writing(proto: &Bound<'_, PyAny>, outgoing: &Bound<'_, PyAny>) -> PyResult<()> {
-    let py = proto.py();
     let size = outgoing
         .getattr(intern!(py, "pending"))?
-        .add(proto.getattr(intern!(py, "_write_buffer_size"))?)?;
-    let paused = proto
-        .getattr(intern!(py, "_app_writing_paused"))?
-        .is_truthy()?;
-    let crossed = if paused {
-        size.le(proto.getattr(intern!(py, "_outgoing_low_water"))?)?
+        .add(parts.get(intern!(py, "_write_buffer_size"))?)?;
+    // asyncio's `_control_app_writing`, whose method runs only when a mark
+    // is crossed (it is the one that pauses or resumes the application).
+    let crossed = if parts.flag(intern!(py, "_app_writing_paused"))? {
+        size.le(parts.get(intern!(py, "_outgoing_low_water"))?)?
     } else {
-        size.ge(proto.getattr(intern!(py, "_outgoing_high_water"))?)?
+        size.ge(parts.get(intern!(py, "_outgoing_high_water"))?)?
     };
     if crossed {
         proto.call_method0(intern!(py, "_control_app_writing"))?;
@@ -127,16 +173,13 @@ fn control_app_writing(proto: &Bound<'_, PyAny>, outgoing: &Bound<'_, PyAny>) ->
 
 /// asyncio's `_control_ssl_reading`, likewise: the socket transport is
 /// paused or resumed by asyncio's method when a mark is crossed.
-fn control_ssl_reading(proto: &Bound<'_, PyAny>, incoming: &Bound<'_, PyAny>) -> PyResult<()> {
+fn control_ssl_reading(proto: &Bound<'_, PyAny>, parts: &Parts) -> PyResult<()> {
     let py = proto.py();
-    let size = incoming.getattr(intern!(py, "pending"))?;
-    let paused = proto
-        .getattr(intern!(py, "_ssl_reading_paused"))?
-        .is_truthy()?;
-    let crossed = if paused {
-        size.le(proto.getattr(intern!(py, "_incoming_low_water"))?)?
+    let size = parts.incoming.bind(py).getattr(intern!(py, "pending"))?;
+    let crossed = if parts.flag(intern!(py, "_ssl_reading_paused"))? {
+        size.le(parts.get(intern!(py, "_incoming_low_water"))?)?
     } else {
-        size.ge(proto.getattr(intern!(py, "_incoming_high_water"))?)?
+        size.ge(parts.get(intern!(py, "_incoming_high_water"))?)?
     };
     if crossed {
         proto.call_method0(intern!(py, "_control_ssl_reading"))?;

@@ -2,24 +2,48 @@
 //! transport (as the `BufferedProtocol` that `SSLProtocol` is) becomes
 //! plaintext for the application's `data_received`.
 
+use std::sync::OnceLock;
+
 use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PySlice, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
-use super::{control_ssl_reading, fatal_on_error, names, process_outgoing};
+use super::{control_ssl_reading, fatal_on_error, names, process_outgoing, Parts};
 
 /// The base rloop's `SSLProtocol` puts before asyncio's: its socket-side
-/// reading methods (see the module docs of `tls`).
-#[pyclass(module = "rloop._rloop", name = "SSLRecords", subclass)]
-pub struct SslRecords;
+/// reading methods, and what they keep of the protocol (see the module
+/// docs of `tls`).
+#[pyclass(module = "rloop._rloop", name = "SSLRecords", subclass, frozen)]
+pub struct SslRecords {
+    parts: OnceLock<Parts>,
+}
+
+impl SslRecords {
+    /// The protocol's parts, found at the first call (after asyncio's
+    /// `__init__` has made them).
+    pub(super) fn parts<'a>(slf: &'a Bound<'_, Self>) -> PyResult<&'a Parts> {
+        let cell = &slf.get().parts;
+        if cell.get().is_none() {
+            let parts = Parts::new(slf.as_any())?;
+            // Only the GIL's holder sets it: nothing can have come first.
+            let _ = cell.set(parts);
+        }
+        cell.get()
+            .ok_or_else(|| PyRuntimeError::new_err("SSLProtocol parts unset"))
+    }
+}
 
 #[pymethods]
 impl SslRecords {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
-        SslRecords
+        SslRecords {
+            parts: OnceLock::new(),
+        }
     }
 
     /// asyncio's: the protocol's own buffer, grown to what is asked (up to
@@ -29,13 +53,14 @@ impl SslRecords {
         let me = slf.as_any();
         let max: isize = me.getattr(intern!(py, "max_size"))?.extract()?;
         let want = if n <= 0 || n > max { max } else { n };
-        let have = me.getattr(intern!(py, "_ssl_buffer"))?.len()?;
+        let parts = Self::parts(slf)?;
+        let have = parts.get(intern!(py, "_ssl_buffer"))?.len()?;
         if (have as isize) < want {
             // Rare (only a smaller max_size at first): asyncio's method.
             let stock = py.import("asyncio.sslproto")?.getattr("SSLProtocol")?;
             return stock.getattr("get_buffer")?.call1((me, n));
         }
-        me.getattr(intern!(py, "_ssl_buffer_view"))
+        parts.get(intern!(py, "_ssl_buffer_view"))
     }
 
     /// `nbytes` of ciphertext are in the buffer: into the incoming BIO,
@@ -43,14 +68,17 @@ impl SslRecords {
     fn buffer_updated(slf: &Bound<'_, Self>, nbytes: usize) -> PyResult<()> {
         let py = slf.py();
         let me = slf.as_any();
-        let view = me.getattr(intern!(py, "_ssl_buffer_view"))?;
-        let incoming = me.getattr(intern!(py, "_incoming"))?;
+        let parts = Self::parts(slf)?;
+        let view = parts.get(intern!(py, "_ssl_buffer_view"))?;
         let filled = view.get_item(PySlice::new(py, 0, nbytes as isize, 1))?;
-        incoming.call_method1(intern!(py, "write"), (filled,))?;
+        parts
+            .incoming
+            .bind(py)
+            .call_method1(intern!(py, "write"), (filled,))?;
         let names = names(py)?;
-        let state = me.getattr(intern!(py, "_state"))?;
+        let state = parts.get(intern!(py, "_state"))?;
         if state.is(&names.wrapped) {
-            let result = do_read(me, &view, &incoming);
+            let result = do_read(me, parts, &view);
             fatal_on_error(me, result)
         } else if state.is(&names.do_handshake) {
             me.call_method0(intern!(py, "_do_handshake")).map(drop)
@@ -62,47 +90,42 @@ impl SslRecords {
             Ok(())
         }
     }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(parts) = self.parts.get() {
+            visit.call(&parts.dict)?;
+            visit.call(&parts.incoming)?;
+            visit.call(&parts.outgoing)?;
+            visit.call(&parts.tls)?;
+        }
+        Ok(())
+    }
 }
 
 /// asyncio's `_do_read` in the `WRAPPED` state.
-fn do_read(
-    proto: &Bound<'_, PyAny>,
-    view: &Bound<'_, PyAny>,
-    incoming: &Bound<'_, PyAny>,
-) -> PyResult<()> {
+fn do_read(proto: &Bound<'_, PyAny>, parts: &Parts, view: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = proto.py();
-    if !proto
-        .getattr(intern!(py, "_app_reading_paused"))?
-        .is_truthy()?
-    {
-        if proto
-            .getattr(intern!(py, "_app_protocol_is_buffer"))?
-            .is_truthy()?
-        {
+    if !parts.flag(intern!(py, "_app_reading_paused"))? {
+        if parts.flag(intern!(py, "_app_protocol_is_buffer"))? {
             proto.call_method0(intern!(py, "_do_read__buffered"))?;
         } else {
-            read_copied(proto, view, incoming)?;
+            read_copied(proto, parts, view)?;
         }
-        if proto.getattr(intern!(py, "_write_backlog"))?.is_truthy()? {
+        if parts.flag(intern!(py, "_write_backlog"))? {
             proto.call_method0(intern!(py, "_do_write"))?;
         } else {
-            process_outgoing(proto)?;
+            process_outgoing(proto, parts)?;
         }
     }
-    control_ssl_reading(proto, incoming)
+    control_ssl_reading(proto, parts)
 }
 
 /// What asyncio's `_do_read__copied` does: all the plaintext there is, in
 /// one `data_received`; a `close_notify` then starts the shutdown.
-fn read_copied(
-    proto: &Bound<'_, PyAny>,
-    view: &Bound<'_, PyAny>,
-    incoming: &Bound<'_, PyAny>,
-) -> PyResult<()> {
+fn read_copied(proto: &Bound<'_, PyAny>, parts: &Parts, view: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = proto.py();
     let names = names(py)?;
-    let sslobj = proto.getattr(intern!(py, "_sslobj"))?;
-    let read = sslobj.getattr(intern!(py, "read"))?;
+    let tls = parts.tls.bind(py);
     let room = view.len()?;
     // The plaintext is decrypted into the protocol's own buffer (its
     // ciphertext is already in the BIO) and copied out at its size.
@@ -112,11 +135,11 @@ fn read_copied(
     let mut close_notify = false;
     let mut reads = 0usize;
     loop {
-        if reads > 0 && nothing_left(&sslobj, incoming)? {
+        if reads > 0 && nothing_left(tls, parts.incoming.bind(py))? {
             break;
         }
         reads += 1;
-        let count: usize = match read.call1((room, view)) {
+        let count: usize = match tls.call_method1(intern!(py, "read"), (room, view)) {
             Ok(count) => count.extract()?,
             Err(e) if e.matches(py, names.again.bind(py))? => break,
             Err(e) => return Err(e),
@@ -146,8 +169,8 @@ fn read_copied(
         None => None,
     };
     if let Some(data) = data {
-        proto
-            .getattr(intern!(py, "_app_protocol"))?
+        parts
+            .get(intern!(py, "_app_protocol"))?
             .call_method1(intern!(py, "data_received"), (data,))?;
     }
     if close_notify {
@@ -159,9 +182,9 @@ fn read_copied(
 
 /// True when a read could only raise `SSLWantReadError`: no decrypted byte
 /// is waiting in the `SSLObject` and no ciphertext in the BIO.
-fn nothing_left(sslobj: &Bound<'_, PyAny>, incoming: &Bound<'_, PyAny>) -> PyResult<bool> {
-    let py = sslobj.py();
-    let buffered: usize = sslobj.call_method0(intern!(py, "pending"))?.extract()?;
+fn nothing_left(tls: &Bound<'_, PyAny>, incoming: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = tls.py();
+    let buffered: usize = tls.call_method0(intern!(py, "pending"))?.extract()?;
     if buffered > 0 {
         return Ok(false);
     }

@@ -5,7 +5,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
 
-use super::{fatal_on_error, names, process_outgoing};
+use super::{fatal_on_error, names, process_outgoing, Parts, SslRecords};
 
 /// asyncio's `_SSLProtocolTransport.write`, bound to each of rloop's TLS
 /// transports as its `write` (python/rloop/tls.py): bytes and bytearrays
@@ -21,21 +21,29 @@ pub fn ssl_transport_write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>
         return Ok(());
     }
     let proto = transport.getattr(intern!(py, "_ssl_protocol"))?;
-    write_appdata(&proto, data)
+    match proto.cast::<SslRecords>() {
+        Ok(records) => write_appdata(records, data),
+        // Not rloop's SSLProtocol (set by hand): asyncio's way.
+        Err(_) => proto
+            .call_method1(intern!(py, "_write_appdata"), ((data,),))
+            .map(drop),
+    }
 }
 
 /// asyncio's `_write_appdata((data,))`. The fast case is the steady one:
 /// `WRAPPED` with nothing queued before this write.
-fn write_appdata(proto: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-    let py = proto.py();
+fn write_appdata(records: &Bound<'_, SslRecords>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = records.py();
+    let proto = records.as_any();
+    let parts = SslRecords::parts(records)?;
     let names = names(py)?;
-    let backlog = proto.getattr(intern!(py, "_write_backlog"))?;
-    let state = proto.getattr(intern!(py, "_state"))?;
+    let backlog = parts.get(intern!(py, "_write_backlog"))?;
+    let state = parts.get(intern!(py, "_state"))?;
     if !state.is(&names.wrapped) || backlog.is_truthy()? {
         proto.call_method1(intern!(py, "_write_appdata"), ((data,),))?;
         return Ok(());
     }
-    let result = encrypt(proto, &backlog, data);
+    let result = encrypt(proto, parts, &backlog, data);
     fatal_on_error(proto, result)
 }
 
@@ -43,47 +51,46 @@ fn write_appdata(proto: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<
 /// what the `SSLObject` does not take is queued, as asyncio queues it.
 fn encrypt(
     proto: &Bound<'_, PyAny>,
+    parts: &Parts,
     backlog: &Bound<'_, PyAny>,
     data: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let py = proto.py();
-    let sslobj = proto.getattr(intern!(py, "_sslobj"))?;
     let len = data.len()?;
-    match sslobj.call_method1(intern!(py, "write"), (data,)) {
+    match parts
+        .tls
+        .bind(py)
+        .call_method1(intern!(py, "write"), (data,))
+    {
         Ok(count) => {
             let count: usize = count.extract()?;
             if count >= len {
-                return process_outgoing(proto);
+                return process_outgoing(proto, parts);
             }
             // Taken in part: the rest is queued and asyncio's loop goes on
             // writing the queue, as it would have.
             let rest = data.get_item(PySlice::new(py, count as isize, len as isize, 1))?;
-            queue(proto, backlog, &rest)?;
+            queue(parts, backlog, &rest)?;
             proto.call_method0(intern!(py, "_do_write"))?;
             Ok(())
         }
         Err(e) if e.matches(py, names(py)?.again.bind(py))? => {
-            queue(proto, backlog, data)?;
-            process_outgoing(proto)
+            queue(parts, backlog, data)?;
+            process_outgoing(proto, parts)
         }
         Err(e) => {
-            queue(proto, backlog, data)?;
+            queue(parts, backlog, data)?;
             Err(e)
         }
     }
 }
 
 /// Data the `SSLObject` has not taken yet, counted in the write buffer.
-fn queue(
-    proto: &Bound<'_, PyAny>,
-    backlog: &Bound<'_, PyAny>,
-    data: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let py = proto.py();
+fn queue(parts: &Parts, backlog: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = data.py();
     let queued = data.len()?;
     backlog.call_method1(intern!(py, "append"), (data,))?;
-    let size = proto
-        .getattr(intern!(py, "_write_buffer_size"))?
-        .add(queued)?;
-    proto.setattr(intern!(py, "_write_buffer_size"), size)
+    let name = intern!(py, "_write_buffer_size");
+    let size = parts.get(name)?.add(queued)?;
+    parts.dict.bind(py).set_item(name, size)
 }

@@ -87,6 +87,15 @@ def port_of(server: asyncio.AbstractServer) -> int:
     return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
 
+async def stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A start_server handler that echoes until EOF (with drain), then closes."""
+    while data := await reader.read(1 << 16):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
 def sha256(data: bytes | bytearray) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -18,6 +18,7 @@ from tls_helpers import (
     port_of,
     record_loop_errors,
     sha256,
+    stream_echo,
 )
 
 # -- bulk transfer -------------------------------------------------------------
@@ -31,13 +32,6 @@ def test_16_mib_over_tls(loop: asyncio.AbstractEventLoop, tls: Contexts, directi
     (sha256), and both ends close cleanly."""
     payload = os.urandom(16 * MIB)
 
-    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while data := await reader.read(1 << 16):
-            writer.write(data)
-            await writer.drain()
-        writer.close()
-        await writer.wait_closed()
-
     async def send(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(payload)
         await writer.drain()
@@ -46,7 +40,7 @@ def test_16_mib_over_tls(loop: asyncio.AbstractEventLoop, tls: Contexts, directi
         await writer.wait_closed()
 
     async def main() -> tuple[str, str]:
-        handler = echo if direction == "echo" else send
+        handler = stream_echo if direction == "echo" else send
         server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls.server)
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port_of(server), ssl=tls.client, server_hostname="localhost"

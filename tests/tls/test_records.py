@@ -26,15 +26,8 @@ from tls_helpers import (
     fixture_tls,  # noqa: F401 - the tls fixture
     port_of,
     sha256,
+    stream_echo,
 )
-
-
-async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while data := await reader.read(1 << 16):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
-    await writer.wait_closed()
 
 
 def test_write_takes_bytes_like_objects_only(
@@ -44,7 +37,7 @@ def test_write_takes_bytes_like_objects_only(
     order; a str or an int is a TypeError and sends nothing."""
 
     async def main() -> tuple[bytes, list[str]]:
-        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=tls.server)
+        server = await asyncio.start_server(stream_echo, "127.0.0.1", 0, ssl=tls.server)
         transport, proto = await loop.create_connection(
             lambda: Recorder(loop),
             "127.0.0.1",
@@ -84,7 +77,7 @@ def test_many_small_writes_in_one_step(loop: asyncio.AbstractEventLoop, tls: Con
     payload = b"".join(pieces)
 
     async def main() -> bytes:
-        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=tls.server)
+        server = await asyncio.start_server(stream_echo, "127.0.0.1", 0, ssl=tls.server)
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port_of(server), ssl=tls.client, server_hostname="localhost"
         )

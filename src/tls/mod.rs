@@ -49,6 +49,8 @@ struct Names {
     /// `sslproto._SSLProtocolTransport.write`, for what the fast path
     /// leaves to asyncio (type errors, memoryviews).
     stock_write: Py<PyAny>,
+    /// `sslproto.SSLProtocol.get_buffer`, for a buffer that must grow.
+    stock_get_buffer: Py<PyAny>,
     /// `ssl.SSLObject`, whose `read`, `write` and `pending` only forward
     /// to its C object.
     ssl_object: Py<PyAny>,
@@ -68,6 +70,10 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
             stock_write: sslproto
                 .getattr("_SSLProtocolTransport")?
                 .getattr("write")?
+                .unbind(),
+            stock_get_buffer: sslproto
+                .getattr("SSLProtocol")?
+                .getattr("get_buffer")?
                 .unbind(),
             ssl_object: py.import("ssl")?.getattr("SSLObject")?.unbind(),
         })
@@ -160,12 +166,13 @@ fn process_outgoing(proto: &Bound<'_, PyAny>, parts: &Parts) -> PyResult<()> {
         .add(parts.get(intern!(py, "_write_buffer_size"))?)?;
     // asyncio's `_control_app_writing`, whose method runs only when a mark
     // is crossed (it is the one that pauses or resumes the application).
-    let crossed = if parts.flag(intern!(py, "_app_writing_paused"))? {
-        size.le(parts.get(intern!(py, "_outgoing_low_water"))?)?
-    } else {
-        size.ge(parts.get(intern!(py, "_outgoing_high_water"))?)?
-    };
-    if crossed {
+    if crossed(
+        parts,
+        &size,
+        intern!(py, "_app_writing_paused"),
+        intern!(py, "_outgoing_low_water"),
+        intern!(py, "_outgoing_high_water"),
+    )? {
         proto.call_method0(intern!(py, "_control_app_writing"))?;
     }
     Ok(())
@@ -176,13 +183,30 @@ fn process_outgoing(proto: &Bound<'_, PyAny>, parts: &Parts) -> PyResult<()> {
 fn control_ssl_reading(proto: &Bound<'_, PyAny>, parts: &Parts) -> PyResult<()> {
     let py = proto.py();
     let size = parts.incoming.bind(py).getattr(intern!(py, "pending"))?;
-    let crossed = if parts.flag(intern!(py, "_ssl_reading_paused"))? {
-        size.le(parts.get(intern!(py, "_incoming_low_water"))?)?
-    } else {
-        size.ge(parts.get(intern!(py, "_incoming_high_water"))?)?
-    };
-    if crossed {
+    if crossed(
+        parts,
+        &size,
+        intern!(py, "_ssl_reading_paused"),
+        intern!(py, "_incoming_low_water"),
+        intern!(py, "_incoming_high_water"),
+    )? {
         proto.call_method0(intern!(py, "_control_ssl_reading"))?;
     }
     Ok(())
+}
+
+/// asyncio's flow-control test: paused and at or below the low mark, or
+/// running and at or above the high one.
+fn crossed(
+    parts: &Parts,
+    size: &Bound<'_, PyAny>,
+    paused: &Bound<'_, PyString>,
+    low: &Bound<'_, PyString>,
+    high: &Bound<'_, PyString>,
+) -> PyResult<bool> {
+    if parts.flag(paused)? {
+        size.le(parts.get(low)?)
+    } else {
+        size.ge(parts.get(high)?)
+    }
 }

@@ -57,8 +57,7 @@ impl SslRecords {
         let have = parts.get(intern!(py, "_ssl_buffer"))?.len()?;
         if (have as isize) < want {
             // Rare (only a smaller max_size at first): asyncio's method.
-            let stock = py.import("asyncio.sslproto")?.getattr("SSLProtocol")?;
-            return stock.getattr("get_buffer")?.call1((me, n));
+            return names(py)?.stock_get_buffer.bind(py).call1((me, n));
         }
         parts.get(intern!(py, "_ssl_buffer_view"))
     }

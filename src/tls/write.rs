@@ -21,28 +21,27 @@ pub fn ssl_transport_write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>
         return Ok(());
     }
     let proto = transport.getattr(intern!(py, "_ssl_protocol"))?;
-    match proto.cast::<SslRecords>() {
-        Ok(records) => write_appdata(records, data),
-        // Not rloop's SSLProtocol (set by hand): asyncio's way.
-        Err(_) => proto
-            .call_method1(intern!(py, "_write_appdata"), ((data,),))
-            .map(drop),
-    }
+    write_appdata(&proto, data)
 }
 
 /// asyncio's `_write_appdata((data,))`. The fast case is the steady one:
-/// `WRAPPED` with nothing queued before this write.
-fn write_appdata(records: &Bound<'_, SslRecords>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-    let py = records.py();
-    let proto = records.as_any();
-    let parts = SslRecords::parts(records)?;
-    let names = names(py)?;
-    let backlog = parts.get(intern!(py, "_write_backlog"))?;
-    let state = parts.get(intern!(py, "_state"))?;
-    if !state.is(&names.wrapped) || backlog.is_truthy()? {
+/// rloop's SSLProtocol, `WRAPPED`, with nothing queued before this write;
+/// anything else is asyncio's method.
+fn write_appdata(proto: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    let py = proto.py();
+    let steady = match proto.cast::<SslRecords>() {
+        Ok(records) => {
+            let parts = SslRecords::parts(records)?;
+            let backlog = parts.get(intern!(py, "_write_backlog"))?;
+            let state = parts.get(intern!(py, "_state"))?;
+            (state.is(&names(py)?.wrapped) && !backlog.is_truthy()?).then_some((parts, backlog))
+        }
+        Err(_) => None,
+    };
+    let Some((parts, backlog)) = steady else {
         proto.call_method1(intern!(py, "_write_appdata"), ((data,),))?;
         return Ok(());
-    }
+    };
     let result = encrypt(proto, parts, &backlog, data);
     fatal_on_error(proto, result)
 }

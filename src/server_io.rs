@@ -260,11 +260,7 @@ impl EventLoop {
         // protocol factory call included (as 3.15's asyncio: copies of the
         // context current where the server was made).
         let context = context::copy_of(server_context)?;
-        let family = match (stream.kind(), stream.local_addr()) {
-            (StreamKind::Unix, _) => libc::AF_UNIX,
-            (StreamKind::Tcp, Ok(Addr::Inet(a))) if a.is_ipv6() => libc::AF_INET6,
-            (StreamKind::Tcp, _) => libc::AF_INET,
-        };
+        let family = family_of(&stream);
         let made = {
             let _entered = context::enter(context.bind(py))?;
             factory.call0()
@@ -333,12 +329,11 @@ impl EventLoop {
     /// Adopts `fd`, the fd of the connected socket object `sock`, as a
     /// transport for `protocol`; `sock` stays the transport's socket.
     /// Its protocol runs in `context`, by default a copy of the current one.
-    #[pyo3(signature = (fd, family, protocol, waiter=None, extra=None, server=None, sock=None, context=None))]
+    #[pyo3(signature = (fd, protocol, waiter=None, extra=None, server=None, sock=None, context=None))]
     #[allow(clippy::too_many_arguments)]
     fn _new_transport(
         slf: &Bound<'_, Self>,
         fd: RawFd,
-        family: i32,
         protocol: Bound<'_, PyAny>,
         waiter: Option<Bound<'_, PyAny>>,
         extra: Option<Bound<'_, PyDict>>,
@@ -354,7 +349,7 @@ impl EventLoop {
         // The stream shares `fd` with `sock`, which stays the transport's
         // socket (one fd per connection): it lets go of the fd when
         // connection_lost is delivered (transport::release_fd).
-        let stream = if family == libc::AF_UNIX {
+        let stream = if StreamKind::of_fd(fd).map_err(os_error)? == StreamKind::Unix {
             // SAFETY: `fd` is the open, connected Unix stream socket of
             // `sock`; ManuallyDrop: nothing here closes it on failure.
             let std = ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) });
@@ -366,6 +361,7 @@ impl EventLoop {
             std.set_nonblocking(true).map_err(os_error)?;
             Stream::from_nonblocking_std_tcp(ManuallyDrop::into_inner(std))
         };
+        let family = family_of(&stream);
         Self::adopt_stream(
             slf, stream, family, &protocol, waiter, extra, server, sock, context,
         )
@@ -373,12 +369,10 @@ impl EventLoop {
 
     /// Starts accepting on `fd` (a listening socket duplicated for us); the
     /// connections run in copies of `context` (default: the current one).
-    #[pyo3(signature = (fd, family, protocol_factory, server, backlog, sock, context=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (fd, protocol_factory, server, backlog, sock, context=None))]
     fn _serve(
         slf: &Bound<'_, Self>,
         fd: RawFd,
-        family: i32,
         protocol_factory: Py<PyAny>,
         server: Py<PyAny>,
         backlog: usize,
@@ -391,7 +385,8 @@ impl EventLoop {
             None => context::copy_current(py)?,
         };
         let this = slf.get();
-        let listener = if family == libc::AF_UNIX {
+        // The kernel's family, not `sock.family` (see StreamKind::of_fd).
+        let listener = if StreamKind::of_fd(fd).map_err(os_error)? == StreamKind::Unix {
             // SAFETY: the caller hands us ownership of `fd`, a listening
             // Unix socket.
             Listener::from_std_unix(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
@@ -514,4 +509,14 @@ fn python_transport<'py>(slf: &Bound<'py, EventLoop>, fd: RawFd) -> Option<Bound
         .call_method1(intern!(py, "get"), (fd,))
         .ok()
         .filter(|t| !t.is_none())
+}
+
+/// The socket family of a connection's stream, for its transport's
+/// 'socket' object.
+fn family_of(stream: &Stream) -> i32 {
+    match (stream.kind(), stream.local_addr()) {
+        (StreamKind::Unix, _) => libc::AF_UNIX,
+        (StreamKind::Tcp, Ok(Addr::Inet(a))) if a.is_ipv6() => libc::AF_INET6,
+        (StreamKind::Tcp, _) => libc::AF_INET,
+    }
 }

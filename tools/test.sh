@@ -36,9 +36,9 @@ stage "pytest"
 # Run from a folder without python/ on the path, so the installed package is tested.
 "$PY" -m pytest tests -q -p no:cacheprovider
 
-stage "examples that are test suites (aiohttp under fault injection)"
-"$PY" -m pip install --quiet --disable-pip-version-check aiohttp
-"$PY" -m pytest examples/faults_aiohttp_test.py -q -p no:cacheprovider
+stage "examples that are test suites (aiohttp under fault injection, aiohttp and uvicorn over HTTPS)"
+"$PY" -m pip install --quiet --disable-pip-version-check aiohttp uvicorn
+"$PY" -m pytest examples/faults_aiohttp_test.py examples/https_test.py -q -p no:cacheprovider
 
 stage "conformance (CPython's test_asyncio on RLoop and TokioLoop)"
 "$PY" tools/conformance.py --check --loop rloop

@@ -163,7 +163,6 @@ class BaseEventLoop:
     def _new_transport(
         self,
         fd: int,
-        family: int,
         protocol: asyncio.BaseProtocol,
         waiter: asyncio.Future[Any] | None = None,
         extra: dict[str, Any] | None = None,
@@ -174,7 +173,6 @@ class BaseEventLoop:
     def _serve(
         self,
         fd: int,
-        family: int,
         protocol_factory: Any,
         server: Any,
         backlog: int,

@@ -336,5 +336,5 @@ class ConnectionsMixin:
         # transport's 'socket' and lets go of it after connection_lost.
         fd = sock.fileno()
         return loop._new_transport(  # type: ignore[no-any-return]
-            fd, int(sock.family), protocol, waiter, extra, server, sock, context
+            fd, protocol, waiter, extra, server, sock, context
         )

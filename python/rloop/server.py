@@ -424,9 +424,7 @@ class ServersMixin:
         # The acceptor owns a duplicate; `sock` stays the server's and is
         # closed by _stop_serving.
         context = getattr(server, "_context", None)
-        loop._serve(
-            os.dup(sock.fileno()), int(sock.family), protocol_factory, server, backlog, sock, context
-        )
+        loop._serve(os.dup(sock.fileno()), protocol_factory, server, backlog, sock, context)
 
     def _stop_serving(self, sock: socket.socket) -> None:
         loop: Any = self

@@ -67,6 +67,43 @@ def test_create_server_sock_and_reuse(loop: asyncio.AbstractEventLoop) -> None:
     assert run(loop, main()) == b"ping\n"
 
 
+def test_sockets_whose_family_attribute_is_wrong(loop: asyncio.AbstractEventLoop) -> None:
+    # socket.fromfd(fd, AF_UNIX, ...) names a TCP socket AF_UNIX (uvicorn's
+    # --fd does this); asyncio serves and connects it as the TCP socket it is.
+    async def main() -> tuple[bytes, bytes, str]:
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        served = socket.fromfd(listener.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.close()
+        peers: list[Any] = []
+
+        class Recording(Echo):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                peers.append(transport.get_extra_info("peername"))
+                super().connection_made(transport)
+
+        server = await loop.create_server(Recording, sock=served)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"served\n")
+        served_line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        # A connected socket named AF_UNIX, handed to create_connection.
+        plain = socket.create_connection(("127.0.0.1", port))
+        named = socket.fromfd(plain.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+        plain.close()
+        reader, writer = await asyncio.open_connection(sock=named)
+        writer.write(b"connected\n")
+        connected_line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return served_line, connected_line, peers[0][0]
+
+    assert run(loop, main()) == (b"served\n", b"connected\n", "127.0.0.1")
+
+
 def test_server_async_with_and_start_serving(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> tuple[bool, bool, bool]:
         server = await loop.create_server(Echo, "127.0.0.1", 0, start_serving=False)

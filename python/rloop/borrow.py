@@ -23,10 +23,27 @@ def documented(func: Any, doc: str) -> Any:
 
     asyncio's own function is left as it is: the copy shares its code.
     """
+    copy = _copy(func, func.__globals__)
+    copy.__doc__ = doc
+    return copy
+
+
+def rebound(func: Any, **names: Any) -> Any:
+    """A copy of asyncio's function `func` that finds `names` where it looks
+    up its module's globals: asyncio's code, with one of the classes it makes
+    replaced by rloop's (``sslproto=`` a namespace whose ``SSLProtocol`` is
+    rloop's, for ``start_tls``).
+
+    The module's other globals are those it has when rloop is imported.
+    """
+    return _copy(func, {**func.__globals__, **names})
+
+
+def _copy(func: Any, globals_: dict[str, Any]) -> Any:
     copy = types.FunctionType(
-        func.__code__, func.__globals__, func.__name__, func.__defaults__, func.__closure__
+        func.__code__, globals_, func.__name__, func.__defaults__, func.__closure__
     )
     copy.__kwdefaults__ = func.__kwdefaults__
     copy.__qualname__ = func.__qualname__
-    copy.__doc__ = doc
+    copy.__doc__ = func.__doc__
     return copy

@@ -10,9 +10,10 @@ import socket
 from asyncio import base_events, staggered
 from asyncio.log import logger
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
-from .borrow import borrow
+from .borrow import rebound
 from .tls import SSLProtocol
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
@@ -32,8 +33,11 @@ def check_ssl_only_args(ssl: Any, **args: Any) -> None:
 
 
 class ConnectionsMixin:
-    # Upgrading a connection to TLS: asyncio's own, over SSLProtocol.
-    locals().update(borrow(base_events.BaseEventLoop, ["start_tls"]))
+    # Upgrading a connection to TLS: asyncio's own, making rloop's
+    # SSLProtocol (asyncio's, with its per-record calls in Rust).
+    start_tls = rebound(
+        base_events.BaseEventLoop.start_tls, sslproto=SimpleNamespace(SSLProtocol=SSLProtocol)
+    )
 
     async def create_connection(
         self,

@@ -14,18 +14,19 @@ impl EventLoop {
     /// handler or tasks that refer to it). A lock held elsewhere means the
     /// loop is in use: skipping it only keeps objects alive longer.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        for slot in [
-            &self.exception_handler,
-            &self.task_factory,
-            &self.saved_origin_depth,
-        ] {
+        for slot in [&self.exception_handler, &self.saved_origin_depth] {
             if let Some(guard) = slot.try_lock() {
                 if let Some(obj) = guard.as_ref() {
                     visit.call(obj)?;
                 }
             }
         }
-        if let Some(ready) = self.ready.try_lock() {
+        if let Some(guard) = self.task_factory.borrow_in_gc(&visit) {
+            if let Some(obj) = guard.as_ref() {
+                visit.call(obj)?;
+            }
+        }
+        if let Some(ready) = self.ready.borrow_in_gc(&visit) {
             for item in ready.iter() {
                 match item {
                     Item::Call(h) => visit.call(h)?,
@@ -33,7 +34,7 @@ impl EventLoop {
                 }
             }
         }
-        if let Some(timers) = self.timers.try_lock() {
+        if let Some(timers) = self.timers.borrow_in_gc(&visit) {
             timers.traverse(&visit)?;
         }
         for side in [&self.readers, &self.writers] {
@@ -61,7 +62,7 @@ impl EventLoop {
 
     fn __clear__(&self) {
         let handler = self.exception_handler.try_lock().and_then(|mut g| g.take());
-        let factory = self.task_factory.try_lock().and_then(|mut g| g.take());
+        let factory = Python::attach(|py| self.task_factory.borrow_mut(py).take());
         let faults = self.faults.try_lock().map(|mut g| std::mem::take(&mut *g));
         drop((handler, factory, faults));
     }

@@ -96,7 +96,10 @@ impl EventLoop {
     /// handler reads it to show where the handle was created).
     #[getter(_current_handle)]
     fn current_handle_attr(&self, py: Python<'_>) -> Option<Py<Handle>> {
-        self.current_handle.lock().as_ref().map(|h| h.clone_ref(py))
+        self.current_handle
+            .borrow_mut(py)
+            .as_ref()
+            .map(|h| h.clone_ref(py))
     }
 }
 

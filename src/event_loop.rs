@@ -10,7 +10,6 @@ use rustc_hash::FxHashMap as HashMap;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -21,6 +20,7 @@ use pyo3::types::PyDict;
 use crate::busy_poll::BusyPoll;
 use crate::clock;
 use crate::errors::os_error;
+use crate::gil_cell::GilRefCell;
 use crate::handles::Handle;
 use crate::py_imports;
 use crate::queued;
@@ -32,9 +32,6 @@ use crate::transport::SocketTransport;
 
 /// The schedulers this build has (`backend=` of the constructor).
 pub const BACKENDS: &[&str] = &["mio", "tokio"];
-
-/// asyncio caps one wait at a day, so a clock jump can't freeze the loop.
-const MAX_WAIT: f64 = 24.0 * 3600.0;
 
 /// A unit of work in the ready queue.
 pub enum Item {
@@ -54,11 +51,13 @@ pub enum Item {
 /// asyncio's event loop API, in Python.
 #[pyclass(subclass, frozen, module = "rloop._rloop", name = "BaseEventLoop")]
 pub struct EventLoop {
-    pub(crate) ready: Mutex<VecDeque<Item>>,
-    pub(crate) timers: Mutex<TimerHeap>,
-    reactor: Mutex<Option<Box<dyn Reactor>>>,
+    // Touched only with the GIL held (gil_cell.rs); the others are
+    // mutexes where a thread reaches them without it, or rarely.
+    pub(crate) ready: GilRefCell<VecDeque<Item>>,
+    pub(crate) timers: GilRefCell<TimerHeap>,
+    pub(crate) reactor: Mutex<Option<Box<dyn Reactor>>>,
     waker: Mutex<Option<Arc<dyn Wake>>>,
-    readiness: Mutex<Vec<Ready>>,
+    pub(crate) readiness: GilRefCell<Vec<Ready>>,
     pub(crate) transports: Mutex<HashMap<ConnId, Py<SocketTransport>>>,
     /// fds (the actor's and the Python socket's) of live transports.
     pub(crate) transport_fds: Mutex<HashMap<RawFd, ConnId>>,
@@ -67,20 +66,20 @@ pub struct EventLoop {
     pub(crate) faults: crate::fault_plans::SharedFaultTargets,
     pub(crate) readers: Mutex<HashMap<RawFd, Py<Handle>>>,
     pub(crate) writers: Mutex<HashMap<RawFd, Py<Handle>>>,
-    stopping: AtomicBool,
+    pub(crate) stopping: AtomicBool,
     /// Set while the loop may block in `turn`: only then must
     /// call_soon_threadsafe pay for a wake-up.
-    polling: AtomicBool,
+    pub(crate) polling: AtomicBool,
     /// Whether a busy iteration polls (see busy_poll.rs).
-    busy_poll: Mutex<BusyPoll>,
+    pub(crate) busy_poll: GilRefCell<BusyPoll>,
     closed: AtomicBool,
-    running: AtomicBool,
+    pub(crate) running: AtomicBool,
     pub(crate) thread_id: AtomicU64,
     pub(crate) debug: AtomicBool,
     pub(crate) slow_callback_duration: Mutex<f64>,
     pub(crate) exception_handler: Mutex<Option<Py<PyAny>>>,
-    pub(crate) task_factory: Mutex<Option<Py<PyAny>>>,
-    pub(crate) current_handle: Mutex<Option<Py<Handle>>>,
+    pub(crate) task_factory: GilRefCell<Option<Py<PyAny>>>,
+    pub(crate) current_handle: GilRefCell<Option<Py<Handle>>>,
     pub(crate) saved_origin_depth: Mutex<Option<Py<PyAny>>>,
     /// The loop's signal wakeup fd in this run (signal_wakeup.rs):
     /// WAKEUP_UNTRIED, WAKEUP_OFF or the fd.
@@ -89,7 +88,7 @@ pub struct EventLoop {
     pub(crate) handler_wakeup_fd: AtomicI32,
     /// The thread (and process) where Python refused the loop's wakeup fd.
     pub(crate) wakeup_refused: Mutex<Option<(u64, u32)>>,
-    clock_resolution: f64,
+    pub(crate) clock_resolution: f64,
 }
 
 pub fn current_thread_id() -> u64 {
@@ -98,7 +97,7 @@ pub fn current_thread_id() -> u64 {
     unsafe { libc::pthread_self() as u64 }
 }
 
-fn closed_error() -> PyErr {
+pub(crate) fn closed_error() -> PyErr {
     PyRuntimeError::new_err("Event loop is closed")
 }
 
@@ -106,11 +105,11 @@ impl EventLoop {
     pub fn with_reactor(reactor: Box<dyn Reactor>) -> Self {
         let waker = reactor.waker();
         EventLoop {
-            ready: Mutex::new(VecDeque::with_capacity(1024)),
-            timers: Mutex::new(TimerHeap::new()),
+            ready: GilRefCell::new(VecDeque::with_capacity(1024)),
+            timers: GilRefCell::new(TimerHeap::new()),
             reactor: Mutex::new(Some(reactor)),
             waker: Mutex::new(Some(waker)),
-            readiness: Mutex::new(Vec::with_capacity(1024)),
+            readiness: GilRefCell::new(Vec::with_capacity(1024)),
             transports: Mutex::new(HashMap::default()),
             transport_fds: Mutex::new(HashMap::default()),
             listeners: Mutex::new(HashMap::default()),
@@ -119,15 +118,15 @@ impl EventLoop {
             writers: Mutex::new(HashMap::default()),
             stopping: AtomicBool::new(false),
             polling: AtomicBool::new(false),
-            busy_poll: Mutex::new(BusyPoll::default()),
+            busy_poll: GilRefCell::new(BusyPoll::default()),
             closed: AtomicBool::new(false),
             running: AtomicBool::new(false),
             thread_id: AtomicU64::new(0),
             debug: AtomicBool::new(false),
             slow_callback_duration: Mutex::new(0.1),
             exception_handler: Mutex::new(None),
-            task_factory: Mutex::new(None),
-            current_handle: Mutex::new(None),
+            task_factory: GilRefCell::new(None),
+            current_handle: GilRefCell::new(None),
             saved_origin_depth: Mutex::new(None),
             signal_wakeup: AtomicI32::new(WAKEUP_UNTRIED),
             handler_wakeup_fd: AtomicI32::new(-1),
@@ -149,12 +148,20 @@ impl EventLoop {
     }
 
     /// Wakes the loop if it may be blocked waiting. Called after queueing
-    /// work; `run_once` raises `polling` before it checks the queue, so
-    /// either it sees the work or we see the flag. The first caller takes
+    /// work, with the GIL held; `run_once` looks at the queue and raises
+    /// `polling` with the GIL held, before anything lets go of it on the
+    /// way to blocking: so either it saw the work or we see the flag. A
+    /// busy iteration never blocks and leaves the flag down (two atomic
+    /// writes per iteration saved). The first caller takes
     /// the flag: one wake-up (a system call) is enough for a burst of
     /// callbacks from other threads, which the woken loop runs together.
+    ///
+    /// Every access to the flag is made with the GIL held, whose release
+    /// and acquire order them: relaxed loads and stores are enough, and a
+    /// load and a store (no swap) cannot race another caller.
     pub fn wake_if_polling(&self) {
-        if self.polling.swap(false, Ordering::SeqCst) {
+        if self.polling.load(Ordering::Relaxed) {
+            self.polling.store(false, Ordering::Relaxed);
             self.wake();
         }
     }
@@ -186,8 +193,8 @@ impl EventLoop {
         Ok(guard)
     }
 
-    pub fn push_ready(&self, item: Item) {
-        self.ready.lock().push_back(item);
+    pub fn push_ready(&self, py: Python<'_>, item: Item) {
+        self.ready.borrow_mut(py).push_back(item);
     }
 
     fn check_not_running(&self, py: Python<'_>) -> PyResult<()> {
@@ -202,199 +209,6 @@ impl EventLoop {
             ));
         }
         Ok(())
-    }
-
-    /// How long the next poll may block.
-    fn poll_timeout(&self, py: Python<'_>) -> Option<Duration> {
-        // Compact first, even on a busy loop: dead timers keep their
-        // callbacks and contexts alive until they leave the heap.
-        let (next, dead) = {
-            let mut timers = self.timers.lock();
-            timers.compact_if_mostly_cancelled(py);
-            let next = timers.next_when(py);
-            (next, timers.take_dead())
-        };
-        drop(dead);
-        if self.stopping.load(Ordering::Relaxed) || !self.ready.lock().is_empty() {
-            return Some(Duration::ZERO);
-        }
-        let when = next?;
-        let wait = (when - clock::monotonic()).clamp(0.0, MAX_WAIT);
-        // A NaN deadline (call_at(nan)) is due now, as in asyncio.
-        let wait = if wait.is_nan() { 0.0 } else { wait };
-        Some(Duration::from_secs_f64(wait))
-    }
-
-    /// One iteration: wait for I/O or the next timer, queue what became
-    /// ready, then run exactly the callbacks that were ready at that point.
-    fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.get();
-        this.polling.store(true, Ordering::SeqCst);
-        let timeout = this.poll_timeout(py);
-        if timeout == Some(Duration::ZERO) {
-            this.polling.store(false, Ordering::SeqCst);
-        }
-
-        let busy = timeout == Some(Duration::ZERO);
-        if !busy
-            && this.signal_wakeup.load(Ordering::Relaxed) == WAKEUP_UNTRIED
-            && this.running.load(Ordering::Relaxed)
-        {
-            // The first poll of this run_forever that may block: a signal
-            // taken by any thread must end it (signal_wakeup.rs).
-            this.install_signal_wakeup(py)?;
-        }
-        let mut readiness = std::mem::take(&mut *this.readiness.lock());
-        readiness.clear();
-        let polled = if this.busy_poll.lock().should_poll(busy) {
-            let mut reactor = this.reactor(py)?;
-            let polled = match reactor.as_mut() {
-                // A zero timeout never blocks: keep the GIL.
-                Some(r) if busy => r.turn(timeout, &mut readiness),
-                Some(r) => py.detach(|| r.turn(timeout, &mut readiness)),
-                None => return Err(closed_error()),
-            };
-            this.busy_poll.lock().polled(busy, !readiness.is_empty());
-            polled
-        } else {
-            Ok(())
-        };
-        this.polling.store(false, Ordering::SeqCst);
-        if let Err(e) = polled {
-            *this.readiness.lock() = readiness;
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                // A signal arrived: run Python's handlers (KeyboardInterrupt
-                // surfaces here, as it would from select()).
-                py.check_signals()?;
-                return Ok(());
-            }
-            return Err(os_error(e));
-        }
-        this.queue_io(py, &readiness);
-        *this.readiness.lock() = readiness;
-        this.queue_due_timers(py);
-        if !busy {
-            // The wait may have ended for a signal (signal_wakeup.rs): its
-            // handler runs now, outside any callback, so an exception from
-            // it leaves run_forever. What the poll found stays queued.
-            py.check_signals()?;
-        }
-
-        let ntodo = this.ready.lock().len();
-        for _ in 0..ntodo {
-            let item = match this.ready.lock().pop_front() {
-                Some(item) => item,
-                None => break,
-            };
-            match item {
-                Item::Call(handle) => {
-                    queued::track_handle(handle.bind(py));
-                    Self::run_handle(slf, &handle)?
-                }
-                Item::Conn {
-                    id,
-                    readable,
-                    writable,
-                } => {
-                    let transport = this.transports.lock().get(&id).map(|t| t.bind(py).clone());
-                    if let Some(t) = transport {
-                        SocketTransport::on_ready(&t, readable, writable)?;
-                    }
-                }
-                Item::Accept(id) => Self::accept_connections(slf, id)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn queue_io(&self, py: Python<'_>, readiness: &[Ready]) {
-        for r in readiness {
-            match *r {
-                Ready::Woken => {}
-                Ready::Fd {
-                    fd,
-                    readable,
-                    writable,
-                } => {
-                    if readable {
-                        self.queue_fd_side(py, fd, &self.readers);
-                    }
-                    if writable {
-                        self.queue_fd_side(py, fd, &self.writers);
-                    }
-                }
-                Ready::Conn {
-                    id,
-                    readable,
-                    writable,
-                } => self.push_ready(Item::Conn {
-                    id,
-                    readable,
-                    writable,
-                }),
-                Ready::Listener { id } => self.push_ready(Item::Accept(id)),
-            }
-        }
-    }
-
-    fn queue_fd_side(&self, py: Python<'_>, fd: RawFd, side: &Mutex<HashMap<RawFd, Py<Handle>>>) {
-        let handle = side.lock().get(&fd).map(|h| h.clone_ref(py));
-        if let Some(h) = handle {
-            if !h.get().is_cancelled() {
-                self.push_ready(Item::Call(h));
-            }
-        }
-    }
-
-    fn queue_due_timers(&self, py: Python<'_>) {
-        let end = clock::monotonic() + self.clock_resolution;
-        loop {
-            let (due, dead) = {
-                let mut timers = self.timers.lock();
-                let due = timers.pop_due(py, end);
-                (due, timers.take_dead())
-            };
-            drop(dead);
-            match due {
-                Some(h) => self.push_ready(Item::Call(h)),
-                None => break,
-            }
-        }
-    }
-
-    fn run_handle(slf: &Bound<'_, Self>, handle: &Py<Handle>) -> PyResult<()> {
-        let py = slf.py();
-        let this = slf.get();
-        let h = handle.get();
-        if h.is_cancelled() {
-            return Ok(());
-        }
-        let result = if this.is_debug() {
-            this.run_timed(py, handle)
-        } else {
-            h.run(py)
-        };
-        match result {
-            Ok(()) => Ok(()),
-            Err(err) => Self::report_callback_error(slf, handle, err),
-        }
-    }
-
-    /// Debug mode: remember the running handle and warn about slow ones.
-    fn run_timed(&self, py: Python<'_>, handle: &Py<Handle>) -> PyResult<()> {
-        *self.current_handle.lock() = Some(handle.clone_ref(py));
-        let t0 = clock::monotonic();
-        let result = handle.get().run(py);
-        let dt = clock::monotonic() - t0;
-        let previous = self.current_handle.lock().take();
-        drop(previous);
-        if dt >= *self.slow_callback_duration.lock() {
-            let described = py_imports::format_handle(py)?.call1((handle.bind(py),))?;
-            py_imports::asyncio_logger(py)?
-                .call_method1("warning", ("Executing %s took %.3f seconds", described, dt))?;
-        }
-        result
     }
 
     pub(crate) fn set_origin_tracking(&self, py: Python<'_>, enabled: bool) -> PyResult<()> {
@@ -564,9 +378,9 @@ impl EventLoop {
         this.closed.store(true, Ordering::Relaxed);
         // Take everything out first and drop it after the locks are released:
         // a finalizer run by a drop may call back into the loop.
-        let ready = std::mem::take(&mut *this.ready.lock());
+        let ready = std::mem::take(&mut *this.ready.borrow_mut(py));
         track_ready(py, &ready);
-        let timers = this.timers.lock().clear(py);
+        let timers = this.timers.borrow_mut(py).clear(py);
         let readers = std::mem::take(&mut *this.readers.lock());
         let writers = std::mem::take(&mut *this.writers.lock());
         let listeners = std::mem::take(&mut *this.listeners.lock());

@@ -12,8 +12,14 @@
 //! interleave. Only a canceller that finds the callback running on another
 //! thread lets go of the GIL, and sleeps (parking_lot's parking lot, keyed
 //! by the guard's address) until the loop wakes it. A handle pays two
-//! stores per run and no allocation: this is on the path of every
-//! `call_soon_threadsafe`.
+//! plain stores and a load per run and no allocation: this is on the path
+//! of every `call_soon_threadsafe`.
+//!
+//! The atomics are relaxed: every access but the sleeping canceller's
+//! re-checks happens with the GIL held, whose release and acquire order
+//! them, and those re-checks are ordered by parking_lot's bucket lock
+//! (`leave` stores 0 before `unpark_all` takes it; `park` validates under
+//! it), so the canceller cannot sleep through the end of the callback.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -42,13 +48,16 @@ impl RunGuard {
 
     /// The callback starts on this thread (GIL held).
     pub(crate) fn enter(&self) {
-        self.running.store(thread_tag(), Ordering::SeqCst);
+        self.running.store(thread_tag(), Ordering::Relaxed);
     }
 
     /// The callback has returned (GIL held): wake a waiting canceller.
     pub(crate) fn leave(&self) {
-        self.running.store(0, Ordering::SeqCst);
-        if self.waiting.swap(false, Ordering::SeqCst) {
+        self.running.store(0, Ordering::Relaxed);
+        // Only a canceller holding the GIL sets `waiting`, and we hold it:
+        // a load and a store, not a swap, cannot miss one.
+        if self.waiting.load(Ordering::Relaxed) {
+            self.waiting.store(false, Ordering::Relaxed);
             // SAFETY: the key is this guard's address, which is only used
             // as a key (never dereferenced by parking_lot_core).
             unsafe {

@@ -43,7 +43,7 @@ impl EventLoop {
         }
         let handle = Py::new(py, self.new_handle(py, callback, args, context)?)?;
         queued::untrack_handle(handle.bind(py));
-        self.push_ready(Item::Call(handle.clone_ref(py)));
+        self.push_ready(py, Item::Call(handle.clone_ref(py)));
         Ok(handle)
     }
 
@@ -64,7 +64,7 @@ impl EventLoop {
         let handle = self.new_handle(py, callback, args, context)?.thread_safe();
         let handle = Py::new(py, handle)?;
         queued::untrack_handle(handle.bind(py));
-        self.push_ready(Item::Call(handle.clone_ref(py)));
+        self.push_ready(py, Item::Call(handle.clone_ref(py)));
         self.wake_if_polling();
         Ok(handle)
     }
@@ -130,10 +130,13 @@ impl EventLoop {
             check_callback(py, &callback, method)?;
         }
         let base = self.new_handle(py, callback, args, context)?;
-        let mut timers = self.timers.lock();
-        let timer = TimerHandle::new(when, timers.cancel_counter());
-        let handle = Py::new(py, (timer, base))?;
-        timers.push(py, when, handle.clone_ref(py));
+        // Allocated outside the heap's borrow: an allocation may collect
+        // garbage, and a finalizer may schedule a timer.
+        let cancelled = self.timers.borrow_mut(py).cancel_counter();
+        let handle = Py::new(py, (TimerHandle::new(when, cancelled), base))?;
+        self.timers
+            .borrow_mut(py)
+            .push(py, when, handle.clone_ref(py));
         Ok(handle)
     }
 }

@@ -61,7 +61,8 @@ impl EventLoop {
         context: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let handle = Handle::new(py, callback.unbind(), args.unbind(), context, None)?;
-        self.push_ready(Item::Call(Py::new(py, handle)?));
+        let handle = Py::new(py, handle)?;
+        self.push_ready(py, Item::Call(handle));
         Ok(())
     }
 

@@ -45,7 +45,11 @@ impl EventLoop {
         let py = slf.py();
         let this = slf.get();
         this.check_closed()?;
-        let factory = this.task_factory.lock().as_ref().map(|f| f.clone_ref(py));
+        let factory = this
+            .task_factory
+            .borrow_mut(py)
+            .as_ref()
+            .map(|f| f.clone_ref(py));
         let mode = create_task_keywords(py)?;
         if mode == Keywords::AllToFactory {
             return match factory {
@@ -109,7 +113,7 @@ impl EventLoop {
     /// Set the factory create_task() makes tasks with, called as
     /// factory(loop, coro, **kwargs); None restores the default (Task).
     #[pyo3(signature = (factory))]
-    fn set_task_factory(&self, factory: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+    fn set_task_factory(&self, py: Python<'_>, factory: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         if let Some(f) = &factory {
             if !f.is_callable() {
                 return Err(PyTypeError::new_err(
@@ -117,14 +121,20 @@ impl EventLoop {
                 ));
             }
         }
-        let old = std::mem::replace(&mut *self.task_factory.lock(), factory.map(Bound::unbind));
+        let old = std::mem::replace(
+            &mut *self.task_factory.borrow_mut(py),
+            factory.map(Bound::unbind),
+        );
         drop(old);
         Ok(())
     }
 
     /// Return the task factory, or None if the default is in use.
     fn get_task_factory(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.task_factory.lock().as_ref().map(|f| f.clone_ref(py))
+        self.task_factory
+            .borrow_mut(py)
+            .as_ref()
+            .map(|f| f.clone_ref(py))
     }
 }
 

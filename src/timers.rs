@@ -62,6 +62,10 @@ impl TimerHeap {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
     pub fn cancel_counter(&self) -> Arc<AtomicUsize> {
         self.cancelled.clone()
     }

@@ -71,7 +71,7 @@ impl SocketTransport {
             });
         match handle {
             Ok(handle) => {
-                this.lp.get().push_ready(Item::Call(handle));
+                this.lp.get().push_ready(py, Item::Call(handle));
                 Ok(())
             }
             // Not even a handle could be made: deliver it now, not never.

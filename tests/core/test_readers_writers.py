@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from typing import Any
 
@@ -174,6 +175,105 @@ def test_removed_reader_does_not_fire(
     loop.call_later(0.03, loop.stop)
     run_forever_bounded(loop)
     assert got == []
+
+
+def _turns(loop: asyncio.AbstractEventLoop, n: int = 3) -> None:
+    """Runs `n` iterations of the loop (each polls for I/O)."""
+    for _ in range(n):
+        loop.run_until_complete(asyncio.sleep(0))
+
+
+def _read_when_readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+    """Adds a reader to `sock`, runs the loop until it fires, and returns
+    what it read."""
+    got: list[bytes] = []
+
+    def on_readable() -> None:
+        got.append(sock.recv(100))
+        loop.remove_reader(sock)
+        loop.stop()
+
+    loop.add_reader(sock, on_readable)
+    run_forever_bounded(loop)
+    assert got, "the reader never fired"
+    return got[0]
+
+
+def test_reader_added_again_after_data_came_while_removed(
+    loop: asyncio.AbstractEventLoop, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    # Data that arrived while no reader was set is there for the next one.
+    rsock, wsock = pair
+    got: list[str] = []
+    loop.add_reader(rsock, got.append, "removed")
+    loop.remove_reader(rsock)
+    wsock.send(b"early")
+    _turns(loop)
+    assert got == []
+    assert _read_when_readable(loop, rsock) == b"early"
+    # Removed and added again with nothing in between: still only on data.
+    loop.add_reader(rsock, got.append, "removed")
+    loop.remove_reader(rsock)
+    loop.call_soon(wsock.send, b"late")
+    assert _read_when_readable(loop, rsock) == b"late"
+    assert got == []
+
+
+def test_reader_on_a_new_socket_with_a_removed_readers_fd_number(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # remove_reader, close, and the fd number comes back for another socket.
+    old_r, old_w = socket.socketpair()
+    number = old_r.fileno()
+    loop.add_reader(old_r, noop)
+    loop.remove_reader(old_r)
+    _turns(loop)
+    old_r.close()
+    old_w.close()
+    a, b = socket.socketpair()
+    if a.fileno() != number:
+        os.dup2(a.fileno(), number)
+        a.close()
+        a = socket.socket(fileno=number)
+    try:
+        a.setblocking(False)
+        loop.call_soon(b.send, b"new")
+        assert _read_when_readable(loop, a) == b"new"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_removed_reader_socket_becomes_a_transport(loop: asyncio.AbstractEventLoop) -> None:
+    async def main() -> bytes:
+        received: asyncio.Future[bytes] = loop.create_future()
+
+        class Reply(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = transport
+
+            def data_received(self, data: bytes) -> None:
+                self.transport.write(data.upper())  # type: ignore[attr-defined]
+
+        class Client(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                if not received.done():
+                    received.set_result(data)
+
+        server = await loop.create_server(Reply, "127.0.0.1", 0)
+        sock = socket.create_connection(server.sockets[0].getsockname()[:2])
+        sock.setblocking(False)
+        loop.add_reader(sock, noop)
+        loop.remove_reader(sock)
+        transport, _ = await loop.create_connection(Client, sock=sock)
+        transport.write(b"adopted")
+        data = await asyncio.wait_for(received, 10)
+        transport.close()
+        server.close()
+        await server.wait_closed()
+        return data
+
+    assert loop.run_until_complete(main()) == b"ADOPTED"
 
 
 def test_replacing_reader(

@@ -26,10 +26,24 @@ impl MioScheduler {
         };
         if let Some(&key) = self.fds.get(&fd) {
             if let Some(Entry::Fd(s)) = self.slab.get_mut(key) {
-                self.poll
-                    .registry()
-                    .reregister(&mut SourceFd(&fd), Token(key), interest)?;
+                // EPOLL_CTL_MOD re-arms the fd and reports it if ready, as a
+                // new registration would.
+                let registry = self.poll.registry();
+                match registry.reregister(&mut SourceFd(&fd), Token(key), interest) {
+                    Ok(()) => {}
+                    // Kept after unwatch_fd, but the fd was closed since
+                    // (epoll dropped it), maybe reused: register it anew.
+                    Err(e) if !s.watched && e.raw_os_error() == Some(libc::ENOENT) => {
+                        if let Err(e) = registry.register(&mut SourceFd(&fd), Token(key), interest)
+                        {
+                            self.forget_fd(fd);
+                            return Err(e);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
                 s.interest = interest;
+                s.watched = true;
                 return Ok(());
             }
         }
@@ -38,29 +52,70 @@ impl MioScheduler {
         self.poll
             .registry()
             .register(&mut SourceFd(&fd), Token(key), interest)?;
-        entry.insert(Entry::Fd(FdSlot { fd, interest }));
+        entry.insert(Entry::Fd(FdSlot {
+            fd,
+            interest,
+            watched: true,
+        }));
         self.fds.insert(fd, key);
         Ok(())
     }
 
-    /// Stops watching `fd`. Returns whether it was watched. Deregistration
-    /// errors (fd already closed) are ignored: the watcher is gone anyway.
+    /// Stops watching `fd`. Returns whether it was watched.
+    ///
+    /// The epoll registration stays, as libuv's does: `sock_recv` and
+    /// friends add a reader each time a read would block and remove it
+    /// once it ran, and keeping the registration turns that pair of
+    /// system calls (EPOLL_CTL_ADD, EPOLL_CTL_DEL) into one
+    /// (EPOLL_CTL_MOD) when the fd is watched again. An event for an fd
+    /// nobody watches any more deregisters it then (`drop_unwatched`);
+    /// closing the fd removes it from epoll by itself. Nothing is
+    /// reported for an unwatched fd.
     pub fn unwatch_fd(&mut self, fd: RawFd) -> bool {
-        let Some(key) = self.fds.remove(&fd) else {
+        let Some(&key) = self.fds.get(&fd) else {
             return false;
         };
         self.fired_fds.forget(fd);
-        if matches!(self.slab.get(key), Some(Entry::Fd(_))) {
-            self.slab.remove(key);
+        match self.slab.get_mut(key) {
+            Some(Entry::Fd(s)) => std::mem::replace(&mut s.watched, false),
+            _ => false,
         }
+    }
+
+    /// An event came for `key`, an fd nobody watches: deregister it now.
+    /// Errors (the fd was closed) are ignored: epoll forgot it already.
+    pub(super) fn drop_unwatched(&mut self, fd: RawFd) {
         let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        true
+        self.forget_fd(fd);
+    }
+
+    /// Before the scheduler registers `fd` for a connection or listener of
+    /// its own: an fd once watched and not closed since is still in epoll.
+    pub(super) fn release_unwatched(&mut self, fd: RawFd) {
+        let unwatched = match self.fds.get(&fd).and_then(|&k| self.slab.get(k)) {
+            Some(Entry::Fd(s)) => !s.watched,
+            _ => false,
+        };
+        if unwatched {
+            self.drop_unwatched(fd);
+        }
+    }
+
+    fn forget_fd(&mut self, fd: RawFd) {
+        if let Some(key) = self.fds.remove(&fd) {
+            self.fired_fds.forget(fd);
+            if matches!(self.slab.get(key), Some(Entry::Fd(_))) {
+                self.slab.remove(key);
+            }
+        }
     }
 
     /// `(read, write)` currently watched for `fd`.
     pub fn fd_interest(&self, fd: RawFd) -> Option<(bool, bool)> {
         match self.fds.get(&fd).and_then(|&k| self.slab.get(k)) {
-            Some(Entry::Fd(s)) => Some((s.interest.is_readable(), s.interest.is_writable())),
+            Some(Entry::Fd(s)) if s.watched => {
+                Some((s.interest.is_readable(), s.interest.is_writable()))
+            }
             _ => None,
         }
     }

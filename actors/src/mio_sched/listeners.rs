@@ -13,6 +13,7 @@ use crate::stream::Stream;
 impl MioScheduler {
     /// Registers a listener (accepting).
     pub fn add_listener(&mut self, mut listener: Listener) -> io::Result<ListenerId> {
+        self.release_unwatched(listener.as_raw_fd());
         let gen = self.gen();
         let entry = self.slab.vacant_entry();
         let key = entry.key();

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,8 @@ struct ListenerSlot {
 struct FdSlot {
     fd: RawFd,
     interest: Interest,
+    /// False once unwatched: still registered in epoll (fds.rs).
+    watched: bool,
 }
 
 enum Entry {
@@ -157,6 +159,8 @@ impl MioScheduler {
         self.turn_no += 1;
         let turn = self.turn_no;
         let mut woken = false;
+        // Fds an event came for that nobody watches any more (fds.rs).
+        let mut unwatched = Vec::new();
         for ev in self.events.iter() {
             let token = ev.token();
             if token == WAKER_TOKEN {
@@ -199,6 +203,7 @@ impl MioScheduler {
                         },
                     });
                 }
+                Some(Entry::Fd(s)) if !s.watched => unwatched.push(s.fd),
                 Some(Entry::Fd(s)) => {
                     let r = s.interest.is_readable()
                         && (ev.is_readable() || ev.is_read_closed() || closed_or_err);
@@ -216,6 +221,9 @@ impl MioScheduler {
                 // Removed earlier in this batch's processing; stale.
                 None => {}
             }
+        }
+        for fd in unwatched {
+            self.drop_unwatched(fd);
         }
         self.report_hot(turn, out);
         if !self.deadlines.is_empty() {
@@ -292,6 +300,9 @@ impl MioScheduler {
                 continue;
             };
             if let Some(Entry::Fd(s)) = self.slab.get(key) {
+                if !s.watched {
+                    continue;
+                }
                 // EPOLL_CTL_MOD re-queues the fd if it is still ready. A
                 // failure means the fd was closed behind our back; the
                 // watcher stays until unwatch_fd, as with asyncio.
@@ -310,6 +321,7 @@ impl MioScheduler {
 
     /// Adopts a pre-configured actor (e.g. custom read buffer size).
     pub fn add_actor(&mut self, mut conn: Connection) -> io::Result<ConnId> {
+        self.release_unwatched(conn.stream_mut().as_raw_fd());
         let gen = self.gen();
         let entry = self.slab.vacant_entry();
         let key = entry.key();

@@ -214,7 +214,8 @@ def test_reader_added_again_after_data_came_while_removed(
     # Removed and added again with nothing in between: still only on data.
     loop.add_reader(rsock, got.append, "removed")
     loop.remove_reader(rsock)
-    loop.call_soon(wsock.send, b"late")
+    # Sent once the loop is waiting: only a live registration reports it.
+    loop.call_later(0.01, wsock.send, b"late")
     assert _read_when_readable(loop, rsock) == b"late"
     assert got == []
 
@@ -237,7 +238,8 @@ def test_reader_on_a_new_socket_with_a_removed_readers_fd_number(
         a = socket.socket(fileno=number)
     try:
         a.setblocking(False)
-        loop.call_soon(b.send, b"new")
+        # Sent once the loop is waiting: only a live registration reports it.
+        loop.call_later(0.01, b.send, b"new")
         assert _read_when_readable(loop, a) == b"new"
     finally:
         a.close()

@@ -268,7 +268,14 @@ impl TokioScheduler {
         self.next_gen
     }
 
-    fn register(&self, fd: RawFd, interest: TokioInterest) -> io::Result<AsyncFd<Fd>> {
+    /// Registers `fd` with tokio's reactor. A registration kept for that
+    /// number after unwatch_fd goes first: its fd may have been closed, and
+    /// the number be this fd, which epoll would then refuse or, dropped
+    /// later, deregister.
+    fn register(&mut self, fd: RawFd, interest: TokioInterest) -> io::Result<AsyncFd<Fd>> {
+        if self.fds.get(&fd).is_some_and(|s| !s.watched) {
+            self.forget_fd(fd);
+        }
         let _runtime = self.rt.enter();
         task::register(fd, interest)
     }
@@ -478,7 +485,7 @@ impl TokioScheduler {
     /// callback ran is reported again.
     fn recheck_fired_fds(&mut self, busy: bool, out: &mut Vec<Ready>) {
         for fd in self.fired_fds.take_due(self.turn_no - 1, busy) {
-            let Some(slot) = self.fds.get(&fd) else {
+            let Some(slot) = self.fds.get(&fd).filter(|s| s.watched) else {
                 continue;
             };
             let (r, w) = poll_now(fd, slot.read, slot.write);

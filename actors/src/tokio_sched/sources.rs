@@ -30,6 +30,37 @@ pub(super) struct FdSlot {
     pub afd: AsyncFd<Fd>,
     pub read: bool,
     pub write: bool,
+    /// False once unwatched: the registration is kept (see `unwatch_fd`).
+    pub watched: bool,
+    /// The file the fd named when it was registered (`file_id`).
+    pub file: Option<(u64, u64)>,
+}
+
+/// Device and inode of the file `fd` names now (None if fstat fails): a
+/// number closed and reused names another file.
+fn file_id(fd: RawFd) -> Option<(u64, u64)> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat writes a whole `stat` into `st` on success and nothing
+    // we read on failure; a bad fd is an error, not UB.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: fstat succeeded, so `st` is initialised.
+    let st = unsafe { st.assume_init() };
+    Some((st.st_dev, st.st_ino))
+}
+
+/// Forgets what tokio recorded for `afd` (edges seen while nobody
+/// watched it, maybe read since). A noop waker: the turn's own waker is
+/// registered again by `poll_sources` before it can block.
+fn clear_readiness(afd: &AsyncFd<Fd>) {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if let Poll::Ready(Ok(mut guard)) = afd.poll_read_ready(&mut cx) {
+        guard.clear_ready();
+    }
+    if let Poll::Ready(Ok(mut guard)) = afd.poll_write_ready(&mut cx) {
+        guard.clear_ready();
+    }
 }
 
 /// Polls listeners and raw fds for readiness (without blocking), pushing
@@ -55,7 +86,7 @@ pub(super) fn poll_sources(
             }
         }
     }
-    for (fd, s) in fds.iter() {
+    for (fd, s) in fds.iter().filter(|(_, s)| s.watched) {
         let mut read_seen = false;
         let mut write_seen = false;
         if s.read {
@@ -216,22 +247,59 @@ impl TokioScheduler {
             self.unwatch_fd(fd);
             return Ok(());
         }
-        if let Some(slot) = self.fds.get(&fd) {
-            if (slot.read, slot.write) == (read, write) {
+        if let Some(slot) = self.fds.get_mut(&fd) {
+            let same_directions = (slot.read, slot.write) == (read, write);
+            if slot.watched && same_directions {
+                return Ok(());
+            }
+            if !slot.watched && same_directions && slot.file.is_some() && file_id(fd) == slot.file {
+                // Kept since unwatch_fd, and still the same file: watched
+                // again with no new registration. What tokio saw meanwhile
+                // may be stale; the next turn asks poll(2) instead, which
+                // reports it if ready, as a new registration would.
+                clear_readiness(&slot.afd);
+                slot.watched = true;
+                self.fired_fds.fired(fd, 0);
                 return Ok(());
             }
             // The old registration goes first: epoll refuses a second one.
-            self.unwatch_fd(fd);
+            self.forget_fd(fd);
         }
         let afd = self.register(fd, task::interest_of((read, write)))?;
-        self.fds.insert(fd, FdSlot { afd, read, write });
+        self.fds.insert(
+            fd,
+            FdSlot {
+                afd,
+                read,
+                write,
+                watched: true,
+                file: file_id(fd),
+            },
+        );
         Ok(())
     }
 
-    /// Stops watching `fd` (its tokio registration is dropped now, before
-    /// the caller may close the fd).
+    /// Stops watching `fd`. Returns whether it was watched.
+    ///
+    /// The tokio registration is kept, as RLoop keeps its epoll one
+    /// (mio_sched/fds.rs): `sock_recv` and friends add a reader each time
+    /// a read would block and remove it once it ran, and watching the same
+    /// file again then costs an fstat(2) instead of a registration and a
+    /// deregistration. Nothing is reported for it meanwhile. Every
+    /// registration the scheduler makes for that number drops the kept
+    /// one first (`register`), so its deregistration never reaches another
+    /// file's.
     pub fn unwatch_fd(&mut self, fd: RawFd) -> bool {
         self.fired_fds.forget(fd);
-        self.fds.remove(&fd).is_some()
+        match self.fds.get_mut(&fd) {
+            Some(slot) => std::mem::replace(&mut slot.watched, false),
+            None => false,
+        }
+    }
+
+    /// Drops `fd`'s registration, watched or kept.
+    pub(super) fn forget_fd(&mut self, fd: RawFd) {
+        self.fired_fds.forget(fd);
+        self.fds.remove(&fd);
     }
 }

@@ -48,10 +48,14 @@ pub(super) fn register(fd: RawFd, interest: Interest) -> io::Result<AsyncFd<Fd>>
     // SAFETY: `fd` stays open for the registration's whole life: a
     // connection's socket is kept (in the scheduler's `dying`) until its
     // task, which owns the registration, has ended; a listener's
-    // registration is dropped before the listener is handed back; a raw
-    // fd's is dropped by unwatch_fd, which asyncio's contract calls before
-    // the fd is closed (as remove_reader must precede close with any
-    // selector).
+    // registration is dropped before the listener is handed back. A raw
+    // fd's may outlive the fd: unwatch_fd keeps it (asyncio's contract
+    // has remove_reader before close), and the fd may be closed after.
+    // That is safe for the registration's one use of the fd, its
+    // EPOLL_CTL_DEL when dropped: epoll forgot a closed fd by itself, and
+    // the scheduler drops a kept registration before it registers that
+    // number again (TokioScheduler::register), so the DEL never names a
+    // file registered since; at worst it fails, which tokio ignores.
     unsafe { AsyncFd::register_with_interest(Fd(fd), interest) }.map_err(|e| e.into_parts().1)
 }
 

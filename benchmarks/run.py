@@ -60,11 +60,12 @@ RLOOP05_VERSION = "0.5.0"
 REFERENCE = "uvloop"
 CEILING_NAME = "ceiling"
 KINDS: tuple[str, ...] = (
-    "sockets", "streams", "protocol", "bufproto", "http", "churn", "tls", "https"
+    "sockets", "streams", "protocol", "bufproto", "http", "churn", "tls", "https", "udp"
 )  # fmt: skip
 HTTP_KINDS: tuple[str, ...] = ("http", "https")
 TLS_KINDS: tuple[str, ...] = ("tls", "https")
-NOT_YET: tuple[str, ...] = ("udp echo",)
+# Kinds the pure-Rust ceiling server does not serve.
+NO_CEILING: tuple[str, ...] = ("udp",)
 SERVER_CPU = 0
 CLIENT_CPU = 1
 READY_TIMEOUT_S = 20.0
@@ -261,7 +262,9 @@ class Cell:
     def mode(self) -> str:
         if self.kind in HTTP_KINDS:
             return "http"
-        return "churn" if self.kind == "churn" else "echo"
+        if self.kind in ("churn", "udp"):
+            return self.kind
+        return "echo"
 
     @property
     def tls(self) -> bool:
@@ -348,6 +351,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         cells.append(Cell("http", 0, 32))
         cells.append(Cell("churn", 1024, 32))
         cells.append(Cell("tls", 1024, 10))
+        cells.append(Cell("udp", 1024, 10))
         runs, warmup, duration, micro = 3, 0.25, 1.0, 0.15
     else:
         cells = [
@@ -360,6 +364,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         cells.append(Cell("churn", 1024, 32))
         cells += [Cell("tls", size, 10) for size in (1024, 100 * 1024)]
         cells.append(Cell("https", 0, 10))
+        cells.append(Cell("udp", 1024, 10))
         runs, warmup, duration, micro = 3, 0.4, 1.5, 0.5
     if args.cells:
         cells = [parse_cell(spec) for spec in args.cells.split(",") if spec.strip()]
@@ -534,7 +539,8 @@ def run_network(
     for index, cell in enumerate(plan.cells, 1):
         per_loop: dict[str, Series] = {name: Series() for name in loops}
         contenders = list(loops)
-        if with_ceiling and cell.ceiling_key not in ceiling_done:
+        ceiling = with_ceiling and cell.kind not in NO_CEILING
+        if ceiling and cell.ceiling_key not in ceiling_done:
             ceiling_done[cell.ceiling_key] = Series()
             contenders.append(CEILING_NAME)
         for rnd in range(plan.runs):
@@ -546,7 +552,7 @@ def run_network(
                 except (RuntimeError, subprocess.TimeoutExpired, ValueError, KeyError) as exc:
                     series.failures.append(str(exc))
                     log(f"[net] {name} / {cell.label}: run failed: {exc}")
-        if with_ceiling:
+        if ceiling:
             per_loop[CEILING_NAME] = ceiling_done[cell.ceiling_key]
         results[cell.label] = per_loop
         summary = ", ".join(
@@ -667,9 +673,6 @@ def net_table(results: dict[str, dict[str, Series]], columns: list[str]) -> list
                 if cpus
                 else "-"
             )
-        lines.append("| " + " | ".join(row) + " |")
-    for label in NOT_YET:
-        row = [label] + ["not yet"] * (2 * len(columns))
         lines.append("| " + " | ".join(row) + " |")
     return lines
 

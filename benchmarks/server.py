@@ -13,7 +13,9 @@ Kinds (all on 127.0.0.1):
 * ``http``     - minimal HTTP/1.1 keep-alive server (``asyncio.Protocol``) answering
   every GET with a fixed small response carrying Content-Length;
 * ``tls``      - the ``streams`` echo over TLS (``start_server(..., ssl=ctx)``);
-* ``https``    - the ``http`` Protocol over TLS (``create_server(..., ssl=ctx)``).
+* ``https``    - the ``http`` Protocol over TLS (``create_server(..., ssl=ctx)``);
+* ``udp``      - UDP echo with a ``DatagramProtocol`` (``create_datagram_endpoint``):
+  every datagram is sent back to where it came from.
 
 The TLS kinds need ``--cert`` and ``--key`` (PEM files; ``run.py`` makes a throwaway
 self-signed pair for 127.0.0.1). The context is
@@ -39,7 +41,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from loops import LoopUnavailable, describe, new_loop
 
-KINDS: tuple[str, ...] = ("sockets", "streams", "protocol", "bufproto", "http", "tls", "https")
+KINDS: tuple[str, ...] = (
+    "sockets", "streams", "protocol", "bufproto", "http", "tls", "https", "udp"
+)  # fmt: skip
 TLS_KINDS: tuple[str, ...] = ("tls", "https")
 HOST = "127.0.0.1"
 READ_SIZE = 64 * 1024
@@ -53,6 +57,18 @@ HTTP_RESPONSE = (
     b"\r\n" + HTTP_BODY
 )
 MAX_HEADER = 64 * 1024
+
+
+class EchoDatagram(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, addr)
 
 
 class EchoProtocol(asyncio.Protocol):
@@ -196,6 +212,9 @@ async def start(
         listener.setblocking(False)
         loop.create_task(_serve_sockets(loop, listener))
         return int(listener.getsockname()[1])
+    if kind == "udp":
+        transport, _ = await loop.create_datagram_endpoint(EchoDatagram, local_addr=(HOST, port))
+        return int(transport.get_extra_info("sockname")[1])
     if kind == "streams":
         server = await asyncio.start_server(_stream_echo, HOST, port, backlog=512)
     elif kind == "protocol":

@@ -5,7 +5,10 @@
 //!   * `echo`: send `--size` bytes, wait until all of them came back, repeat;
 //!   * `http`: send a GET, read one Content-Length framed response, repeat;
 //!   * `churn`: connect, send `--size` bytes, read them back, close, repeat
-//!     (one message per connection: the cost of setting up and tearing down).
+//!     (one message per connection: the cost of setting up and tearing down);
+//!   * `udp`: each "connection" is a UDP socket connected to the server: send
+//!     one `--size` datagram, wait for it to come back, repeat (a datagram
+//!     not back within 100 ms counts as an error and the next one is sent).
 //!
 //! With `--tls` (echo and http) every connection first does a TLS 1.3
 //! handshake (rustls, ring provider) and then runs the same loop over TLS;
@@ -25,7 +28,7 @@ use loadclient::{
     process_cpu_ticks, tls, Args,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::{sleep_until, timeout_at, Instant};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -41,7 +44,11 @@ enum Mode {
     Echo,
     Http,
     Churn,
+    Udp,
 }
+
+/// How long a UDP client waits for its echo before it counts it lost.
+const UDP_LOSS_TIMEOUT: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 struct Plan {
@@ -216,6 +223,56 @@ async fn churn_conn(plan: Plan) -> ConnResult {
     res
 }
 
+async fn udp_conn(plan: Plan) -> ConnResult {
+    let mut res = ConnResult::default();
+    let local: SocketAddr = if plan.addr.is_ipv4() {
+        ([127, 0, 0, 1], 0).into()
+    } else {
+        (std::net::Ipv6Addr::LOCALHOST, 0).into()
+    };
+    let sock = match UdpSocket::bind(local).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("loadclient: UDP bind failed: {e}");
+            res.errors += 1;
+            return res;
+        }
+    };
+    if let Err(e) = sock.connect(plan.addr).await {
+        eprintln!("loadclient: UDP connect failed: {e}");
+        res.errors += 1;
+        return res;
+    }
+    let message: Vec<u8> = (0..plan.size).map(|i| (i % 251) as u8).collect();
+    // One byte more than sent: a longer datagram shows as a mismatch.
+    let mut buf = vec![0u8; plan.size + 1];
+    loop {
+        let begin = Instant::now();
+        if begin >= plan.end {
+            break;
+        }
+        if let Err(e) = sock.send(&message).await {
+            eprintln!("loadclient: UDP send failed: {e}");
+            res.errors += 1;
+            break;
+        }
+        match tokio::time::timeout(UDP_LOSS_TIMEOUT, sock.recv(&mut buf)).await {
+            Ok(Ok(n)) if buf[..n] == message[..] => {
+                res.record(&plan, begin, Instant::now(), n);
+            }
+            Ok(Ok(_)) => res.errors += 1,
+            Ok(Err(e)) => {
+                eprintln!("loadclient: UDP receive failed: {e}");
+                res.errors += 1;
+                break;
+            }
+            // Lost (or late: a late echo is taken as the next one's).
+            Err(_) => res.errors += 1,
+        }
+    }
+    res
+}
+
 /// Read one Content-Length framed response; returns its size in bytes.
 async fn read_response<S: AsyncRead + Unpin>(
     stream: &mut S,
@@ -320,6 +377,7 @@ async fn run(plan: Plan, conns: usize, server_pid: Option<u32>) -> String {
             Mode::Echo => tasks.spawn(echo_conn(plan.clone())),
             Mode::Http => tasks.spawn(http_conn(plan.clone())),
             Mode::Churn => tasks.spawn(churn_conn(plan.clone())),
+            Mode::Udp => tasks.spawn(udp_conn(plan.clone())),
         };
     }
 
@@ -363,6 +421,7 @@ async fn run(plan: Plan, conns: usize, server_pid: Option<u32>) -> String {
             Mode::Echo => "echo",
             Mode::Http => "http",
             Mode::Churn => "churn",
+            Mode::Udp => "udp",
         },
         plan.size,
         conns,
@@ -395,7 +454,8 @@ fn real_main() -> Result<(), String> {
         "echo" => Mode::Echo,
         "http" => Mode::Http,
         "churn" => Mode::Churn,
-        other => return Err(format!("unknown --mode {other:?} (echo|http|churn)")),
+        "udp" => Mode::Udp,
+        other => return Err(format!("unknown --mode {other:?} (echo|http|churn|udp)")),
     };
     let host = loopback_host(&args.get_str("host", "127.0.0.1"))?;
     let port: u16 = args.get_opt("port")?.ok_or("--port is required")?;
@@ -409,7 +469,7 @@ fn real_main() -> Result<(), String> {
     if tls_cert.is_some() && !use_tls {
         return Err("--tls-cert needs --tls".to_string());
     }
-    if use_tls && mode == Mode::Churn {
+    if use_tls && matches!(mode, Mode::Churn | Mode::Udp) {
         return Err("--tls is supported with --mode echo and http only".to_string());
     }
     // Read the certificate before the clock starts.

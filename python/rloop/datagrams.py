@@ -7,6 +7,9 @@ private _add_reader/_remove_reader/_add_writer/_remove_writer (from the
 Rust core), a ``_transports`` table of the fds transports own, and, for
 its repr, a ``_selector`` that can say what an fd is watched for.
 
+A UDP transport reads at most 64 KiB at a time (``_UDP_READ_SIZE``), the
+largest datagram UDP has, not asyncio's 256 KiB.
+
 One fix on top (uvloop's behaviour and the documented one): ``sendto(data)``
 without an address on a socket that came connected (``sock=``) to a peer
 without a name, e.g. one end of ``socketpair(AF_UNIX, SOCK_DGRAM)``, sends
@@ -79,6 +82,12 @@ def _connected_to_unnamed_peer(sock: socket.socket) -> bool:
         return False
 
 
+#: What a UDP transport reads at most: no UDP datagram is larger. asyncio
+#: reads up to 256 KiB (for Unix datagrams), so that every read allocated a
+#: bytes object of 256 KiB first, which glibc maps and unmaps (three system
+#: calls per datagram, on top of recvfrom).
+_UDP_READ_SIZE = 65536
+
 #: asyncio's, which makes its selector transport (on what socket it is given).
 _make_selector_datagram_transport: Any = vars(selector_events.BaseSelectorEventLoop)[
     "_make_datagram_transport"
@@ -99,7 +108,10 @@ class DatagramsMixin:
         """asyncio's selector transport, on the socket as it is or, when it
         is connected to an unnamed peer, behind _UnnamedPeerSocket."""
         used: Any = _UnnamedPeerSocket(sock) if _connected_to_unnamed_peer(sock) else sock
-        return _make_selector_datagram_transport(self, used, protocol, address, waiter, extra)
+        transport = _make_selector_datagram_transport(self, used, protocol, address, waiter, extra)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            transport.max_size = _UDP_READ_SIZE
+        return transport
 
     def __init__(self) -> None:
         # fd -> transport, as a selector loop keeps it; only Python-level

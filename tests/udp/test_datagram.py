@@ -73,6 +73,32 @@ def test_echo_both_ways(loop: asyncio.AbstractEventLoop, host: str) -> None:
     run(loop, main())
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_largest_datagrams_arrive_whole(loop: asyncio.AbstractEventLoop, host: str) -> None:
+    # UDP's largest payload over IPv4 (65,507 bytes), and over IPv6 on
+    # loopback (65,527), each received in one piece.
+    if host == "::1" and not _has_ipv6():
+        pytest.skip("no IPv6 loopback")
+    size = 65507 if host == "127.0.0.1" else 65527
+
+    async def main() -> list[int]:
+        server, rec = await loop.create_datagram_endpoint(Recorder, local_addr=(host, 0))
+        address = server.get_extra_info("sockname")[:2]
+        family = socket.AF_INET if host == "127.0.0.1" else socket.AF_INET6
+        with socket.socket(family, socket.SOCK_DGRAM) as sender:
+            sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+            payloads = [bytes([i]) * size for i in range(3)] + [b"small"]
+            got = []
+            for payload in payloads:  # one at a time: no receive buffer overflows
+                sender.sendto(payload, address)
+                got.append((await asyncio.wait_for(rec.datagrams.get(), 10))[0])
+        server.close()
+        assert got == payloads
+        return [len(g) for g in got]
+
+    assert run(loop, main()) == [size, size, size, 5]
+
+
 def test_unconnected_endpoint_sends_to_any_address(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> None:
         server, echo = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))

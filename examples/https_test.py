@@ -53,6 +53,18 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"key": key, "chain": chain, "server": server, "client": client}
 
 
+async def post_every_size(url: str, context: ssl.SSLContext) -> list[str]:
+    """POSTs a body of each of SIZES to `url` with aiohttp's client; the
+    answers' texts."""
+    answers = []
+    async with aiohttp.ClientSession() as session:
+        for size in SIZES:
+            async with session.post(url, data=body(size), ssl=context) as resp:
+                assert resp.status == 200
+                answers.append(await resp.text())
+    return answers
+
+
 async def digest(request: Any) -> Any:
     data = await request.read()
     loop = type(asyncio.get_running_loop()).__name__
@@ -69,17 +81,10 @@ def test_aiohttp_server_and_client_over_https(loop: str, certs: dict[str, Any]) 
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=certs["server"])
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        answers = []
         try:
-            async with aiohttp.ClientSession() as session:
-                for size in SIZES:
-                    url = f"https://127.0.0.1:{port}/digest"
-                    async with session.post(url, data=body(size), ssl=certs["client"]) as resp:
-                        assert resp.status == 200
-                        answers.append(await resp.text())
+            return await post_every_size(f"https://127.0.0.1:{port}/digest", certs["client"])
         finally:
             await runner.cleanup()
-        return answers
 
     answers = rloop.run(asyncio.wait_for(main(), 60), loop=loop)
     expected_loop = {"rloop": "RLoop", "tokio": "TokioLoop"}[loop]
@@ -104,18 +109,9 @@ def test_uvicorn_command_line_with_tls(loop: str, certs: dict[str, Any]) -> None
     )
     listener.close()
 
-    async def client() -> list[str]:
-        answers = []
-        async with aiohttp.ClientSession() as session:
-            for size in SIZES:
-                url = f"https://localhost:{port}/upload"
-                async with session.post(url, data=body(size), ssl=certs["client"]) as resp:
-                    assert resp.status == 200
-                    answers.append(await resp.text())
-        return answers
-
+    client = post_every_size(f"https://localhost:{port}/upload", certs["client"])
     try:
-        answers = rloop.run(asyncio.wait_for(client(), 60), loop=loop)
+        answers = rloop.run(asyncio.wait_for(client, 60), loop=loop)
     finally:
         server.terminate()
         _, log = server.communicate(timeout=30)

@@ -22,6 +22,17 @@ def _has_ipv6() -> bool:
         return False
 
 
+async def _line_echoed(line: bytes, *where: Any, **how: Any) -> bytes:
+    """Sends `line` over a connection open_connection(*where, **how) opens
+    and returns the line read back."""
+    reader, writer = await asyncio.open_connection(*where, **how)
+    writer.write(line)
+    echoed = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    return echoed
+
+
 def test_create_server_host_list_and_family(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> set[int]:
         hosts = ["127.0.0.1", "::1"] if _has_ipv6() else ["127.0.0.1"]
@@ -48,11 +59,7 @@ def test_create_server_sock_and_reuse(loop: asyncio.AbstractEventLoop) -> None:
         assert server.get_loop() is loop
         assert server.is_serving()
         port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"ping\n")
-        line = await reader.readline()
-        writer.close()
-        await writer.wait_closed()
+        line = await _line_echoed(b"ping\n", "127.0.0.1", port)
         server.close()
         await server.wait_closed()
         # reuse_port lets two servers share a port.
@@ -83,20 +90,12 @@ def test_sockets_whose_family_attribute_is_wrong(loop: asyncio.AbstractEventLoop
                 super().connection_made(transport)
 
         server = await loop.create_server(Recording, sock=served)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"served\n")
-        served_line = await reader.readline()
-        writer.close()
-        await writer.wait_closed()
+        served_line = await _line_echoed(b"served\n", "127.0.0.1", port)
         # A connected socket named AF_UNIX, handed to create_connection.
         plain = socket.create_connection(("127.0.0.1", port))
         named = socket.fromfd(plain.fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
         plain.close()
-        reader, writer = await asyncio.open_connection(sock=named)
-        writer.write(b"connected\n")
-        connected_line = await reader.readline()
-        writer.close()
-        await writer.wait_closed()
+        connected_line = await _line_echoed(b"connected\n", sock=named)
         server.close()
         await server.wait_closed()
         return served_line, connected_line, peers[0][0]

@@ -8,7 +8,8 @@ Rust core), a ``_transports`` table of the fds transports own, and, for
 its repr, a ``_selector`` that can say what an fd is watched for.
 
 A UDP transport reads at most 64 KiB at a time (``_UDP_READ_SIZE``), the
-largest datagram UDP has, not asyncio's 256 KiB.
+largest datagram UDP has, not asyncio's 256 KiB, and up to 32 datagrams
+each time its socket is readable (asyncio's reads one).
 
 One fix on top (uvloop's behaviour and the documented one): ``sendto(data)``
 without an address on a socket that came connected (``sock=``) to a peer
@@ -88,10 +89,38 @@ def _connected_to_unnamed_peer(sock: socket.socket) -> bool:
 #: calls per datagram, on top of recvfrom).
 _UDP_READ_SIZE = 65536
 
-#: asyncio's, which makes its selector transport (on what socket it is given).
-_make_selector_datagram_transport: Any = vars(selector_events.BaseSelectorEventLoop)[
-    "_make_datagram_transport"
-]
+#: How many datagrams a transport reads when its socket is readable, at most
+#: (libuv's figure): under load that is one loop iteration, and one
+#: re-arm of the fd, for several datagrams instead of each.
+_READS_PER_EVENT = 32
+
+
+#: asyncio's UDP transport class (private: typeshed has no stub of it).
+_SelectorDatagramTransport: Any = vars(selector_events)["_SelectorDatagramTransport"]
+
+
+class _DatagramTransport(_SelectorDatagramTransport):  # type: ignore[misc]
+    """asyncio's UDP transport, reading up to ``_READS_PER_EVENT``
+    datagrams each time its socket is readable (asyncio's reads one)."""
+
+    def _read_ready(self) -> None:
+        for _ in range(_READS_PER_EVENT):
+            # A datagram_received may have closed or paused the transport.
+            if self._conn_lost or not self.is_reading():
+                return
+            try:
+                data, addr = self._sock.recvfrom(self.max_size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._protocol.error_received(exc)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - asyncio's own handling
+                self._fatal_error(exc, "Fatal read error on datagram transport")
+                return
+            self._protocol.datagram_received(data, addr)
 
 
 class DatagramsMixin:
@@ -105,10 +134,11 @@ class DatagramsMixin:
         waiter: Any = None,
         extra: Any = None,
     ) -> Any:
-        """asyncio's selector transport, on the socket as it is or, when it
-        is connected to an unnamed peer, behind _UnnamedPeerSocket."""
+        """asyncio's selector transport (reading several datagrams per
+        event), on the socket as it is or, when it is connected to an
+        unnamed peer, behind _UnnamedPeerSocket."""
         used: Any = _UnnamedPeerSocket(sock) if _connected_to_unnamed_peer(sock) else sock
-        transport = _make_selector_datagram_transport(self, used, protocol, address, waiter, extra)
+        transport = _DatagramTransport(self, used, protocol, address, waiter, extra)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             transport.max_size = _UDP_READ_SIZE
         return transport

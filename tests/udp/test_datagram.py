@@ -9,7 +9,7 @@ import socket
 from typing import Any
 
 import pytest
-from conftest import run
+from conftest import run, xfail_for
 
 
 class Recorder(asyncio.DatagramProtocol):
@@ -97,6 +97,49 @@ def test_largest_datagrams_arrive_whole(loop: asyncio.AbstractEventLoop, host: s
         return [len(g) for g in got]
 
     assert run(loop, main()) == [size, size, size, 5]
+
+
+def test_nothing_is_delivered_after_close_or_while_paused(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    xfail_for(
+        request, ["uvloop"], "uvloop delivers the datagrams it already read after pause_reading",
+        loop_name,
+    )  # fmt: skip
+
+    # Datagrams queued together: the protocol pauses reading on the first,
+    # resumes later, and closes the transport on the third.
+    class Stopping(Recorder):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            super().datagram_received(data, addr)
+            assert self.transport is not None
+            events.append(data)
+            if data == b"0":
+                self.transport.pause_reading()  # type: ignore[attr-defined]
+                loop.call_soon(self.resume)
+            if data == b"2":
+                self.transport.close()
+
+        def resume(self) -> None:
+            events.append("resumed")
+            self.transport.resume_reading()  # type: ignore[union-attr]
+
+    events: list[bytes | str] = []
+
+    async def main() -> list[bytes]:
+        server, rec = await loop.create_datagram_endpoint(Stopping, local_addr=("127.0.0.1", 0))
+        address = server.get_extra_info("sockname")[:2]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for i in range(6):
+                sender.sendto(str(i).encode(), address)
+            assert await asyncio.wait_for(rec.lost, 10) is None
+        got = []
+        while not rec.datagrams.empty():
+            got.append(rec.datagrams.get_nowait()[0])
+        return got
+
+    assert run(loop, main()) == [b"0", b"1", b"2"]
+    assert events == [b"0", "resumed", b"1", b"2"]
 
 
 def test_unconnected_endpoint_sends_to_any_address(loop: asyncio.AbstractEventLoop) -> None:

@@ -40,12 +40,18 @@ class SSLProtocolTransport(sslproto._SSLProtocolTransport):
 class SSLProtocol(_rloop.SSLRecords, sslproto.SSLProtocol):
     """asyncio's TLS protocol, fed by the socket transport in Rust."""
 
-    #: The connection's buffer (ciphertext in, plaintext out) and the most a
-    #: read asks for. asyncio's is 256 KiB, zero-filled at once, so resident
-    #: from the start: 1,000 idle-ish TLS connections held 300 MB. 64 KiB
-    #: still takes four full TLS records per read, and measured no slower
-    #: (tls echo 1 KiB and 100 KiB, 10 connections).
-    max_size = 64 * 1024
+    #: The connection's buffer (ciphertext in, plaintext out) starts at one
+    #: full TLS record, which is what asyncio's ``__init__`` allocates from
+    #: this class attribute; ``__init__`` then sets the most it may grow to
+    #: (src/tls/read.rs doubles it after a read that filled it). asyncio's
+    #: is 256 KiB from the start, zero-filled, so resident: 1,000 TLS
+    #: connections held 300 MB. 64 KiB at most still takes four full
+    #: records per read, and measured no slower than 256 KiB.
+    max_size = 16 * 1024 + 256
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_size = 64 * 1024
 
     def connection_lost(self, exc: BaseException | None) -> None:
         transport = self._app_transport

@@ -2,6 +2,7 @@
 //! transport (as the `BufferedProtocol` that `SSLProtocol` is) becomes
 //! plaintext for the application's `data_received`.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use pyo3::buffer::PyBuffer;
@@ -19,6 +20,10 @@ use super::{control_ssl_reading, fatal_on_error, names, process_outgoing, Parts}
 #[pyclass(module = "rloop._rloop", name = "SSLRecords", subclass, frozen)]
 pub struct SslRecords {
     parts: OnceLock<Parts>,
+    /// The size of the buffer `get_buffer` last handed out, and whether a
+    /// read filled it (then the next "any size" request gets it doubled).
+    lent: AtomicUsize,
+    filled: AtomicBool,
 }
 
 impl SslRecords {
@@ -43,29 +48,50 @@ impl SslRecords {
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         SslRecords {
             parts: OnceLock::new(),
+            lent: AtomicUsize::new(0),
+            filled: AtomicBool::new(false),
         }
     }
 
     /// asyncio's: the protocol's own buffer, grown to what is asked (up to
-    /// `max_size`; `max_size` for 0 or less).
+    /// `max_size`). For "any size" (0 or less) asyncio grows it to
+    /// `max_size` at once; here it starts at one TLS record (tls.py) and
+    /// doubles, up to `max_size`, after a read that filled it: an idle or
+    /// chatty connection keeps a small buffer, a bulk one soon reads as
+    /// much per call as asyncio's.
     fn get_buffer<'py>(slf: &Bound<'py, Self>, n: isize) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let me = slf.as_any();
         let max: isize = me.getattr(intern!(py, "max_size"))?.extract()?;
-        let want = if n <= 0 || n > max { max } else { n };
         let parts = Self::parts(slf)?;
-        let have = parts.get(intern!(py, "_ssl_buffer"))?.len()?;
-        if (have as isize) < want {
-            // Rare (only a smaller max_size at first): asyncio's method.
-            return names(py)?.stock_get_buffer.bind(py).call1((me, n));
-        }
-        parts.get(intern!(py, "_ssl_buffer_view"))
+        let have = parts.get(intern!(py, "_ssl_buffer"))?.len()? as isize;
+        let this = slf.get();
+        let want = if n > max {
+            max
+        } else if n > 0 {
+            n
+        } else if this.filled.swap(false, Ordering::Relaxed) {
+            (have * 2).min(max)
+        } else {
+            have
+        };
+        let buffer = if have < want {
+            // asyncio's method makes the bigger buffer.
+            names(py)?.stock_get_buffer.bind(py).call1((me, want))?
+        } else {
+            parts.get(intern!(py, "_ssl_buffer_view"))?
+        };
+        this.lent.store(buffer.len()?, Ordering::Relaxed);
+        Ok(buffer)
     }
 
     /// `nbytes` of ciphertext are in the buffer: into the incoming BIO,
     /// then on with the state the connection is in.
     fn buffer_updated(slf: &Bound<'_, Self>, nbytes: usize) -> PyResult<()> {
         let py = slf.py();
+        if nbytes >= slf.get().lent.load(Ordering::Relaxed) {
+            slf.get().filled.store(true, Ordering::Relaxed);
+        }
         let me = slf.as_any();
         let parts = Self::parts(slf)?;
         let view = parts.get(intern!(py, "_ssl_buffer_view"))?;

@@ -212,3 +212,41 @@ def test_cycle_through_handle_context_is_collected(loop_name: str, ends: str) ->
         loop.close()
     gc.collect()
     assert refs[0]() is None
+
+
+class Reentrant:
+    """An object whose finalizer schedules on the loop: what a loop frees
+    (a cancelled timer's callback, a handle's arguments) may call back into
+    it at once, while it is in the middle of its own bookkeeping."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ran: list[str]) -> None:
+        self.loop = loop
+        self.ran = ran
+
+    def __call__(self) -> None:
+        raise AssertionError("a cancelled timer ran")
+
+    def __del__(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.call_soon(self.ran.append, "soon")
+            self.loop.call_later(0, self.ran.append, "later")
+
+
+def test_finalizers_that_schedule_while_the_loop_frees(loop: asyncio.AbstractEventLoop) -> None:
+    # Cancelled timers are freed when the heap is compacted (more than half
+    # of it, and at least 100, cancelled) or when they come due; each
+    # freed callback schedules two more callbacks from its finalizer.
+    ran: list[str] = []
+    timers = [loop.call_later(0.001 * (i % 3), Reentrant(loop, ran)) for i in range(300)]
+    for timer in timers:
+        timer.cancel()
+    del timers, timer
+    for _ in range(5):
+        loop.run_until_complete(asyncio.sleep(0.005))
+    assert ran.count("soon") == ran.count("later") == 300
+    # Handles still queued at close(): their finalizers find the loop closed.
+    pending = [loop.call_soon(print, Reentrant(loop, ran)) for _ in range(10)]
+    del pending
+    loop.close()
+    gc.collect()
+    assert len(ran) == 600

@@ -1,0 +1,76 @@
+"""Memory per TLS connection on rloop: its TLS buffer starts at one record
+and grows only for bulk transfers.
+
+asyncio's TLS protocol holds a 256 KiB buffer per connection from the
+start (over 512 KiB per pair of ends, both in this process). rloop's
+starts at 16 KiB and grows to 64 KiB after reads that fill it. What
+Python allocates per pair (tracemalloc: exact, and blind to memory an
+earlier test freed, unlike RSS) must stay under 160 KiB, generous for the
+objects and two 16 KiB buffers. rloop's loops only: stock asyncio's own
+protocol is not held to it. The README has the process's real figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tracemalloc
+from typing import Any
+
+import pytest
+from conftest import RLOOP_NAMES, rloop_loop_name, run
+from tls_helpers import (
+    Contexts,
+    fixture_tls,  # noqa: F401 - the tls fixture
+)
+
+loop_name = pytest.fixture(params=RLOOP_NAMES, name="loop_name")(rloop_loop_name)
+
+PAIRS = 150
+BOUND_PER_PAIR = 160 * 1024
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+def test_open_tls_connections_cost_no_big_buffer(
+    loop: asyncio.AbstractEventLoop, tls: Contexts
+) -> None:
+    async def open_pairs(port: int, count: int) -> list[asyncio.StreamWriter]:
+        writers = []
+        for _ in range(count):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=tls.client, server_hostname="localhost"
+            )
+            writer.write(b"x" * 1024)
+            assert await reader.readexactly(1024) == b"x" * 1024
+            writers.append(writer)
+        return writers
+
+    async def main() -> None:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=tls.server)
+        port = server.sockets[0].getsockname()[1]
+        # Warm up: allocator pools, lazily made objects, OpenSSL's tables.
+        for writer in await open_pairs(port, 10):
+            writer.close()
+        await asyncio.sleep(0.1)
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            writers = await open_pairs(port, PAIRS)
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        closing: list[Any] = []
+        for writer in writers:
+            writer.close()
+            closing.append(writer.wait_closed())
+        await asyncio.gather(*closing, return_exceptions=True)
+        server.close()
+        await server.wait_closed()
+        assert grown / PAIRS < BOUND_PER_PAIR, f"{grown / PAIRS / 1024:.1f} KiB per pair"
+
+    run(loop, main(), timeout=60)

@@ -54,7 +54,7 @@ use crate::connection::{Connection, DEFAULT_READ_BUFFER};
 use crate::event::{CloseError, Event};
 use crate::level::FiredFds;
 use crate::ready::{ConnId, ListenerId, Ready, TurnRecord};
-use crate::signal_pipe::{take_eintr, SignalPipe};
+use crate::signal_pipe::take_eintr;
 use crate::stream::Stream;
 use crate::toxics::Deadlines;
 
@@ -63,7 +63,7 @@ mod sources;
 mod task;
 
 use mailbox::{Mailbox, Sender};
-use sources::{poll_now, poll_sources, FdSlot, ListenerSlot};
+use sources::{poll_sources, FdSlot, ListenerSlot, SignalSlot};
 use task::{ConnectionTask, Fd, Reports, Want};
 
 /// Wakes a blocked (or the next) `turn` from any thread.
@@ -136,28 +136,6 @@ fn yield_once() -> impl Future<Output = ()> {
         cx.waker().wake_by_ref();
         Poll::Pending
     })
-}
-
-/// The signal pipe and its registration (dropped first).
-struct SignalSlot {
-    afd: AsyncFd<Fd>,
-    pipe: SignalPipe,
-}
-
-impl SignalSlot {
-    /// Whether bytes came (read now); registers `cx` for the next ones.
-    fn poll(&self, cx: &mut std::task::Context<'_>) -> bool {
-        match self.afd.poll_read_ready(cx) {
-            Poll::Ready(Ok(mut guard)) => {
-                self.pipe.drain();
-                // Only this thread's driver sets readiness again, after
-                // this: a byte written since the drain is a new edge.
-                guard.clear_ready();
-                true
-            }
-            _ => false,
-        }
-    }
 }
 
 /// A socket kept open until the task that registered it is gone.
@@ -247,20 +225,6 @@ impl TokioScheduler {
 
     pub fn waker(&self) -> Arc<TokioWaker> {
         Arc::clone(&self.waker)
-    }
-
-    /// A non-blocking fd whose every write wakes a blocked `turn`, which
-    /// reads it empty and returns (a signal's C handler writes to it:
-    /// signal_pipe.rs). Made at the first call; the same fd afterwards.
-    pub fn signal_fd(&mut self) -> io::Result<RawFd> {
-        if let Some(slot) = &self.signal {
-            return Ok(slot.pipe.write_fd());
-        }
-        let pipe = SignalPipe::new()?;
-        let afd = self.register(pipe.read_fd(), TokioInterest::READABLE)?;
-        let fd = pipe.write_fd();
-        self.signal = Some(SignalSlot { afd, pipe });
-        Ok(fd)
     }
 
     fn gen(&mut self) -> u64 {
@@ -477,25 +441,6 @@ impl TokioScheduler {
                 .any(|x| matches!(x, Ready::Listener { id: other } if *other == id));
             if slot.hot && slot.active && !seen {
                 out.push(Ready::Listener { id });
-            }
-        }
-    }
-
-    /// asyncio's add_reader is level-triggered: an fd still ready after its
-    /// callback ran is reported again.
-    fn recheck_fired_fds(&mut self, busy: bool, out: &mut Vec<Ready>) {
-        for fd in self.fired_fds.take_due(self.turn_no - 1, busy) {
-            let Some(slot) = self.fds.get(&fd).filter(|s| s.watched) else {
-                continue;
-            };
-            let (r, w) = poll_now(fd, slot.read, slot.write);
-            if r || w {
-                self.fired_fds.fired(fd, self.turn_no);
-                out.push(Ready::Fd {
-                    fd,
-                    readable: r,
-                    writable: w,
-                });
             }
         }
     }

@@ -1,5 +1,6 @@
-//! What `turn` polls itself rather than through a task: listeners and raw
-//! fd watchers (asyncio's add_reader/add_writer).
+//! What `turn` polls itself rather than through a task: listeners, raw fd
+//! watchers (asyncio's add_reader/add_writer, with their level-triggered
+//! re-check) and the signal pipe.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,6 +15,7 @@ use super::TokioScheduler;
 use crate::acceptor::Listener;
 use crate::addr::Addr;
 use crate::ready::{ListenerId, Ready};
+use crate::signal_pipe::SignalPipe;
 use crate::stream::Stream;
 use tokio::io::Interest as TokioInterest;
 
@@ -167,8 +169,63 @@ pub(super) fn poll_now(fd: RawFd, read: bool, write: bool) -> (bool, bool) {
     )
 }
 
+/// The signal pipe and its registration (dropped first).
+pub(super) struct SignalSlot {
+    pub afd: AsyncFd<Fd>,
+    pub pipe: SignalPipe,
+}
+
+impl SignalSlot {
+    /// Whether bytes came (read now); registers `cx` for the next ones.
+    pub fn poll(&self, cx: &mut std::task::Context<'_>) -> bool {
+        match self.afd.poll_read_ready(cx) {
+            Poll::Ready(Ok(mut guard)) => {
+                self.pipe.drain();
+                // Only this thread's driver sets readiness again, after
+                // this: a byte written since the drain is a new edge.
+                guard.clear_ready();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Listeners and raw fd watchers: the scheduler's side of them.
 impl TokioScheduler {
+    /// A non-blocking fd whose every write wakes a blocked `turn`, which
+    /// reads it empty and returns (a signal's C handler writes to it:
+    /// signal_pipe.rs). Made at the first call; the same fd afterwards.
+    pub fn signal_fd(&mut self) -> io::Result<RawFd> {
+        if let Some(slot) = &self.signal {
+            return Ok(slot.pipe.write_fd());
+        }
+        let pipe = SignalPipe::new()?;
+        let afd = self.register(pipe.read_fd(), TokioInterest::READABLE)?;
+        let fd = pipe.write_fd();
+        self.signal = Some(SignalSlot { afd, pipe });
+        Ok(fd)
+    }
+
+    /// asyncio's add_reader is level-triggered: an fd still ready after its
+    /// callback ran is reported again.
+    pub(super) fn recheck_fired_fds(&mut self, busy: bool, out: &mut Vec<Ready>) {
+        for fd in self.fired_fds.take_due(self.turn_no - 1, busy) {
+            let Some(slot) = self.fds.get(&fd).filter(|s| s.watched) else {
+                continue;
+            };
+            let (r, w) = poll_now(fd, slot.read, slot.write);
+            if r || w {
+                self.fired_fds.fired(fd, self.turn_no);
+                out.push(Ready::Fd {
+                    fd,
+                    readable: r,
+                    writable: w,
+                });
+            }
+        }
+    }
+
     // ----- listeners -----
 
     pub fn add_listener(&mut self, listener: Listener) -> io::Result<ListenerId> {

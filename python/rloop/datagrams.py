@@ -104,12 +104,14 @@ class _DatagramTransport(_SelectorDatagramTransport):  # type: ignore[misc]
     datagrams each time its socket is readable (asyncio's reads one)."""
 
     def _read_ready(self) -> None:
+        recvfrom, max_size = self._sock.recvfrom, self.max_size
         for _ in range(_READS_PER_EVENT):
-            # A datagram_received may have closed or paused the transport.
-            if self._conn_lost or not self.is_reading():
+            # A datagram_received may have closed or paused the transport
+            # (what is_reading() tells, without its two calls per datagram).
+            if self._conn_lost or self._closing or self._paused:
                 return
             try:
-                data, addr = self._sock.recvfrom(self.max_size)
+                data, addr = recvfrom(max_size)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use actors::{
-    ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Direction, Event, EveryNth, FaultPlan,
-    FileSegment, IoCounts, Listener, ListenerId, ReadCount, ReadResult, Ready, SendfileError,
-    SendfileOutcome, SharedFd, Stream, StreamKind, Toxic, ToxicKind, ToxicPlan,
+    socket_family, ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Direction, Event,
+    EveryNth, FaultPlan, FileSegment, IoCounts, Listener, ListenerId, ReadCount, ReadResult, Ready,
+    SendfileError, SendfileOutcome, SharedFd, Stream, StreamKind, Toxic, ToxicKind, ToxicPlan,
 };
 
 /// Wakes a loop blocked in `turn`, from any thread.

@@ -19,7 +19,7 @@ use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
 use crate::handles::Handle;
 use crate::py_imports;
-use crate::reactor::{Addr, Listener, ListenerId, Stream, StreamKind};
+use crate::reactor::{socket_family, Addr, Listener, ListenerId, Stream, StreamKind};
 use crate::transport::SocketTransport;
 
 /// Delay before accepting again after running out of fds, as asyncio.
@@ -61,8 +61,7 @@ impl EventLoop {
         context: Option<Py<PyAny>>,
     ) -> PyResult<()> {
         let handle = Handle::new(py, callback.unbind(), args.unbind(), context, None)?;
-        let handle = Py::new(py, handle)?;
-        self.push_ready(py, Item::Call(handle));
+        self.push_ready(py, Item::Call(Py::new(py, handle)?));
         Ok(())
     }
 
@@ -261,7 +260,11 @@ impl EventLoop {
         // protocol factory call included (as 3.15's asyncio: copies of the
         // context current where the server was made).
         let context = context::copy_of(server_context)?;
-        let family = family_of(&stream);
+        let family = match (stream.kind(), stream.local_addr()) {
+            (StreamKind::Unix, _) => libc::AF_UNIX,
+            (StreamKind::Tcp, Ok(Addr::Inet(a))) if a.is_ipv6() => libc::AF_INET6,
+            (StreamKind::Tcp, _) => libc::AF_INET,
+        };
         let made = {
             let _entered = context::enter(context.bind(py))?;
             factory.call0()
@@ -350,7 +353,9 @@ impl EventLoop {
         // The stream shares `fd` with `sock`, which stays the transport's
         // socket (one fd per connection): it lets go of the fd when
         // connection_lost is delivered (transport::release_fd).
-        let stream = if StreamKind::of_fd(fd).map_err(os_error)? == StreamKind::Unix {
+        // The kernel's family, not `sock.family` (see socket_family).
+        let family = socket_family(fd).map_err(os_error)?;
+        let stream = if family == libc::AF_UNIX {
             // SAFETY: `fd` is the open, connected Unix stream socket of
             // `sock`; ManuallyDrop: nothing here closes it on failure.
             let std = ManuallyDrop::new(unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) });
@@ -362,7 +367,6 @@ impl EventLoop {
             std.set_nonblocking(true).map_err(os_error)?;
             Stream::from_nonblocking_std_tcp(ManuallyDrop::into_inner(std))
         };
-        let family = family_of(&stream);
         Self::adopt_stream(
             slf, stream, family, &protocol, waiter, extra, server, sock, context,
         )
@@ -386,8 +390,8 @@ impl EventLoop {
             None => context::copy_current(py)?,
         };
         let this = slf.get();
-        // The kernel's family, not `sock.family` (see StreamKind::of_fd).
-        let listener = if StreamKind::of_fd(fd).map_err(os_error)? == StreamKind::Unix {
+        // The kernel's family, not `sock.family` (see socket_family).
+        let listener = if socket_family(fd).map_err(os_error)? == libc::AF_UNIX {
             // SAFETY: the caller hands us ownership of `fd`, a listening
             // Unix socket.
             Listener::from_std_unix(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
@@ -510,14 +514,4 @@ fn python_transport<'py>(slf: &Bound<'py, EventLoop>, fd: RawFd) -> Option<Bound
         .call_method1(intern!(py, "get"), (fd,))
         .ok()
         .filter(|t| !t.is_none())
-}
-
-/// The socket family of a connection's stream, for its transport's
-/// 'socket' object.
-fn family_of(stream: &Stream) -> i32 {
-    match (stream.kind(), stream.local_addr()) {
-        (StreamKind::Unix, _) => libc::AF_UNIX,
-        (StreamKind::Tcp, Ok(Addr::Inet(a))) if a.is_ipv6() => libc::AF_INET6,
-        (StreamKind::Tcp, _) => libc::AF_INET,
-    }
 }

@@ -74,34 +74,28 @@ pub enum StreamKind {
     Unix,
 }
 
-impl StreamKind {
-    /// The family of the socket `fd`, as the kernel has it. A Python socket
-    /// object's `family` can disagree: `socket.fromfd(fd, AF_UNIX, ...)`
-    /// (uvicorn's `--fd`) names a TCP socket AF_UNIX, and asyncio serves it
-    /// as TCP all the same.
-    pub fn of_fd(fd: RawFd) -> io::Result<StreamKind> {
-        let mut domain: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `domain` and `len` are valid for writes of a c_int and a
-        // socklen_t for the whole call; a bad fd is an error, not UB.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_DOMAIN,
-                (&mut domain as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(if domain == libc::AF_UNIX {
-            StreamKind::Unix
-        } else {
-            StreamKind::Tcp
-        })
+/// The family of the socket `fd` (`AF_INET`, `AF_INET6`, `AF_UNIX`), as the
+/// kernel has it. A Python socket object's `family` can disagree:
+/// `socket.fromfd(fd, AF_UNIX, ...)` (uvicorn's `--fd`) names a TCP socket
+/// AF_UNIX, and asyncio serves it as TCP all the same.
+pub fn socket_family(fd: RawFd) -> io::Result<libc::c_int> {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `domain` and `len` are valid for writes of a c_int and a
+    // socklen_t for the whole call; a bad fd is an error, not UB.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&mut domain as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
+    Ok(domain)
 }
 
 impl Stream {

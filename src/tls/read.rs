@@ -2,7 +2,7 @@
 //! transport (as the `BufferedProtocol` that `SSLProtocol` is) becomes
 //! plaintext for the application's `data_received`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use pyo3::buffer::PyBuffer;
@@ -20,9 +20,8 @@ use super::{control_ssl_reading, fatal_on_error, names, process_outgoing, Parts}
 #[pyclass(module = "rloop._rloop", name = "SSLRecords", subclass, frozen)]
 pub struct SslRecords {
     parts: OnceLock<Parts>,
-    /// The size of the buffer `get_buffer` last handed out, and whether a
-    /// read filled it (then the next "any size" request gets it doubled).
-    lent: AtomicUsize,
+    /// A read filled the buffer: the next "any size" request gets it
+    /// doubled.
     filled: AtomicBool,
 }
 
@@ -48,7 +47,6 @@ impl SslRecords {
     fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         SslRecords {
             parts: OnceLock::new(),
-            lent: AtomicUsize::new(0),
             filled: AtomicBool::new(false),
         }
     }
@@ -75,26 +73,25 @@ impl SslRecords {
         } else {
             have
         };
-        let buffer = if have < want {
+        if have < want {
             // asyncio's method makes the bigger buffer.
-            names(py)?.stock_get_buffer.bind(py).call1((me, want))?
-        } else {
-            parts.get(intern!(py, "_ssl_buffer_view"))?
-        };
-        this.lent.store(buffer.len()?, Ordering::Relaxed);
-        Ok(buffer)
+            return names(py)?.stock_get_buffer.bind(py).call1((me, want));
+        }
+        parts.get(intern!(py, "_ssl_buffer_view"))
     }
 
     /// `nbytes` of ciphertext are in the buffer: into the incoming BIO,
     /// then on with the state the connection is in.
     fn buffer_updated(slf: &Bound<'_, Self>, nbytes: usize) -> PyResult<()> {
         let py = slf.py();
-        if nbytes >= slf.get().lent.load(Ordering::Relaxed) {
-            slf.get().filled.store(true, Ordering::Relaxed);
-        }
         let me = slf.as_any();
         let parts = Self::parts(slf)?;
         let view = parts.get(intern!(py, "_ssl_buffer_view"))?;
+        // The view get_buffer handed out (asyncio's, when it grew it, is
+        // the protocol's view since).
+        if nbytes >= view.len()? {
+            slf.get().filled.store(true, Ordering::Relaxed);
+        }
         let filled = view.get_item(PySlice::new(py, 0, nbytes as isize, 1))?;
         parts
             .incoming

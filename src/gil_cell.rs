@@ -1,9 +1,9 @@
 //! Loop state that only code holding the GIL touches.
 //!
-//! The loop's ready queue, timer heap and the like are reached from
-//! Python methods (call_soon, call_soon_threadsafe from any thread,
-//! run_once): always with the GIL held, and never while this thread has let
-//! go of it. A mutex around them bought nothing the GIL does not already
+//! The loop's ready queue, timer heap and the like, and a handle's
+//! callback (handles.rs), are reached from Python methods (call_soon,
+//! call_soon_threadsafe from any thread, run_once): always with the GIL
+//! held, and never while this thread has let go of it. A mutex around them bought nothing the GIL does not already
 //! give, and cost two atomic read-modify-writes per access, several times
 //! per callback (a tenth of `sleep(0)` ping-pong's time went there).
 //!
@@ -30,7 +30,7 @@ pub struct GilRefCell<T> {
 // which needs the `Python` token: every access happens with the GIL held,
 // so accesses from different threads never overlap (the GIL's release and
 // acquire order them), and `borrowed` rules out overlap on one thread. The
-// guard is not `Send` (it holds the token), so it never leaves the thread
+// guard is not `Send` (a raw-pointer marker), so it never leaves the thread
 // that holds the GIL. `T: Send` because the value may be used from any
 // thread that takes the GIL.
 unsafe impl<T: Send> Sync for GilRefCell<T> {}

@@ -1,6 +1,5 @@
 //! `Handle` and `TimerHandle`: what `call_soon`/`call_later` return, as in asyncio.
 
-use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -10,6 +9,7 @@ use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::context;
+use crate::gil_cell::GilRefCell;
 use crate::run_guard::RunGuard;
 
 /// What a live handle calls. asyncio drops the callback and its arguments
@@ -27,25 +27,17 @@ enum Target {
     },
 }
 
-/// A cell that is read and written only with the GIL held: every method
-/// takes the `Python` token, and none runs Python code while it touches the
-/// contents (a value taken out is dropped by the caller, after the access).
-/// The module declares `gil_used = true`, so the GIL exists on every build.
-struct GilCell<T>(UnsafeCell<T>);
-
-// SAFETY: the contents are only reached through the methods below, each of
-// which needs the `Python` token (the GIL, which serialises them) and
-// returns before any Python code can run, so no two accesses overlap.
-unsafe impl<T: Send> Sync for GilCell<T> {}
-
-impl GilCell<Target> {
+/// The target lives in a `GilRefCell` (gil_cell.rs), as the loop's own
+/// state does: only code holding the GIL touches it, and none of these
+/// accessors runs Python code while it does (what `replace` takes out is
+/// dropped by the caller, after the access).
+impl GilRefCell<Target> {
     /// New references to the callback and its arguments, or None once
     /// cancelled. Owned, so a callback that cancels its own handle while it
     /// runs does not free itself under the caller; bound, so that dropping
     /// them is a plain decref (the GIL is known to be held).
     fn live<'py>(&self, py: Python<'py>) -> Option<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
-        // SAFETY: see the Sync impl; cloning only increments counts.
-        match unsafe { &*self.0.get() } {
+        match &*self.borrow_mut(py) {
             Target::Live { callback, args } => {
                 Some((callback.bind(py).clone(), args.bind(py).clone()))
             }
@@ -53,27 +45,24 @@ impl GilCell<Target> {
         }
     }
 
-    fn saved_repr(&self, _py: Python<'_>) -> Option<String> {
-        // SAFETY: see the Sync impl.
-        match unsafe { &*self.0.get() } {
+    fn saved_repr(&self, py: Python<'_>) -> Option<String> {
+        match &*self.borrow_mut(py) {
             Target::Live { .. } => None,
             Target::Cancelled { repr } => repr.clone(),
         }
     }
 
     /// Swaps in `target`; the old value is returned, for the caller to drop.
-    fn replace(&self, _py: Python<'_>, target: Target) -> Target {
-        // SAFETY: see the Sync impl; mem::replace runs no Python code.
-        unsafe { std::mem::replace(&mut *self.0.get(), target) }
+    fn replace(&self, py: Python<'_>, target: Target) -> Target {
+        std::mem::replace(&mut *self.borrow_mut(py), target)
     }
 
-    /// For the garbage collector, which holds the GIL and runs nothing else
-    /// while it traverses.
     fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        // SAFETY: see the Sync impl and the comment above.
-        if let Target::Live { callback, args } = unsafe { &*self.0.get() } {
-            visit.call(callback)?;
-            visit.call(args)?;
+        if let Some(target) = self.borrow_in_gc(visit) {
+            if let Target::Live { callback, args } = &*target {
+                visit.call(callback)?;
+                visit.call(args)?;
+            }
         }
         Ok(())
     }
@@ -85,7 +74,7 @@ impl GilCell<Target> {
 /// Weakly referenceable, as asyncio's handles are.
 #[pyclass(subclass, frozen, weakref, module = "rloop._rloop")]
 pub struct Handle {
-    target: GilCell<Target>,
+    target: GilRefCell<Target>,
     pub(crate) context: Py<PyAny>,
     /// `context` is the handle's own copy of the caller's (none was given).
     own_context: bool,
@@ -123,7 +112,7 @@ impl Handle {
             None => context::copy_current(py)?,
         };
         Ok(Handle {
-            target: GilCell(UnsafeCell::new(Target::Live { callback, args })),
+            target: GilRefCell::new(Target::Live { callback, args }),
             context,
             own_context,
             cancelled: AtomicBool::new(false),

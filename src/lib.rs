@@ -28,6 +28,7 @@ mod server_io;
 mod signal_wakeup;
 mod sock_coro;
 mod sock_recv;
+mod streams;
 mod tasks;
 mod timers;
 mod tls;

@@ -60,5 +60,11 @@ cached!(
     "asyncio.futures",
     "_set_result_unless_cancelled"
 );
+cached!(
+    stream_reader_protocol,
+    "asyncio.streams",
+    "StreamReaderProtocol"
+);
+cached!(stream_reader, "asyncio.streams", "StreamReader");
 cached!(transport_face, "rloop.transports", "SocketTransport");
 cached!(set_wakeup_fd, "signal", "set_wakeup_fd");

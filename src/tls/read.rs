@@ -13,6 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PySlice, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::{control_ssl_reading, fatal_on_error, names, process_outgoing, Parts};
+use crate::streams;
 
 /// The base rloop's `SSLProtocol` puts before asyncio's: its socket-side
 /// reading methods, and what they keep of the protocol (see the module
@@ -191,9 +192,7 @@ fn read_copied(proto: &Bound<'_, PyAny>, parts: &Parts, view: &Bound<'_, PyAny>)
         None => None,
     };
     if let Some(data) = data {
-        parts
-            .get(intern!(py, "_app_protocol"))?
-            .call_method1(intern!(py, "data_received"), (data,))?;
+        streams::data_received(&parts.get(intern!(py, "_app_protocol"))?, data)?;
     }
     if close_notify {
         proto.call_method0(intern!(py, "_call_eof_received"))?;

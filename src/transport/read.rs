@@ -14,6 +14,7 @@ use crate::context;
 use crate::exception_handler::escapes_loop;
 use crate::py_imports;
 use crate::reactor::{ReadCount, ReadResult};
+use crate::streams;
 
 impl SocketTransport {
     /// A readiness report for this connection (run from the ready queue).
@@ -36,23 +37,42 @@ impl SocketTransport {
     fn read_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let id = slf.get().id;
+        let Some(protocol) = slf.get().protocol(py) else {
+            // Read anyway: what a protocol-less transport reads is dropped.
+            return Self::act(slf, |r, out| {
+                r.read(id, out);
+            });
+        };
+        // A stream's reader is fed here, without data_received (streams/).
+        let feed = match streams::target(&protocol) {
+            Ok(feed) => feed,
+            Err(e) => return Self::fatal_on_error(slf, Err(e), "data_received"),
+        };
         enum Got<'py> {
             Data(Bound<'py, PyBytes>),
+            Fed(PyResult<()>),
             Eof,
             Nothing,
         }
         let got = Self::act(slf, |r, out| match r.read(id, out) {
-            ReadResult::Data(d) => Got::Data(PyBytes::new(py, d)),
+            ReadResult::Data(d) => match &feed {
+                Some(feed) => Got::Fed(feed.extend(d)),
+                None => Got::Data(PyBytes::new(py, d)),
+            },
             ReadResult::Eof => Got::Eof,
             ReadResult::WouldBlock | ReadResult::Closed => Got::Nothing,
         })?;
         match got {
             Got::Data(data) => {
-                let Some(protocol) = slf.get().protocol(py) else {
-                    return Ok(());
-                };
                 let called = protocol.call_method1(intern!(py, "data_received"), (data,));
                 Self::fatal_on_error(slf, called, "data_received")
+            }
+            Got::Fed(extended) => {
+                let fed = extended.and_then(|()| match feed {
+                    Some(feed) => feed.wake(),
+                    None => Ok(()),
+                });
+                Self::fatal_on_error(slf, fed.map(|()| protocol), "data_received")
             }
             Got::Eof => Self::on_eof(slf),
             Got::Nothing => Ok(()),

@@ -20,16 +20,18 @@
 use std::os::fd::RawFd;
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyRuntimeError, PyStopIteration, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyBaseException, PyRuntimeError, PyStopIteration, PyTypeError, PyValueError,
+};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::os_error;
 use crate::event_loop::EventLoop;
-use crate::sock_recv::{recv_now, socket_fd};
+use crate::sock_recv::{recv_later, recv_now, socket_fd, RecvWait};
 
 enum Op {
     Recv { n: isize },
@@ -40,8 +42,9 @@ enum Op {
 enum Step {
     /// Not started: the socket call comes at the first step.
     Start(Op),
-    /// Waiting for this future (yielded to the task).
-    Waiting(Py<PyAny>),
+    /// Waiting for this future (yielded to the task), and for a sock_recv
+    /// the reader to remove when the wait is over.
+    Waiting(Py<PyAny>, Option<RecvWait>),
     Done,
 }
 
@@ -175,8 +178,19 @@ fn recv_into_now(py: Python<'_>, fd: RawFd, buf: &mut [u8]) -> PyResult<Option<u
     }
 }
 
-fn stop_with(value: Py<PyAny>) -> PyErr {
-    PyStopIteration::new_err((value,))
+/// The coroutine's return, as a coroutine's `send` reports it.
+///
+/// The value itself is the exception's argument, unless it is a tuple or
+/// an exception (which `StopIteration(value)` would take apart): CPython
+/// 3.11 then takes it back as the value without making the exception
+/// object at all, as it does for its own coroutines' returns.
+fn stop_with(py: Python<'_>, value: Py<PyAny>) -> PyErr {
+    let bound = value.bind(py);
+    if bound.is_instance_of::<PyTuple>() || bound.is_instance_of::<PyBaseException>() {
+        PyStopIteration::new_err((value,))
+    } else {
+        PyStopIteration::new_err(value)
+    }
 }
 
 impl SockCoroutine {
@@ -191,25 +205,25 @@ impl SockCoroutine {
 
     /// The first step: the socket call, and either the result (as the
     /// coroutine's return) or the future to wait for.
-    fn start(&self, py: Python<'_>, op: Op) -> PyResult<Option<Py<PyAny>>> {
+    fn start(&self, py: Python<'_>, op: Op) -> PyResult<(Py<PyAny>, Option<RecvWait>)> {
         let lp = self.event_loop.bind(py);
         let sock = self.sock.bind(py);
         check_socket(lp, sock)?;
         match op {
             Op::Recv { n } => match recv_now(py, sock, n)? {
-                Some(data) => Err(stop_with(data.into_any())),
-                None => Ok(Some(EventLoop::_sock_recv_later(lp, sock.clone(), n)?)),
+                Some(data) => Err(stop_with(py, data.into_any())),
+                None => recv_later(lp, sock.clone(), n).map(|(fut, wait)| (fut, Some(wait))),
             },
             Op::RecvInto { buf } => {
                 let fd = socket_fd(sock)?;
                 match with_writable_buffer(buf.bind(py), |bytes| recv_into_now(py, fd, bytes))?? {
-                    Some(n) => Err(stop_with(n.into_pyobject(py)?.into_any().unbind())),
+                    Some(n) => Err(stop_with(py, n.into_pyobject(py)?.into_any().unbind())),
                     None => {
                         let fut = lp.call_method1(
                             intern!(py, "_sock_recv_into_later"),
                             (sock, buf.bind(py)),
                         )?;
-                        Ok(Some(fut.unbind()))
+                        Ok((fut.unbind(), None))
                     }
                 }
             }
@@ -219,14 +233,22 @@ impl SockCoroutine {
                     send_now(py, fd, bytes).map(|n| (n, bytes.len()))
                 })??;
                 if sent == total {
-                    return Err(stop_with(py.None()));
+                    return Err(stop_with(py, py.None()));
                 }
                 let fut = lp.call_method1(
                     intern!(py, "_sock_sendall_later"),
                     (sock, data.bind(py), sent),
                 )?;
-                Ok(Some(fut.unbind()))
+                Ok((fut.unbind(), None))
             }
+        }
+    }
+
+    /// The wait is over (done, or abandoned): a sock_recv's reader goes.
+    fn end_wait(&self, py: Python<'_>, wait: Option<RecvWait>) -> PyResult<()> {
+        match wait {
+            Some(wait) => wait.stop(py, self.event_loop.get()),
+            None => Ok(()),
         }
     }
 
@@ -237,24 +259,28 @@ impl SockCoroutine {
                 "cannot reuse already awaited coroutine",
             )),
             Step::Start(op) => {
-                let waiting = self.start(py, op)?;
-                if let Some(fut) = &waiting {
-                    // As a future's own __await__ does when it yields.
-                    fut.bind(py)
-                        .setattr(intern!(py, "_asyncio_future_blocking"), true)?;
-                    *self.step.lock() = Step::Waiting(fut.clone_ref(py));
+                let (fut, wait) = self.start(py, op)?;
+                // As a future's own __await__ does when it yields.
+                let set = fut
+                    .bind(py)
+                    .setattr(intern!(py, "_asyncio_future_blocking"), true);
+                if let Err(e) = set {
+                    self.end_wait(py, wait)?;
+                    return Err(e);
                 }
-                Ok(waiting)
+                *self.step.lock() = Step::Waiting(fut.clone_ref(py), wait);
+                Ok(Some(fut))
             }
-            Step::Waiting(fut) => {
+            Step::Waiting(fut, wait) => {
                 let fut = fut.bind(py);
                 if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
                     // Woken early (not by the future): keep waiting.
-                    *self.step.lock() = Step::Waiting(fut.clone().unbind());
+                    *self.step.lock() = Step::Waiting(fut.clone().unbind(), wait);
                     return Ok(Some(fut.clone().unbind()));
                 }
+                self.end_wait(py, wait)?;
                 let result = fut.call_method0(intern!(py, "result"))?;
-                Err(stop_with(result.unbind()))
+                Err(stop_with(py, result.unbind()))
             }
         }
     }
@@ -288,11 +314,12 @@ impl SockCoroutine {
     #[pyo3(signature = (typ, val=None, _tb=None))]
     fn throw(
         &self,
+        py: Python<'_>,
         typ: Bound<'_, PyAny>,
         val: Option<Bound<'_, PyAny>>,
         _tb: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Option<Py<PyAny>>> {
-        *self.step.lock() = Step::Done;
+        self.close(py)?;
         let exc = match (typ.cast::<PyType>(), val) {
             (Ok(cls), Some(v)) if v.is_instance(cls)? => v,
             (Ok(cls), Some(v)) if !v.is_none() => cls.call1((v,))?,
@@ -302,8 +329,12 @@ impl SockCoroutine {
         Err(PyErr::from_value(exc))
     }
 
-    fn close(&self) {
-        *self.step.lock() = Step::Done;
+    /// Ends the coroutine; one waiting for its socket stops waiting.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        match std::mem::replace(&mut *self.step.lock(), Step::Done) {
+            Step::Waiting(_, wait) => self.end_wait(py, wait),
+            _ => Ok(()),
+        }
     }
 
     #[getter]
@@ -319,7 +350,7 @@ impl SockCoroutine {
     #[getter]
     fn cr_await(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         match &*self.step.lock() {
-            Step::Waiting(fut) => Some(fut.clone_ref(py)),
+            Step::Waiting(fut, _) => Some(fut.clone_ref(py)),
             _ => None,
         }
     }
@@ -345,7 +376,12 @@ impl SockCoroutine {
             match &*step {
                 Step::Start(Op::SendAll { data }) => visit.call(data)?,
                 Step::Start(Op::RecvInto { buf }) => visit.call(buf)?,
-                Step::Waiting(fut) => visit.call(fut)?,
+                Step::Waiting(fut, wait) => {
+                    visit.call(fut)?;
+                    if let Some(wait) = wait {
+                        wait.traverse(&visit)?;
+                    }
+                }
                 _ => {}
             }
         }

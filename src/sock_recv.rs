@@ -1,11 +1,12 @@
-//! asyncio's `loop.sock_recv`, the hot part in Rust (the coroutine itself
-//! is in python/rloop/sockets.py).
+//! asyncio's `loop.sock_recv`, the socket side (the coroutine is in
+//! sock_coro.rs).
 //!
 //! asyncio tries `sock.recv` and, when it would block, catches the
 //! BlockingIOError (built with its strerror text every time), then waits
-//! with a reader callback and a `functools.partial` done-callback, both
-//! Python functions. Here the first try reports "would block" as `None`,
-//! and the reader and done-callback are native objects. What the caller
+//! with a reader callback and a `functools.partial` done-callback that
+//! removes the reader, both Python functions. Here the first try reports
+//! "would block" as `None`, the reader is a native object, and the
+//! coroutine removes it itself when its wait ends. What the caller
 //! sees is asyncio's: the same results, exceptions and reader bookkeeping.
 
 use std::os::fd::RawFd;
@@ -94,57 +95,61 @@ pub(crate) fn recv_now(
     }
 }
 
-#[pymethods]
-impl EventLoop {
-    /// sock.recv(n) without blocking: the bytes, or None if it would block.
-    fn _sock_recv_now(
-        &self,
-        py: Python<'_>,
-        sock: Bound<'_, PyAny>,
-        n: isize,
-    ) -> PyResult<Option<Py<PyBytes>>> {
-        recv_now(py, &sock, n)
+/// A sock_recv waiting for its socket to be readable: the reader to
+/// remove once the wait is over (the coroutine does it when it resumes,
+/// or ends early, instead of a done-callback on the future, which would
+/// cost a callback per message).
+pub(crate) struct RecvWait {
+    fd: RawFd,
+    handle: Py<Handle>,
+}
+
+impl RecvWait {
+    /// Removes the reader, unless another add_reader on the fd replaced it
+    /// since (asyncio's `_sock_read_done`).
+    pub(crate) fn stop(&self, py: Python<'_>, event_loop: &EventLoop) -> PyResult<()> {
+        if self.handle.get().is_cancelled() {
+            return Ok(());
+        }
+        let fd = self.fd.into_pyobject(py)?.into_any();
+        event_loop.remove_watcher(py, Side::Read, &fd).map(drop)
     }
 
-    /// The waiting half of sock_recv: a future that the next readable
-    /// event resolves with sock.recv(n), and a reader removed when the
-    /// future is done, however.
-    pub(crate) fn _sock_recv_later(
-        slf: &Bound<'_, Self>,
-        sock: Bound<'_, PyAny>,
-        n: isize,
-    ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let this = slf.get();
-        let fut = EventLoop::create_future(slf)?;
-        let fileno = sock.call_method0(intern!(py, "fileno"))?;
-        EventLoop::_ensure_fd_no_transport(slf, fileno.clone())?;
-        let fd = EventLoop::fd_of(&fileno)?;
-        let reader = Bound::new(
-            py,
-            RecvWhenReadable {
-                fut: fut.clone_ref(py),
-                sock: sock.unbind(),
-                n,
-            },
-        )?;
-        let handle = this.add_watcher(
-            py,
-            Side::Read,
-            &fileno,
-            reader.into_any(),
-            PyTuple::empty(py),
-            None,
-        )?;
-        let done = ReaderDone {
-            event_loop: slf.clone().unbind(),
-            fd,
-            handle,
-        };
-        fut.bind(py)
-            .call_method1(intern!(py, "add_done_callback"), (done,))?;
-        Ok(fut)
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.handle)
     }
+}
+
+/// The waiting half of sock_recv: a future that the next readable event
+/// resolves with sock.recv(n), and the reader that does it.
+pub(crate) fn recv_later(
+    slf: &Bound<'_, EventLoop>,
+    sock: Bound<'_, PyAny>,
+    n: isize,
+) -> PyResult<(Py<PyAny>, RecvWait)> {
+    let py = slf.py();
+    let this = slf.get();
+    let fut = EventLoop::create_future(slf)?;
+    let fileno = sock.call_method0(intern!(py, "fileno"))?;
+    EventLoop::_ensure_fd_no_transport(slf, fileno.clone())?;
+    let fd = EventLoop::fd_of(&fileno)?;
+    let reader = Bound::new(
+        py,
+        RecvWhenReadable {
+            fut: fut.clone_ref(py),
+            sock: sock.unbind(),
+            n,
+        },
+    )?;
+    let handle = this.add_watcher(
+        py,
+        Side::Read,
+        &fileno,
+        reader.into_any(),
+        PyTuple::empty(py),
+        None,
+    )?;
+    Ok((fut, RecvWait { fd, handle }))
 }
 
 /// The reader of one waiting sock_recv.
@@ -190,33 +195,5 @@ impl RecvWhenReadable {
             .repr()
             .map_or_else(|_| "?".to_string(), |r| r.to_string());
         format!("<sock_recv reader of {sock}>")
-    }
-}
-
-/// The done-callback of one sock_recv future: removes its reader, unless
-/// another add_reader on the fd has replaced it since.
-#[pyclass(frozen, module = "rloop._rloop")]
-struct ReaderDone {
-    event_loop: Py<EventLoop>,
-    fd: RawFd,
-    handle: Py<Handle>,
-}
-
-#[pymethods]
-impl ReaderDone {
-    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.event_loop)?;
-        visit.call(&self.handle)
-    }
-
-    fn __call__(&self, py: Python<'_>, _fut: Bound<'_, PyAny>) -> PyResult<()> {
-        if self.handle.get().is_cancelled() {
-            return Ok(());
-        }
-        let fd = self.fd.into_pyobject(py)?.into_any();
-        self.event_loop
-            .get()
-            .remove_watcher(py, Side::Read, &fd)
-            .map(drop)
     }
 }

@@ -17,6 +17,7 @@ mod gil_cell;
 mod handles;
 mod io_watch;
 mod iteration;
+mod native_method;
 mod py_imports;
 mod queued;
 mod reactor;
@@ -46,5 +47,6 @@ fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sock_coro::SockCoroutine>()?;
     m.add_class::<tls::SslRecords>()?;
     m.add_function(wrap_pyfunction!(tls::ssl_transport_write, m)?)?;
+    m.add_function(wrap_pyfunction!(transport::face::transport_methods, m)?)?;
     Ok(())
 }

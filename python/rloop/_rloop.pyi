@@ -192,3 +192,6 @@ class BaseEventLoop:
 
 def ssl_transport_write(transport: Any, data: bytes | bytearray | memoryview) -> None:
     """write() of rloop's TLS transports (bound to each; in Rust)."""
+
+def transport_methods(cls: type) -> None:
+    """Make the transport face class forward its methods to the handle (in Rust)."""

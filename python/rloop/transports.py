@@ -1,8 +1,10 @@
 """The transport protocols see: an ``asyncio.Transport`` whose methods are
 those of the Rust handle of the connection actor (``_rloop.SocketTransport``).
 
-The hot methods are bound on each instance, so a call goes straight to Rust
-with no Python frame in between; the rest delegate through the class.
+``write`` and ``is_closing`` are bound on each instance and the other
+frequent methods are C method descriptors of the class
+(src/transport/face.rs), so a call goes straight to Rust with no Python
+frame in between; the rest delegate through the class.
 """
 
 from __future__ import annotations
@@ -13,18 +15,7 @@ import sys
 from asyncio import constants, transports
 from typing import Any
 
-# Bound per instance: the calls a protocol makes per message or per request.
-_HOT = (
-    "write",
-    "writelines",
-    "is_closing",
-    "get_extra_info",
-    "pause_reading",
-    "resume_reading",
-    "is_reading",
-    "get_write_buffer_size",
-    "close",
-)
+from ._rloop import transport_methods
 
 
 class SocketTransport(transports._FlowControlMixin):
@@ -47,8 +38,10 @@ class SocketTransport(transports._FlowControlMixin):
         # initialise on the Python side but the loop and the methods.
         self._core = core
         self._loop = core.get_loop()
-        for name in _HOT:
-            setattr(self, name, getattr(core, name))
+        # The calls made per message (StreamWriter.drain asks is_closing):
+        # no lookup of the handle.
+        self.write = core.write  # type: ignore[method-assign]
+        self.is_closing = core.is_closing  # type: ignore[method-assign]
 
     @property
     def _protocol_paused(self) -> bool:
@@ -97,6 +90,11 @@ class SocketTransport(transports._FlowControlMixin):
 
     def __repr__(self) -> str:
         return repr(self._core)
+
+
+# writelines, get_extra_info, pause_reading, resume_reading, is_reading,
+# get_write_buffer_size and close: forwarded to the handle.
+transport_methods(SocketTransport)
 
 
 def _water_marks(high: Any, low: Any) -> tuple[int, int]:

@@ -19,6 +19,7 @@ use crate::py_imports;
 use crate::reactor::{ActorError, Command, ConnId, Event, IoCounts, SharedFd};
 use crate::sendfile::SendfileState;
 
+pub mod face;
 mod lost;
 mod read;
 mod write;

@@ -61,6 +61,9 @@ pub struct EventLoop {
     pub(crate) transports: Mutex<HashMap<ConnId, Py<SocketTransport>>>,
     /// fds (the actor's and the Python socket's) of live transports.
     pub(crate) transport_fds: Mutex<HashMap<RawFd, ConnId>>,
+    /// The Python socket's fd of a transport made from one (`sock=`), when
+    /// it is not the actor's: its second key in `transport_fds`.
+    pub(crate) transport_sock_fds: Mutex<HashMap<ConnId, RawFd>>,
     pub(crate) listeners: Mutex<HashMap<ListenerId, Listening>>,
     /// Fault plans of the loop and its servers (faults.rs).
     pub(crate) faults: crate::fault_plans::SharedFaultTargets,
@@ -112,6 +115,7 @@ impl EventLoop {
             readiness: GilRefCell::new(Vec::with_capacity(1024)),
             transports: Mutex::new(HashMap::default()),
             transport_fds: Mutex::new(HashMap::default()),
+            transport_sock_fds: Mutex::new(HashMap::default()),
             listeners: Mutex::new(HashMap::default()),
             faults: Mutex::new(crate::fault_plans::FaultTargets::default()),
             readers: Mutex::new(HashMap::default()),

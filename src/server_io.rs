@@ -132,8 +132,9 @@ impl EventLoop {
             {
                 let mut fds = this.transport_fds.lock();
                 fds.insert(fd, id);
-                if let Some(sfd) = sock_fd {
+                if let Some(sfd) = sock_fd.filter(|sfd| *sfd != fd) {
                     fds.insert(sfd, id);
+                    this.transport_sock_fds.lock().insert(id, sfd);
                 }
             }
             if let Some(server) = &server {
@@ -161,9 +162,25 @@ impl EventLoop {
         adopted
     }
 
-    pub fn forget_transport(&self, _py: Python<'_>, id: crate::reactor::ConnId, _fd: RawFd) {
-        let removed = self.transports.lock().remove(&id);
-        self.transport_fds.lock().retain(|_, v| *v != id);
+    pub fn forget_transport(&self, _py: Python<'_>, id: crate::reactor::ConnId, fd: RawFd) {
+        let removed = {
+            let mut transports = self.transports.lock();
+            let removed = transports.remove(&id);
+            shrink_if_sparse(&mut transports);
+            removed
+        };
+        let sock_fd = self.transport_sock_fds.lock().remove(&id);
+        {
+            // By its keys, not a scan: a server with 10,000 connections
+            // closed each in time proportional to all of them.
+            let mut fds = self.transport_fds.lock();
+            for key in std::iter::once(fd).chain(sock_fd) {
+                if fds.get(&key) == Some(&id) {
+                    fds.remove(&key);
+                }
+            }
+            shrink_if_sparse(&mut fds);
+        }
         drop(removed);
     }
 
@@ -490,6 +507,7 @@ impl EventLoop {
         let transports: Vec<Py<SocketTransport>> =
             this.transports.lock().drain().map(|(_, t)| t).collect();
         this.transport_fds.lock().clear();
+        this.transport_sock_fds.lock().clear();
         let mut first_error = None;
         for t in transports {
             if let Err(e) = SocketTransport::on_loop_closed(t.bind(py)) {
@@ -514,4 +532,13 @@ fn python_transport<'py>(slf: &Bound<'py, EventLoop>, fd: RawFd) -> Option<Bound
         .call_method1(intern!(py, "get"), (fd,))
         .ok()
         .filter(|t| !t.is_none())
+}
+
+/// Gives back most of a map's table once it is under a quarter full (and
+/// was big): a server that once held 10,000 connections does not keep
+/// their slots. Rare by construction, so amortised O(1) per removal.
+fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut rustc_hash::FxHashMap<K, V>) {
+    if map.capacity() >= 1024 && map.len() * 4 < map.capacity() {
+        map.shrink_to_fit();
+    }
 }

@@ -215,3 +215,37 @@ def test_ssl_socket_refused(
         pytest.raises(TypeError, match="SSLSocket"),
     ):
         run(loop, loop.sock_recv(tls, 10))
+
+
+def test_fds_of_a_closed_transport_are_free(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    """Once a transport made from a socket has closed, the fd numbers it
+    used may belong to new sockets, which sock_recv takes."""
+    ours, _ = tcp_pair
+
+    async def main() -> tuple[bytes, bytes, bool]:
+        lost: asyncio.Future[None] = loop.create_future()
+
+        class Lost(asyncio.Protocol):
+            def connection_lost(self, exc: Exception | None) -> None:
+                lost.set_result(None)
+
+        freed = ours.fileno()
+        transport, _ = await loop.create_connection(Lost, sock=ours)
+        transport.abort()
+        await lost
+        # The lowest free numbers: the ones the transport let go of.
+        a, b = socket.socketpair()
+        with a, b:
+            a.setblocking(False)
+            b.setblocking(False)
+            b.send(b"to a")
+            a.send(b"to b")
+            got_a = await loop.sock_recv(a, 10)
+            got_b = await loop.sock_recv(b, 10)
+            return got_a, got_b, freed in (a.fileno(), b.fileno())
+
+    got_a, got_b, reused = run(loop, main())
+    assert (got_a, got_b) == (b"to a", b"to b")
+    assert reused

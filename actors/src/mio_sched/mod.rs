@@ -404,6 +404,7 @@ impl MioScheduler {
                 let _ = self.poll.registry().deregister(slot.conn.stream_mut());
             }
         }
+        crate::sparse::shrink_if_sparse(&mut self.slab);
     }
 
     /// Live connection actors.

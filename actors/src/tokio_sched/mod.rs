@@ -525,6 +525,7 @@ impl TokioScheduler {
             return;
         }
         let slot = self.conns.remove(id.key);
+        crate::sparse::shrink_if_sparse(&mut self.conns);
         slot.mailbox.0.stop();
         self.dying.push(Dying {
             task: slot.task,

@@ -3,9 +3,10 @@
 //! The loop's ready queue, timer heap and the like, and a handle's
 //! callback (handles.rs), are reached from Python methods (call_soon,
 //! call_soon_threadsafe from any thread, run_once): always with the GIL
-//! held, and never while this thread has let go of it. A mutex around them bought nothing the GIL does not already
-//! give, and cost two atomic read-modify-writes per access, several times
-//! per callback (a tenth of `sleep(0)` ping-pong's time went there).
+//! held, and never while this thread has let go of it. A mutex around
+//! them bought nothing the GIL does not already give, and cost two atomic
+//! read-modify-writes per access, several times per callback (a tenth of
+//! `sleep(0)` ping-pong's time went there).
 //!
 //! [`GilRefCell`] is a `RefCell` whose every access needs the `Python`
 //! token: the GIL serialises accesses from different threads, and the

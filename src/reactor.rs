@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use actors::sparse::shrink_if_sparse;
 pub use actors::{
     socket_family, ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Direction, Event,
     EveryNth, FaultPlan, FileSegment, IoCounts, Listener, ListenerId, ReadCount, ReadResult, Ready,

@@ -19,7 +19,9 @@ use crate::event_loop::{EventLoop, Item};
 use crate::exception_handler::escapes_loop;
 use crate::handles::Handle;
 use crate::py_imports;
-use crate::reactor::{socket_family, Addr, Listener, ListenerId, Stream, StreamKind};
+use crate::reactor::{
+    shrink_if_sparse, socket_family, Addr, Listener, ListenerId, Stream, StreamKind,
+};
 use crate::transport::SocketTransport;
 
 /// Delay before accepting again after running out of fds, as asyncio.
@@ -166,7 +168,7 @@ impl EventLoop {
         let removed = {
             let mut transports = self.transports.lock();
             let removed = transports.remove(&id);
-            shrink_if_sparse(&mut transports);
+            shrink_if_sparse(&mut *transports);
             removed
         };
         let sock_fd = self.transport_sock_fds.lock().remove(&id);
@@ -179,7 +181,7 @@ impl EventLoop {
                     fds.remove(&key);
                 }
             }
-            shrink_if_sparse(&mut fds);
+            shrink_if_sparse(&mut *fds);
         }
         drop(removed);
     }
@@ -532,13 +534,4 @@ fn python_transport<'py>(slf: &Bound<'py, EventLoop>, fd: RawFd) -> Option<Bound
         .call_method1(intern!(py, "get"), (fd,))
         .ok()
         .filter(|t| !t.is_none())
-}
-
-/// Gives back most of a map's table once it is under a quarter full (and
-/// was big): a server that once held 10,000 connections does not keep
-/// their slots. Rare by construction, so amortised O(1) per removal.
-fn shrink_if_sparse<K: std::hash::Hash + Eq, V>(map: &mut rustc_hash::FxHashMap<K, V>) {
-    if map.capacity() >= 1024 && map.len() * 4 < map.capacity() {
-        map.shrink_to_fit();
-    }
 }

@@ -44,10 +44,7 @@ use crate::py_imports;
 /// here (see `target`); the TLS layer hands its plaintext over this way.
 pub fn data_received(protocol: &Bound<'_, PyAny>, data: Bound<'_, PyBytes>) -> PyResult<()> {
     match target(protocol)? {
-        Some(feed) => {
-            feed.extend(data.as_bytes())?;
-            feed.wake()
-        }
+        Some(feed) => feed.extend(data.as_bytes()).and_then(|()| feed.wake()),
         None => protocol
             .call_method1(intern!(protocol.py(), "data_received"), (data,))
             .map(drop),

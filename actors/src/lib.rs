@@ -43,7 +43,7 @@ mod mio_sched;
 mod ready;
 mod sendfile;
 mod signal_pipe;
-mod sparse;
+pub mod sparse;
 mod stream;
 pub mod supervisor;
 mod tokio_sched;

@@ -43,7 +43,7 @@ impl SocketTransport {
                 r.read(id, out);
             });
         };
-        // A stream's reader is fed here, without data_received (streams/).
+        // A stream's reader is fed here, without data_received (streams.rs).
         let feed = match streams::target(&protocol) {
             Ok(feed) => feed,
             Err(e) => return Self::fatal_on_error(slf, Err(e), "data_received"),
@@ -68,10 +68,8 @@ impl SocketTransport {
                 Self::fatal_on_error(slf, called, "data_received")
             }
             Got::Fed(extended) => {
-                let fed = extended.and_then(|()| match feed {
-                    Some(feed) => feed.wake(),
-                    None => Ok(()),
-                });
+                // Fed only when there is a feed.
+                let fed = extended.and_then(|()| feed.map_or(Ok(()), streams::Feed::wake));
                 Self::fatal_on_error(slf, fed.map(|()| protocol), "data_received")
             }
             Got::Eof => Self::on_eof(slf),

@@ -37,7 +37,7 @@ pub struct GilRefCell<T> {
 unsafe impl<T: Send> Sync for GilRefCell<T> {}
 
 impl<T> GilRefCell<T> {
-    pub fn new(value: T) -> Self {
+    pub const fn new(value: T) -> Self {
         GilRefCell {
             value: UnsafeCell::new(value),
             borrowed: Cell::new(false),

@@ -6,6 +6,7 @@ mod busy_poll;
 mod clock;
 mod context;
 mod cycle_gc;
+mod datagram;
 mod debug;
 mod errors;
 mod event_loop;
@@ -48,5 +49,6 @@ fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tls::SslRecords>()?;
     m.add_function(wrap_pyfunction!(tls::ssl_transport_write, m)?)?;
     m.add_function(wrap_pyfunction!(transport::face::transport_methods, m)?)?;
+    m.add_function(wrap_pyfunction!(datagram::datagram_methods, m)?)?;
     Ok(())
 }

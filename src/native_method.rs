@@ -11,7 +11,7 @@ use std::ffi::CStr;
 use pyo3::ffi;
 use pyo3::panic::PanicException;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyString, PyType};
 
 /// The C signature of such a method (METH_FASTCALL | METH_KEYWORDS).
 pub type Method = ffi::PyCFunctionFastWithKeywords;
@@ -38,6 +38,65 @@ pub fn trampoline(body: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>) -> *mut 
     };
     err.restore(py);
     std::ptr::null_mut()
+}
+
+/// What [`call_with_first`] calls.
+pub enum Target<'a, 'py> {
+    /// A callable, with `first` as its first argument.
+    Function(&'a Bound<'py, PyAny>),
+    /// The method of that name of `first`.
+    Method(&'a Bound<'py, PyString>),
+}
+
+/// `callable(first, *args, **kwargs)` where `args` and `kwnames` are what
+/// vectorcall passed a method: the method's arguments handed on, behind
+/// another first one (the object to forward to, or the instance itself).
+///
+/// # Safety
+/// `args`, `nargs` and `kwnames` are what CPython passed to a
+/// METH_FASTCALL | METH_KEYWORDS method, still live.
+pub unsafe fn call_with_first(
+    py: Python<'_>,
+    target: Target<'_, '_>,
+    first: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyResult<Py<PyAny>> {
+    let nkw = if kwnames.is_null() {
+        0
+    } else {
+        // SAFETY: kwnames is a tuple when not NULL.
+        unsafe { ffi::PyTuple_GET_SIZE(kwnames) }
+    };
+    let mut all = Vec::with_capacity(1 + (nargs + nkw) as usize);
+    all.push(first);
+    for i in 0..(nargs + nkw) {
+        // SAFETY: vectorcall's layout: the positional arguments, then the
+        // values of the keywords `kwnames` names.
+        all.push(unsafe { *args.offset(i) });
+    }
+    // SAFETY: GIL held; `all` holds borrowed pointers live for the call
+    // (the caller's arguments, and `first`, which the caller holds), the
+    // first `nargs + 1` positional, the rest named by `kwnames`.
+    let result = unsafe {
+        match target {
+            Target::Function(callable) => ffi::PyObject_Vectorcall(
+                callable.as_ptr(),
+                all.as_ptr(),
+                (nargs + 1) as usize,
+                kwnames,
+            ),
+            Target::Method(name) => ffi::PyObject_VectorcallMethod(
+                name.as_ptr(),
+                all.as_ptr(),
+                (nargs + 1) as usize,
+                kwnames,
+            ),
+        }
+    };
+    // SAFETY: a new reference or NULL with an exception set.
+    unsafe { Bound::from_owned_ptr_or_err(py, result).map(Bound::unbind) }
 }
 
 /// Sets `cls.<name>` to a method descriptor of `cls` calling `meth`.

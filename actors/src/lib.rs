@@ -34,6 +34,7 @@ mod actors_api;
 mod addr;
 mod command;
 mod connection;
+pub mod datagram;
 mod error;
 mod event;
 mod fault;

@@ -194,3 +194,7 @@ def ssl_transport_write(transport: Any, data: bytes | bytearray | memoryview) ->
 
 def transport_methods(cls: type) -> None:
     """Make the transport face class forward its methods to the handle (in Rust)."""
+
+def datagram_methods(cls: type, read_ready: Any, sendto: Any) -> None:
+    """Give the UDP transport class its native _read_ready and sendto, with the
+    Python methods they hand other cases to (in Rust)."""

@@ -11,6 +11,12 @@ A UDP transport reads at most 64 KiB at a time (``_UDP_READ_SIZE``), the
 largest datagram UDP has, not asyncio's 256 KiB, and up to 32 datagrams
 each time its socket is readable (asyncio's reads one).
 
+Its two per-datagram methods, ``_read_ready`` and ``sendto``, are C
+methods (src/datagram.rs) on an IPv4 or IPv6 endpoint that was not made
+connected: no Python frame, and one ``(host, port)`` tuple per peer, made
+once, instead of a tuple made and parsed again per datagram. The cases
+they do not take on go to the Python methods below and asyncio's.
+
 One fix on top (uvloop's behaviour and the documented one): ``sendto(data)``
 without an address on a socket that came connected (``sock=``) to a peer
 without a name, e.g. one end of ``socketpair(AF_UNIX, SOCK_DGRAM)``, sends
@@ -29,6 +35,7 @@ import weakref
 from asyncio import base_events, selector_events
 from typing import Any, NamedTuple
 
+from ._rloop import datagram_methods
 from .borrow import borrow
 
 
@@ -103,7 +110,16 @@ class _DatagramTransport(_SelectorDatagramTransport):  # type: ignore[misc]
     """asyncio's UDP transport, reading up to ``_READS_PER_EVENT``
     datagrams each time its socket is readable (asyncio's reads one)."""
 
-    def _read_ready(self) -> None:
+    #: ``(fd, family)`` while the native paths serve this transport (an
+    #: IPv4 or IPv6 endpoint not made connected), else None.
+    _rloop_native: tuple[int, int] | None = None
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        # The socket is closed here: its fd may be reused at once.
+        self._rloop_native = None
+        super()._call_connection_lost(exc)
+
+    def _py_read_ready(self) -> None:
         recvfrom, max_size = self._sock.recvfrom, self.max_size
         for _ in range(_READS_PER_EVENT):
             # A datagram_received may have closed or paused the transport
@@ -125,6 +141,9 @@ class _DatagramTransport(_SelectorDatagramTransport):  # type: ignore[misc]
             self._protocol.datagram_received(data, addr)
 
 
+datagram_methods(_DatagramTransport, _DatagramTransport._py_read_ready, _SelectorDatagramTransport.sendto)
+
+
 class DatagramsMixin:
     locals().update(borrow(base_events.BaseEventLoop, ["create_datagram_endpoint"]))
 
@@ -143,6 +162,8 @@ class DatagramsMixin:
         transport = _DatagramTransport(self, used, protocol, address, waiter, extra)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             transport.max_size = _UDP_READ_SIZE
+            if not address and not transport.get_extra_info("peername"):
+                transport._rloop_native = (sock.fileno(), int(sock.family))
         return transport
 
     def __init__(self) -> None:

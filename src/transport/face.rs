@@ -15,7 +15,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
 
-use crate::native_method::{install, trampoline};
+use crate::native_method::{call_with_first, install, trampoline, Target};
 
 /// `self._core.<name>(*args, **kwargs)`, as vectorcall passed them.
 ///
@@ -33,30 +33,17 @@ unsafe fn forward(
     // SAFETY: `slf` is the instance the descriptor was called on.
     let face = unsafe { Bound::from_borrowed_ptr(py, slf) };
     let core = face.getattr(intern!(py, "_core"))?;
-    let nkw = if kwnames.is_null() {
-        0
-    } else {
-        // SAFETY: kwnames is a tuple when not NULL.
-        unsafe { ffi::PyTuple_GET_SIZE(kwnames) }
-    };
-    let mut all = Vec::with_capacity(1 + (nargs + nkw) as usize);
-    all.push(core.as_ptr());
-    for i in 0..(nargs + nkw) {
-        // SAFETY: vectorcall's layout: the positional arguments, then the
-        // values of the keywords `kwnames` names.
-        all.push(unsafe { *args.offset(i) });
-    }
-    // SAFETY: GIL held; `all` holds borrowed pointers live for the call
-    // (`core` is held above), the first `nargs + 1` positional (the
-    // handle first, as the method's self), the rest named by `kwnames`.
+    // SAFETY: CPython's arguments, passed on as they came; `core` is held
+    // above for the call.
     unsafe {
-        let result = ffi::PyObject_VectorcallMethod(
-            name.as_ptr(),
-            all.as_ptr(),
-            (nargs + 1) as usize,
+        call_with_first(
+            py,
+            Target::Method(name),
+            core.as_ptr(),
+            args,
+            nargs,
             kwnames,
-        );
-        Bound::from_owned_ptr_or_err(py, result).map(Bound::unbind)
+        )
     }
 }
 

@@ -6,6 +6,13 @@
 //! coalesce; one small lock (never contended: the task and the scheduler
 //! both run on the loop thread) replaces a channel, whose first block of
 //! slots alone cost most of a kilobyte per connection.
+//!
+//! Posting does not wake the task: it hands its waker to the scheduler
+//! ([`Wakes`]), which wakes it inside the runtime, at the start of its next
+//! `block_on`. The task could not run before then anyway, and a wake from
+//! outside the runtime goes through tokio's cross-thread queue and wakes
+//! its driver with an eventfd write: three system calls per connection,
+//! with its spawn and its stop.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
@@ -20,6 +27,8 @@ struct State {
     stop: bool,
     panic: bool,
     waker: Option<Waker>,
+    /// The task is gone, and with it its registration with the reactor.
+    gone: bool,
 }
 
 /// What the task found in its mailbox.
@@ -42,37 +51,45 @@ impl Mailbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn post(&self, f: impl FnOnce(&mut State)) {
+    /// Posts; the task's waker, if it waits, goes to `wakes`.
+    fn post(&self, wakes: &mut Wakes, f: impl FnOnce(&mut State)) {
         let waker = {
             let mut state = self.lock();
             f(&mut state);
             state.waker.take()
         };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wakes.0.extend(waker);
     }
 
-    pub fn want(&self, want: Want) {
-        self.post(|s| s.want = Some(want));
+    pub fn want(&self, want: Want, wakes: &mut Wakes) {
+        self.post(wakes, |s| s.want = Some(want));
     }
 
-    pub fn rearm(&self) {
-        self.post(|s| s.rearm = true);
+    pub fn rearm(&self, wakes: &mut Wakes) {
+        self.post(wakes, |s| s.rearm = true);
     }
 
-    pub fn stop(&self) {
-        self.post(|s| s.stop = true);
+    pub fn stop(&self, wakes: &mut Wakes) {
+        self.post(wakes, |s| s.stop = true);
     }
 
     /// False if the task was told to stop already.
-    pub fn panic(&self) -> bool {
+    pub fn panic(&self, wakes: &mut Wakes) -> bool {
         let mut alive = false;
-        self.post(|s| {
+        self.post(wakes, |s| {
             alive = !s.stop;
             s.panic = true;
         });
         alive
+    }
+
+    /// Called by the task as it is dropped, after its registration.
+    pub fn set_gone(&self) {
+        self.lock().gone = true;
+    }
+
+    pub fn is_gone(&self) -> bool {
+        self.lock().gone
     }
 
     /// The mail posted since the last look; `cx` is woken by the next.
@@ -91,12 +108,27 @@ impl Mailbox {
     }
 }
 
+/// Wakers of tasks with new mail, to wake inside the runtime.
+#[derive(Default)]
+pub(super) struct Wakes(Vec<Waker>);
+
+impl Wakes {
+    /// Wakes them all: call it inside the runtime (in a `block_on`), where
+    /// a woken task goes on the local run queue.
+    pub fn wake_all(self) {
+        self.0.into_iter().for_each(Waker::wake);
+    }
+}
+
 /// The scheduler's end of a mailbox: dropping it stops the task, as a
-/// dropped channel sender did.
+/// dropped channel sender did. (The scheduler stops a task itself when it
+/// drops a connection; this is for the scheduler's own end.)
 pub(super) struct Sender(pub Arc<Mailbox>);
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.0.stop();
+        let mut wakes = Wakes::default();
+        self.0.stop(&mut wakes);
+        wakes.wake_all();
     }
 }

@@ -23,7 +23,11 @@
 //! - A socket is closed only after its task (and the task's registration
 //!   with tokio's reactor) is gone, so a reused fd number can never be
 //!   deregistered by a stale registration; ending a connection runs the
-//!   runtime once on the spot for that.
+//!   runtime once on the spot for that ([`conns`]).
+//! - Tasks are spawned, and woken for new mail, only inside the runtime
+//!   (first thing in the next `block_on`): from outside, tokio queues a
+//!   task across threads and wakes its driver with an eventfd write, three
+//!   system calls per connection that came and went.
 //! - A signal ends a blocking turn, as `EINTR` ends mio's: tokio's driver
 //!   retries an interrupted poll itself, so the runtime's unpark hook looks
 //!   at `errno` (`signal_pipe::take_eintr`); a signal taken by another
@@ -33,38 +37,34 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use mio::Interest;
 use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest as TokioInterest;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
-use crate::actors_api::Actors;
-use crate::command::Command;
-use crate::connection::{Connection, DEFAULT_READ_BUFFER};
-use crate::event::{CloseError, Event};
+use crate::connection::DEFAULT_READ_BUFFER;
 use crate::level::FiredFds;
-use crate::ready::{ConnId, ListenerId, Ready, TurnRecord};
+use crate::ready::{ConnId, ListenerId, Ready};
 use crate::signal_pipe::take_eintr;
-use crate::stream::Stream;
 use crate::toxics::Deadlines;
 
+mod conns;
 mod mailbox;
 mod sources;
 mod task;
 
-use mailbox::{Mailbox, Sender};
+use conns::{start_queued, ConnSlot, Dying};
+use mailbox::Wakes;
 use sources::{poll_sources, FdSlot, ListenerSlot, SignalSlot};
-use task::{ConnectionTask, Fd, Reports, Want};
+use task::{ConnectionTask, Fd, Reports};
 
 /// Wakes a blocked (or the next) `turn` from any thread.
 #[derive(Default)]
@@ -78,46 +78,6 @@ impl TokioWaker {
         self.woken.store(true, Ordering::SeqCst);
         self.notify.notify_one();
         Ok(())
-    }
-}
-
-fn want_of(interest: Option<Interest>) -> Want {
-    interest.map(|i| (i.is_readable(), i.is_writable()))
-}
-
-struct ConnSlot {
-    gen: u64,
-    conn: Connection,
-    mailbox: Sender,
-    task: JoinHandle<()>,
-    want: Want,
-    queued_hot: bool,
-    record: TurnRecord,
-    /// The task died: the error the next call ends the connection with.
-    ended: Option<CloseError>,
-}
-
-impl ConnSlot {
-    fn report(
-        &mut self,
-        key: usize,
-        turn: u64,
-        readable: bool,
-        writable: bool,
-        out: &mut Vec<Ready>,
-    ) {
-        let id = ConnId { key, gen: self.gen };
-        self.record.report(turn, id, readable, writable, out);
-    }
-
-    /// The task ended without being told to (it panicked): the connection
-    /// ends with a panic error, the supervisor's one Closed, delivered by
-    /// the caller's next call; it is reported readable so that call comes.
-    fn task_ended(&mut self, key: usize, turn: u64, out: &mut Vec<Ready>) {
-        if self.ended.is_none() && !self.conn.is_finished() {
-            self.ended = Some(CloseError::Panic("connection task ended".into()));
-            self.report(key, turn, true, false, out);
-        }
     }
 }
 
@@ -138,16 +98,15 @@ fn yield_once() -> impl Future<Output = ()> {
     })
 }
 
-/// A socket kept open until the task that registered it is gone.
-struct Dying {
-    task: JoinHandle<()>,
-    _socket: Connection,
-}
-
 /// See the module docs.
 pub struct TokioScheduler {
-    // Field order is drop order: the timer, then the runtime (with the
-    // tasks and their reactor registrations), then the sockets.
+    // Field order is drop order: the tasks not started yet (with their
+    // reactor registrations) and the timer, then the runtime (with the
+    // tasks and their registrations), then the sockets.
+    /// Tasks of new connections, spawned at the next `block_on`.
+    unstarted: Vec<ConnectionTask>,
+    /// Tasks with new mail, woken at the next `block_on`.
+    wakes: Wakes,
     /// The wait of a blocking `turn` with a timeout. One timer, moved from
     /// turn to turn: a new `Sleep` per turn would wake tokio's driver (an
     /// eventfd write) each time it is registered, while moving a timer to
@@ -202,6 +161,8 @@ impl TokioScheduler {
             Box::pin(tokio::time::sleep(Duration::ZERO))
         };
         Ok(TokioScheduler {
+            unstarted: Vec::new(),
+            wakes: Wakes::default(),
             sleep,
             rt,
             conns: Slab::new(),
@@ -276,6 +237,10 @@ impl TokioScheduler {
             _ => false,
         };
         let mut polled: Vec<Ready> = Vec::new();
+        let queued = (
+            std::mem::take(&mut self.unstarted),
+            std::mem::take(&mut self.wakes),
+        );
         {
             let reports = &self.reports;
             let waker = &self.waker;
@@ -295,6 +260,7 @@ impl TokioScheduler {
             // the round). A turn without connection traffic (callbacks
             // ping-ponging, a timer) skips it: one reactor poll per turn.
             let wait = async move {
+                start_queued(queued.0, queued.1);
                 if timeout == Some(Duration::ZERO) {
                     yield_once().await;
                     if reports.has_any() {
@@ -409,7 +375,7 @@ impl TokioScheduler {
                 slot.conn.note_read_closed();
             }
             if rep.sticky {
-                slot.mailbox.0.rearm();
+                slot.mailbox.0.rearm(&mut self.wakes);
             }
             slot.report(rep.key, self.turn_no, rep.readable, rep.writable, out);
         }
@@ -447,147 +413,6 @@ impl TokioScheduler {
 
     /// Drops sockets whose task has ended (and deregistered from tokio).
     fn reap_dying(&mut self) {
-        self.dying.retain(|d| !d.task.is_finished());
-    }
-
-    // ----- connections -----
-
-    pub fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId> {
-        let fd = stream.as_raw_fd();
-        let conn = Connection::new(stream);
-        let want = want_of(conn.interest());
-        let registered = want.unwrap_or((true, false));
-        let afd = self.register(fd, task::interest_of(registered))?;
-        let gen = self.gen();
-        let key = self.conns.vacant_key();
-        let mailbox = Arc::new(Mailbox::default());
-        let task = self
-            .rt
-            .spawn(tokio::task::coop::unconstrained(ConnectionTask {
-                key,
-                gen,
-                fd,
-                afd: Some((afd, registered)),
-                want,
-                mailbox: Arc::clone(&mailbox),
-                stopped: false,
-                reports: Arc::clone(&self.reports),
-                armed: true,
-            }));
-        self.conns.insert(ConnSlot {
-            gen,
-            conn,
-            mailbox: Sender(mailbox),
-            task,
-            want,
-            queued_hot: false,
-            record: TurnRecord::default(),
-            ended: None,
-        });
-        Ok(ConnId { key, gen })
-    }
-
-    fn slot(&self, id: ConnId) -> Option<&ConnSlot> {
-        self.conns.get(id.key).filter(|s| s.gen == id.gen)
-    }
-
-    fn slot_mut(&mut self, id: ConnId) -> Option<&mut ConnSlot> {
-        self.conns.get_mut(id.key).filter(|s| s.gen == id.gen)
-    }
-
-    /// After a call: drop a finished actor, tell the task about changed
-    /// interest, queue a re-read.
-    fn settle_conn(&mut self, id: ConnId) {
-        let Some(slot) = self.slot_mut(id) else {
-            return;
-        };
-        if slot.conn.is_finished() {
-            self.drop_conn(id);
-            return;
-        }
-        let want = want_of(slot.conn.interest());
-        if want != slot.want {
-            slot.want = want;
-            slot.mailbox.0.want(want);
-        }
-        let rearm = slot.conn.toxic_rearm();
-        if (slot.conn.read_pending() || slot.conn.close_pending()) && !slot.queued_hot {
-            slot.queued_hot = true;
-            self.hot.push((id.key, id.gen));
-        }
-        if let Some(at) = rearm {
-            self.deadlines.push(at, id);
-        }
-    }
-
-    fn drop_conn(&mut self, id: ConnId) {
-        if self.slot(id).is_none() {
-            return;
-        }
-        let slot = self.conns.remove(id.key);
-        crate::sparse::shrink_if_sparse(&mut self.conns);
-        slot.mailbox.0.stop();
-        self.dying.push(Dying {
-            task: slot.task,
-            _socket: slot.conn,
-        });
-        // Let the task see its Stop and drop its registration now, so the
-        // socket closes (and the peer gets its FIN) at once rather than at
-        // the next turn, which a busy loop may not make for a while.
-        self.rt.block_on(yield_once());
-        self.reap_dying();
-    }
-
-    /// Test-only fault: makes the connection's task panic, as a bug in it
-    /// would. The connection must end alone with a panic error.
-    #[doc(hidden)]
-    pub fn inject_task_panic(&mut self, id: ConnId) -> bool {
-        self.slot(id).is_some_and(|slot| slot.mailbox.0.panic())
-    }
-
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
-    }
-
-    /// Scheduler shutdown: every live actor ends with one `Closed(None)`.
-    pub fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>) {
-        let ids: Vec<ConnId> = self
-            .conns
-            .iter()
-            .map(|(key, s)| ConnId { key, gen: s.gen })
-            .collect();
-        let mut evs = Vec::new();
-        for id in ids {
-            self.command(id, Command::Abort, &mut evs).ok();
-            self.drop_conn(id);
-            out.extend(evs.drain(..).map(|e| (id, e)));
-        }
-    }
-}
-
-impl Actors for TokioScheduler {
-    fn actor(&self, id: ConnId) -> Option<&Connection> {
-        self.slot(id).map(|s| &s.conn)
-    }
-    fn actor_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
-        self.slot_mut(id).map(|s| &mut s.conn)
-    }
-    fn actor_and_buffer(&mut self, id: ConnId) -> Option<(&mut Connection, &mut [u8])> {
-        match self.conns.get_mut(id.key) {
-            Some(s) if s.gen == id.gen => Some((&mut s.conn, &mut self.read_buf)),
-            _ => None,
-        }
-    }
-    fn read_buffer(&self) -> &[u8] {
-        &self.read_buf
-    }
-    fn settle(&mut self, id: ConnId, _out: &mut Vec<Event>) {
-        self.settle_conn(id)
-    }
-    fn remove_conn(&mut self, id: ConnId) {
-        self.drop_conn(id)
-    }
-    fn take_ended(&mut self, id: ConnId) -> Option<CloseError> {
-        self.slot_mut(id)?.ended.take()
+        self.dying.retain(|d| !d.is_over());
     }
 }

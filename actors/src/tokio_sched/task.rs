@@ -250,9 +250,13 @@ impl Future for ConnectionTask {
 }
 
 impl Drop for ConnectionTask {
-    /// However the task ends without a Stop (a panic unwinds through here
-    /// too), the scheduler hears of it at the next turn.
+    /// The registration goes, then the mailbox says the task is gone (the
+    /// scheduler closes the socket only then). However the task ends
+    /// without a Stop (a panic unwinds through here too), the scheduler
+    /// hears of it at the next turn.
     fn drop(&mut self) {
+        self.afd = None;
+        self.mailbox.set_gone();
         if !self.stopped {
             self.reports.push(Report {
                 key: self.key,

@@ -1,0 +1,231 @@
+//! The connection table of the tokio scheduler: a slot per connection
+//! actor (its state machine, its mailbox, what it last reported), the
+//! start of its task, and its end: the task is told to stop and the socket
+//! kept open until the task, and its registration with the reactor, are
+//! gone.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+use mio::Interest;
+
+use super::mailbox::{Mailbox, Sender, Wakes};
+use super::task::{self, ConnectionTask, Want};
+use super::{yield_once, TokioScheduler};
+use crate::actors_api::Actors;
+use crate::command::Command;
+use crate::connection::Connection;
+use crate::event::{CloseError, Event};
+use crate::ready::{ConnId, Ready, TurnRecord};
+use crate::stream::Stream;
+
+fn want_of(interest: Option<Interest>) -> Want {
+    interest.map(|i| (i.is_readable(), i.is_writable()))
+}
+
+pub(super) struct ConnSlot {
+    pub(super) gen: u64,
+    pub(super) conn: Connection,
+    pub(super) mailbox: Sender,
+    pub(super) want: Want,
+    pub(super) queued_hot: bool,
+    pub(super) record: TurnRecord,
+    /// The task died: the error the next call ends the connection with.
+    pub(super) ended: Option<CloseError>,
+}
+
+impl ConnSlot {
+    pub(super) fn report(
+        &mut self,
+        key: usize,
+        turn: u64,
+        readable: bool,
+        writable: bool,
+        out: &mut Vec<Ready>,
+    ) {
+        let id = ConnId { key, gen: self.gen };
+        self.record.report(turn, id, readable, writable, out);
+    }
+
+    /// The task ended without being told to (it panicked): the connection
+    /// ends with a panic error, the supervisor's one Closed, delivered by
+    /// the caller's next call; it is reported readable so that call comes.
+    pub(super) fn task_ended(&mut self, key: usize, turn: u64, out: &mut Vec<Ready>) {
+        if self.ended.is_none() && !self.conn.is_finished() {
+            self.ended = Some(CloseError::Panic("connection task ended".into()));
+            self.report(key, turn, true, false, out);
+        }
+    }
+}
+
+/// A socket kept open until the task that registered it is gone.
+pub(super) struct Dying {
+    mailbox: Arc<Mailbox>,
+    _socket: Connection,
+}
+
+impl Dying {
+    /// The task is gone: the socket may close.
+    pub(super) fn is_over(&self) -> bool {
+        self.mailbox.is_gone()
+    }
+}
+
+/// Starts what the scheduler queued for the runtime: called first thing in
+/// a `block_on`, where a spawned or woken task goes on the local run queue
+/// (from outside, tokio queues it across threads and wakes its driver with
+/// a system call).
+pub(super) fn start_queued(tasks: Vec<ConnectionTask>, wakes: Wakes) {
+    for task in tasks {
+        // Detached: the task's mailbox says when it is gone.
+        drop(tokio::spawn(tokio::task::coop::unconstrained(task)));
+    }
+    wakes.wake_all();
+}
+
+impl TokioScheduler {
+    pub fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId> {
+        let fd = stream.as_raw_fd();
+        let conn = Connection::new(stream);
+        let want = want_of(conn.interest());
+        let registered = want.unwrap_or((true, false));
+        let afd = self.register(fd, task::interest_of(registered))?;
+        let gen = self.gen();
+        let key = self.conns.vacant_key();
+        let mailbox = Arc::new(Mailbox::default());
+        self.unstarted.push(ConnectionTask {
+            key,
+            gen,
+            fd,
+            afd: Some((afd, registered)),
+            want,
+            mailbox: Arc::clone(&mailbox),
+            stopped: false,
+            reports: Arc::clone(&self.reports),
+            armed: true,
+        });
+        self.conns.insert(ConnSlot {
+            gen,
+            conn,
+            mailbox: Sender(mailbox),
+            want,
+            queued_hot: false,
+            record: TurnRecord::default(),
+            ended: None,
+        });
+        Ok(ConnId { key, gen })
+    }
+
+    fn slot(&self, id: ConnId) -> Option<&ConnSlot> {
+        self.conns.get(id.key).filter(|s| s.gen == id.gen)
+    }
+
+    fn slot_mut(&mut self, id: ConnId) -> Option<&mut ConnSlot> {
+        self.conns.get_mut(id.key).filter(|s| s.gen == id.gen)
+    }
+
+    /// After a call: drop a finished actor, tell the task about changed
+    /// interest, queue a re-read.
+    fn settle_conn(&mut self, id: ConnId) {
+        let Some(slot) = self.conns.get_mut(id.key).filter(|s| s.gen == id.gen) else {
+            return;
+        };
+        if slot.conn.is_finished() {
+            self.drop_conn(id);
+            return;
+        }
+        let want = want_of(slot.conn.interest());
+        if want != slot.want {
+            slot.want = want;
+            slot.mailbox.0.want(want, &mut self.wakes);
+        }
+        let rearm = slot.conn.toxic_rearm();
+        if (slot.conn.read_pending() || slot.conn.close_pending()) && !slot.queued_hot {
+            slot.queued_hot = true;
+            self.hot.push((id.key, id.gen));
+        }
+        if let Some(at) = rearm {
+            self.deadlines.push(at, id);
+        }
+    }
+
+    fn drop_conn(&mut self, id: ConnId) {
+        if self.slot(id).is_none() {
+            return;
+        }
+        let slot = self.conns.remove(id.key);
+        crate::sparse::shrink_if_sparse(&mut self.conns);
+        slot.mailbox.0.stop(&mut self.wakes);
+        self.dying.push(Dying {
+            mailbox: Arc::clone(&slot.mailbox.0),
+            _socket: slot.conn,
+        });
+        // Let the task see its Stop and drop its registration now, so the
+        // socket closes (and the peer gets its FIN) at once rather than at
+        // the next turn, which a busy loop may not make for a while.
+        let tasks = std::mem::take(&mut self.unstarted);
+        let wakes = std::mem::take(&mut self.wakes);
+        self.rt.block_on(async move {
+            start_queued(tasks, wakes);
+            yield_once().await;
+        });
+        self.reap_dying();
+    }
+
+    /// Test-only fault: makes the connection's task panic, as a bug in it
+    /// would. The connection must end alone with a panic error.
+    #[doc(hidden)]
+    pub fn inject_task_panic(&mut self, id: ConnId) -> bool {
+        match self.conns.get(id.key).filter(|s| s.gen == id.gen) {
+            Some(slot) => slot.mailbox.0.panic(&mut self.wakes),
+            None => false,
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Scheduler shutdown: every live actor ends with one `Closed(None)`.
+    pub fn close_all(&mut self, out: &mut Vec<(ConnId, Event)>) {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .map(|(key, s)| ConnId { key, gen: s.gen })
+            .collect();
+        let mut evs = Vec::new();
+        for id in ids {
+            self.command(id, Command::Abort, &mut evs).ok();
+            self.drop_conn(id);
+            out.extend(evs.drain(..).map(|e| (id, e)));
+        }
+    }
+}
+
+impl Actors for TokioScheduler {
+    fn actor(&self, id: ConnId) -> Option<&Connection> {
+        self.slot(id).map(|s| &s.conn)
+    }
+    fn actor_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
+        self.slot_mut(id).map(|s| &mut s.conn)
+    }
+    fn actor_and_buffer(&mut self, id: ConnId) -> Option<(&mut Connection, &mut [u8])> {
+        match self.conns.get_mut(id.key) {
+            Some(s) if s.gen == id.gen => Some((&mut s.conn, &mut self.read_buf)),
+            _ => None,
+        }
+    }
+    fn read_buffer(&self) -> &[u8] {
+        &self.read_buf
+    }
+    fn settle(&mut self, id: ConnId, _out: &mut Vec<Event>) {
+        self.settle_conn(id)
+    }
+    fn remove_conn(&mut self, id: ConnId) {
+        self.drop_conn(id)
+    }
+    fn take_ended(&mut self, id: ConnId) -> Option<CloseError> {
+        self.slot_mut(id)?.ended.take()
+    }
+}

@@ -11,16 +11,17 @@
 //! kept: the tuple a datagram was received from maps straight back to its
 //! `sockaddr` when the reply is sent to it, the common case of a server.
 //!
-//! Only an IPv4 or IPv6 endpoint that was not made connected takes these
-//! paths (the transport's `_rloop_native` says which: `(fd, family)`, or
-//! None). Anything else they do not handle as asyncio would, in the same
-//! steps, is handed to the Python methods: `sendto` of anything but a
-//! non-empty `bytes` to an address this module made, with nothing queued,
-//! and every read of a socket of another family.
+//! An IPv4 or IPv6 endpoint takes these paths (the transport's
+//! `_rloop_native` says so: `(fd, family, connected)`, or None). What they
+//! do not handle as asyncio would, in the same steps, is handed to the
+//! Python methods: a `sendto` of anything but a non-empty `bytes`, to
+//! anything but an address this module made (unconnected) or no address
+//! (connected), or with datagrams queued; and every read of a socket of
+//! another family.
 
 use std::os::fd::RawFd;
 
-use actors::datagram::{recv_from, send_to, PeerAddr, Received, HOST_LEN};
+use actors::datagram::{recv_from, send, send_to, PeerAddr, Received, HOST_LEN};
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::intern;
@@ -116,8 +117,9 @@ fn peer_of(py: Python<'_>, tuple: *mut ffi::PyObject) -> Option<PeerAddr> {
         .and_then(|peers| peers.addrs.get(&(tuple as usize)).copied())
 }
 
-/// `(fd, family)` if the transport takes the native paths.
-fn native_of(transport: &Bound<'_, PyAny>) -> PyResult<Option<(RawFd, i32)>> {
+/// The transport's `_rloop_native`: `(fd, family, connected)` if it takes
+/// the native paths.
+fn native_of(transport: &Bound<'_, PyAny>) -> PyResult<Option<(RawFd, i32, bool)>> {
     let native = transport.getattr(intern!(transport.py(), "_rloop_native"))?;
     if native.is_none() {
         return Ok(None);
@@ -157,7 +159,7 @@ fn read_one(py: Python<'_>, fd: RawFd, max_size: usize) -> Read {
 
 /// `_read_ready(self)`: asyncio's, for up to READS_PER_EVENT datagrams.
 fn read_ready(py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
-    let Some((fd, _)) = native_of(transport)? else {
+    let Some((fd, _, _)) = native_of(transport)? else {
         return fallbacks(py)?.read_ready.call1(py, (transport,));
     };
     let max_size: usize = transport.getattr(intern!(py, "max_size"))?.extract()?;
@@ -194,12 +196,20 @@ fn read_ready(py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<Py<PyAny
 }
 
 /// `sendto(data, addr)` sent at once, if it is a case handled here: None
-/// when it is not (the Python method does it).
+/// when it is not (the Python method does it). `addr` is None when it was
+/// not given or given as None.
+///
+/// asyncio's method sends with `send` on a connected socket and with
+/// `sendto` on another; the cases taken here are: no address on a
+/// connected endpoint (an address there must be compared with the
+/// endpoint's, and may be refused), and an address this module made on an
+/// unconnected one. Both with nothing queued, and not after the
+/// connection was lost (asyncio counts those sends and may warn).
 fn send_now(
     py: Python<'_>,
     transport: &Bound<'_, PyAny>,
     data: &Bound<'_, PyAny>,
-    addr: *mut ffi::PyObject,
+    addr: Option<*mut ffi::PyObject>,
 ) -> PyResult<Option<()>> {
     let Ok(data) = data.cast_exact::<PyBytes>() else {
         return Ok(None);
@@ -208,18 +218,30 @@ fn send_now(
     if bytes.is_empty() {
         return Ok(None);
     }
-    let Some((fd, family)) = native_of(transport)? else {
+    let Some((fd, family, connected)) = native_of(transport)? else {
         return Ok(None);
     };
-    let Some(peer) = peer_of(py, addr).filter(|peer| peer.family() == family) else {
-        return Ok(None);
+    let peer = match (connected, addr) {
+        (true, None) => None,
+        (false, Some(addr)) => match peer_of(py, addr).filter(|peer| peer.family() == family) {
+            Some(peer) => Some(peer),
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
     };
+    if connected && transport.getattr(intern!(py, "_conn_lost"))?.is_truthy()? {
+        return Ok(None);
+    }
     // Queued datagrams go first: asyncio appends to its queue then.
     if transport.getattr(intern!(py, "_buffer"))?.len()? != 0 {
         return Ok(None);
     }
     loop {
-        match send_to(fd, bytes, &peer) {
+        let sent = match &peer {
+            Some(peer) => send_to(fd, bytes, peer),
+            None => send(fd, bytes),
+        };
+        match sent {
             Ok(Some(_)) => return Ok(Some(())),
             // The socket's buffer is full: asyncio's method queues it.
             Ok(None) => return Ok(None),
@@ -258,9 +280,13 @@ unsafe extern "C" fn native_sendto(
     trampoline(|py| {
         // SAFETY: the instance the descriptor was called on.
         let transport = unsafe { Bound::from_borrowed_ptr(py, slf) };
-        if nargs == 2 && kwnames.is_null() {
-            // SAFETY: two positional arguments, live for the call.
-            let (data, addr) = unsafe { (Bound::from_borrowed_ptr(py, *args), *args.offset(1)) };
+        if (nargs == 1 || nargs == 2) && kwnames.is_null() {
+            // SAFETY: one or two positional arguments, live for the call.
+            let (data, addr) = unsafe {
+                let addr = (nargs == 2).then(|| *args.offset(1));
+                (Bound::from_borrowed_ptr(py, *args), addr)
+            };
+            let addr = addr.filter(|a| *a != unsafe { ffi::Py_None() });
             if send_now(py, &transport, &data, addr)?.is_some() {
                 return Ok(py.None());
             }

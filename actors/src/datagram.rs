@@ -185,6 +185,21 @@ pub fn send_to(fd: RawFd, data: &[u8], to: &PeerAddr) -> io::Result<Option<usize
     Ok(Some(sent as usize))
 }
 
+/// One `send(2)` of `data` on a connected socket, without blocking: as
+/// [`send_to`], to the socket's peer.
+pub fn send(fd: RawFd, data: &[u8]) -> io::Result<Option<usize>> {
+    // SAFETY: `data` is readable for its length.
+    let sent = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT) };
+    if sent < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(None),
+            _ => Err(err),
+        };
+    }
+    Ok(Some(sent as usize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +247,22 @@ mod tests {
             .unwrap();
         let (_, again) = received(server.as_raw_fd(), &mut buf);
         assert!(again == peer);
+    }
+
+    #[test]
+    fn sends_to_the_connected_peer() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(server.local_addr().unwrap()).unwrap();
+        assert_eq!(send(client.as_raw_fd(), b"hello").unwrap(), Some(5));
+        let mut buf = [0u8; 16];
+        let (n, peer) = received(server.as_raw_fd(), &mut buf);
+        assert_eq!(&buf[..n], b"hello");
+        let mut host = [0u8; HOST_LEN];
+        assert_eq!(
+            peer.parts(&mut host).unwrap().port,
+            client.local_addr().unwrap().port()
+        );
     }
 
     #[test]

@@ -12,10 +12,10 @@ largest datagram UDP has, not asyncio's 256 KiB, and up to 32 datagrams
 each time its socket is readable (asyncio's reads one).
 
 Its two per-datagram methods, ``_read_ready`` and ``sendto``, are C
-methods (src/datagram.rs) on an IPv4 or IPv6 endpoint that was not made
-connected: no Python frame, and one ``(host, port)`` tuple per peer, made
-once, instead of a tuple made and parsed again per datagram. The cases
-they do not take on go to the Python methods below and asyncio's.
+methods (src/datagram.rs) on an IPv4 or IPv6 endpoint: no Python frame,
+and one ``(host, port)`` tuple per peer, made once, instead of a tuple made
+and parsed again per datagram. The cases they do not take on go to the
+Python methods below and asyncio's.
 
 One fix on top (uvloop's behaviour and the documented one): ``sendto(data)``
 without an address on a socket that came connected (``sock=``) to a peer
@@ -110,9 +110,9 @@ class _DatagramTransport(_SelectorDatagramTransport):  # type: ignore[misc]
     """asyncio's UDP transport, reading up to ``_READS_PER_EVENT``
     datagrams each time its socket is readable (asyncio's reads one)."""
 
-    #: ``(fd, family)`` while the native paths serve this transport (an
-    #: IPv4 or IPv6 endpoint not made connected), else None.
-    _rloop_native: tuple[int, int] | None = None
+    #: ``(fd, family, connected)`` while the native paths serve this
+    #: transport (an IPv4 or IPv6 endpoint), else None.
+    _rloop_native: tuple[int, int, bool] | None = None
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         # The socket is closed here: its fd may be reused at once.
@@ -162,8 +162,8 @@ class DatagramsMixin:
         transport = _DatagramTransport(self, used, protocol, address, waiter, extra)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             transport.max_size = _UDP_READ_SIZE
-            if not address and not transport.get_extra_info("peername"):
-                transport._rloop_native = (sock.fileno(), int(sock.family))
+            connected = bool(address or transport.get_extra_info("peername"))
+            transport._rloop_native = (sock.fileno(), int(sock.family), connected)
         return transport
 
     def __init__(self) -> None:

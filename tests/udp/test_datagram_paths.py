@@ -1,8 +1,8 @@
-"""The per-datagram paths of a UDP server (rloop runs them in Rust for an
-unconnected IPv4/IPv6 endpoint): the sender's address as Python's socket
-module gives it, replies to that address or to any other, the kinds of data
-sendto takes, send errors, a protocol swapped mid-stream, many peers, and a
-transport used after its socket closed. Every loop, the same assertions;
+"""The per-datagram paths of a UDP endpoint (rloop runs them in Rust for an
+IPv4/IPv6 endpoint): the sender's address as Python's socket module gives
+it, replies to that address or to any other, the kinds of data sendto takes,
+send errors, a protocol swapped mid-stream, many peers, a transport used
+after its socket closed, and a connected endpoint's sends and errors. Every loop, the same assertions;
 127.0.0.1 and ::1 only."""
 
 from __future__ import annotations
@@ -268,3 +268,49 @@ def test_sendto_after_close_sends_nothing_through_a_reused_fd(
             peer.close()
 
     assert run(loop, main()) == b"sentinel"
+
+
+def test_a_connected_endpoint_sends_to_its_peer(loop: asyncio.AbstractEventLoop) -> None:
+    # Made with remote_addr: sendto(data) and sendto(data, None) reach the
+    # peer; so does the peer's own address; another address is refused.
+    async def main() -> None:
+        peer = _client(socket.AF_INET, "127.0.0.1")
+        address = peer.getsockname()
+        client, rec = await loop.create_datagram_endpoint(Recorder, remote_addr=address)
+        try:
+            client.sendto(b"one")
+            client.sendto(b"two", None)
+            client.sendto(b"three", address)
+            assert [await _recv(peer) for _ in range(3)] == [b"one", b"two", b"three"]
+            with pytest.raises(ValueError):
+                client.sendto(b"four", ("127.0.0.2", address[1]))
+            # And what the peer sends back comes with the peer's address.
+            peer.sendto(b"back", client.get_extra_info("sockname"))
+            assert await asyncio.wait_for(rec.datagrams.get(), 10) == (b"back", address)
+        finally:
+            client.close()
+            peer.close()
+
+    run(loop, main())
+
+
+def test_a_connected_endpoint_reports_a_refused_send(loop: asyncio.AbstractEventLoop) -> None:
+    # The peer's port is closed: the ICMP error reaches error_received,
+    # as ConnectionRefusedError, from the next receive or send.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
+        gone.bind(("127.0.0.1", 0))
+        address = gone.getsockname()
+
+    async def main() -> list[type[BaseException]]:
+        client, rec = await loop.create_datagram_endpoint(Recorder, remote_addr=address)
+        try:
+            errors = []
+            for _ in range(2):
+                client.sendto(b"anyone?")
+                errors.append(type(await asyncio.wait_for(rec.errors.get(), 10)))
+            assert not client.is_closing()
+            return errors
+        finally:
+            client.close()
+
+    assert run(loop, main()) == [ConnectionRefusedError, ConnectionRefusedError]

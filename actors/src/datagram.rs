@@ -175,14 +175,20 @@ pub fn send_to(fd: RawFd, data: &[u8], to: &PeerAddr) -> io::Result<Option<usize
             libc::socklen_t::from(to.len),
         )
     };
-    if sent < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::EAGAIN) => Ok(None),
-            _ => Err(err),
-        };
+    sent_count(sent)
+}
+
+/// What a send call's return means: the bytes sent, `None` if the
+/// socket's buffer is full, or the error (from errno).
+fn sent_count(sent: isize) -> io::Result<Option<usize>> {
+    if sent >= 0 {
+        return Ok(Some(sent as usize));
     }
-    Ok(Some(sent as usize))
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) => Ok(None),
+        _ => Err(err),
+    }
 }
 
 /// One `send(2)` of `data` on a connected socket, without blocking: as
@@ -190,14 +196,7 @@ pub fn send_to(fd: RawFd, data: &[u8], to: &PeerAddr) -> io::Result<Option<usize
 pub fn send(fd: RawFd, data: &[u8]) -> io::Result<Option<usize>> {
     // SAFETY: `data` is readable for its length.
     let sent = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT) };
-    if sent < 0 {
-        let err = io::Error::last_os_error();
-        return match err.raw_os_error() {
-            Some(libc::EAGAIN) => Ok(None),
-            _ => Err(err),
-        };
-    }
-    Ok(Some(sent as usize))
+    sent_count(sent)
 }
 
 #[cfg(test)]

@@ -92,18 +92,25 @@ fn peer_tuple(py: Python<'_>, peer: &PeerAddr) -> PyResult<Py<PyAny>> {
             ],
         )?,
     };
+    // Dropped after the table's borrow (a tuple's last reference).
     let dropped = {
         let mut guard = PEERS.borrow_mut(py);
         let peers = guard.get_or_insert_with(Peers::default);
-        let dropped = if peers.tuples.len() >= MAX_PEERS {
+        let all = if peers.tuples.len() >= MAX_PEERS {
             peers.addrs.clear();
             Some(std::mem::take(&mut peers.tuples))
         } else {
             None
         };
         peers.addrs.insert(tuple.as_ptr() as usize, *peer);
-        peers.tuples.insert(*peer, tuple.clone().unbind());
-        dropped
+        // The same peer kept meanwhile (by code the collector ran): its
+        // old tuple goes from both maps, so that no other object, made
+        // where it was, can be taken for it.
+        let replaced = peers.tuples.insert(*peer, tuple.clone().unbind());
+        if let Some(old) = &replaced {
+            peers.addrs.remove(&(old.as_ptr() as usize));
+        }
+        (all, replaced)
     };
     drop(dropped);
     Ok(tuple.into_any().unbind())

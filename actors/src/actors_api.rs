@@ -129,6 +129,17 @@ pub trait Actors {
         }
     }
 
+    /// Scheduler shutdown: each of `ids` is aborted (its one `Closed` goes
+    /// to `out`) and dropped, even one that somehow did not end.
+    fn abort_and_drop(&mut self, ids: Vec<ConnId>, out: &mut Vec<(ConnId, Event)>) {
+        let mut evs = Vec::new();
+        for id in ids {
+            self.command(id, Command::Abort, &mut evs).ok();
+            self.remove_conn(id);
+            out.extend(evs.drain(..).map(|e| (id, e)));
+        }
+    }
+
     /// asyncio `loop.sendfile()`; see [`Connection::sendfile`].
     fn sendfile(
         &mut self,

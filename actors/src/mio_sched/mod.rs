@@ -17,7 +17,6 @@ use slab::Slab;
 
 use crate::acceptor::Listener;
 use crate::actors_api::Actors;
-use crate::command::Command;
 use crate::connection::{Connection, DEFAULT_READ_BUFFER};
 use crate::event::{CloseError, Event};
 use crate::level::FiredFds;
@@ -426,13 +425,7 @@ impl MioScheduler {
                 _ => None,
             })
             .collect();
-        let mut evs = Vec::new();
-        for id in ids {
-            self.command(id, Command::Abort, &mut evs).ok();
-            // Defensive: an actor that somehow did not end is dropped too.
-            self.drop_conn(id);
-            out.extend(evs.drain(..).map(|e| (id, e)));
-        }
+        self.abort_and_drop(ids, out);
     }
 }
 

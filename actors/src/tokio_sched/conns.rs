@@ -14,7 +14,6 @@ use super::mailbox::{Mailbox, Sender, Wakes};
 use super::task::{self, ConnectionTask, Want};
 use super::{yield_once, TokioScheduler};
 use crate::actors_api::Actors;
-use crate::command::Command;
 use crate::connection::Connection;
 use crate::event::{CloseError, Event};
 use crate::ready::{ConnId, Ready, TurnRecord};
@@ -194,12 +193,7 @@ impl TokioScheduler {
             .iter()
             .map(|(key, s)| ConnId { key, gen: s.gen })
             .collect();
-        let mut evs = Vec::new();
-        for id in ids {
-            self.command(id, Command::Abort, &mut evs).ok();
-            self.drop_conn(id);
-            out.extend(evs.drain(..).map(|e| (id, e)));
-        }
+        self.abort_and_drop(ids, out);
     }
 }
 

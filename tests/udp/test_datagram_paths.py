@@ -13,10 +13,13 @@ import errno
 import inspect
 import socket
 from asyncio import selector_events
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from conftest import run, xfail_for
+
+from udp.test_datagram import Recorder, _has_ipv6
 
 #: sendto(b"") sends an empty datagram (3.13+); before, it sent nothing.
 SENDS_EMPTY_DATAGRAMS: bool = "if not data" not in inspect.getsource(
@@ -24,39 +27,13 @@ SENDS_EMPTY_DATAGRAMS: bool = "if not data" not in inspect.getsource(
 )
 
 
-class Recorder(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.transport: Any = None
-        self.datagrams: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
-        self.errors: asyncio.Queue[Exception] = asyncio.Queue()
-        self.lost: asyncio.Future[Exception | None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.datagrams.put_nowait((data, addr))
-
-    def error_received(self, exc: Exception) -> None:
-        self.errors.put_nowait(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost.set_result(exc)
-
-
 class Echo(Recorder):
+    """Sends every datagram back as it came."""
+
     def datagram_received(self, data: bytes, addr: Any) -> None:
         super().datagram_received(data, addr)
+        assert self.transport is not None
         self.transport.sendto(data, addr)
-
-
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 def _client(family: socket.AddressFamily, host: str) -> socket.socket:
@@ -69,6 +46,24 @@ def _client(family: socket.AddressFamily, host: str) -> socket.socket:
 async def _recv(sock: socket.socket) -> bytes:
     loop = asyncio.get_running_loop()
     return await asyncio.wait_for(loop.sock_recv(sock, 70000), 10)
+
+
+@contextlib.asynccontextmanager
+async def _heard_from_a_client(
+    loop: asyncio.AbstractEventLoop,
+) -> AsyncIterator[tuple[Any, Recorder, socket.socket, Any]]:
+    """A server endpoint on 127.0.0.1 that has received one datagram from a
+    client socket: (the server, its protocol, the client, the address the
+    datagram came from). Both are closed after."""
+    server, rec = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
+    client = _client(socket.AF_INET, "127.0.0.1")
+    try:
+        client.sendto(b"hi", server.get_extra_info("sockname"))
+        _, addr = await rec.datagrams.get()
+        yield server, rec, client, addr
+    finally:
+        client.close()
+        server.close()
 
 
 @pytest.mark.parametrize(
@@ -121,36 +116,22 @@ def test_replies_to_any_form_of_the_address(
         xfail_for(request, ["uvloop"], "uvloop's sendto takes no host name", loop_name)
 
     async def main() -> None:
-        server, rec = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
-        client = _client(socket.AF_INET, "127.0.0.1")
-        try:
-            client.sendto(b"hi", server.get_extra_info("sockname"))
-            _, addr = await rec.datagrams.get()
+        async with _heard_from_a_client(loop) as (server, _, client, addr):
             port = client.getsockname()[1]
             forms = [("localhost", port)] if by_name else [addr, addr[:1] + addr[1:], ("127.0.0.1", port)]
             for n, to in enumerate(forms):
                 server.sendto(b"reply %d" % n, to)
                 assert await _recv(client) == b"reply %d" % n
-        finally:
-            client.close()
-            server.close()
 
     run(loop, main())
 
 
 def test_sendto_takes_any_bytes_like_object(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> list[bytes]:
-        server, rec = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
-        client = _client(socket.AF_INET, "127.0.0.1")
-        try:
-            client.sendto(b"hi", server.get_extra_info("sockname"))
-            _, addr = await rec.datagrams.get()
+        async with _heard_from_a_client(loop) as (server, _, client, addr):
             for data in (b"bytes", bytearray(b"bytearray"), memoryview(b"xmemoryview")[1:]):
                 server.sendto(data, addr)
             return [await _recv(client) for _ in range(3)]
-        finally:
-            client.close()
-            server.close()
 
     assert run(loop, main()) == [b"bytes", b"bytearray", b"memoryview"]
 
@@ -164,17 +145,10 @@ def test_sendto_of_nothing_as_the_running_python(
         xfail_for(request, ["uvloop"], "uvloop never sends an empty datagram", loop_name)
 
     async def main() -> list[bytes]:
-        server, rec = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
-        client = _client(socket.AF_INET, "127.0.0.1")
-        try:
-            client.sendto(b"hi", server.get_extra_info("sockname"))
-            _, addr = await rec.datagrams.get()
+        async with _heard_from_a_client(loop) as (server, _, client, addr):
             server.sendto(b"", addr)
             server.sendto(b"last", addr)
             return [await _recv(client) for _ in range(2 if SENDS_EMPTY_DATAGRAMS else 1)]
-        finally:
-            client.close()
-            server.close()
 
     assert run(loop, main()) == ([b"", b"last"] if SENDS_EMPTY_DATAGRAMS else [b"last"])
 
@@ -183,11 +157,7 @@ def test_a_failed_send_goes_to_error_received(loop: asyncio.AbstractEventLoop) -
     # A datagram larger than UDP carries: EMSGSIZE to error_received, and
     # the transport goes on.
     async def main() -> None:
-        server, rec = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
-        client = _client(socket.AF_INET, "127.0.0.1")
-        try:
-            client.sendto(b"hi", server.get_extra_info("sockname"))
-            _, addr = await rec.datagrams.get()
+        async with _heard_from_a_client(loop) as (server, rec, client, addr):
             server.sendto(b"x" * 70000, addr)
             exc = await asyncio.wait_for(rec.errors.get(), 10)
             assert isinstance(exc, OSError)
@@ -195,9 +165,6 @@ def test_a_failed_send_goes_to_error_received(loop: asyncio.AbstractEventLoop) -
             assert not server.is_closing()
             server.sendto(b"still here", addr)
             assert await _recv(client) == b"still here"
-        finally:
-            client.close()
-            server.close()
 
     run(loop, main())
 
@@ -213,6 +180,7 @@ def test_a_protocol_set_mid_stream_gets_the_next_datagrams(
         class Swapping(Recorder):
             def datagram_received(self, data: bytes, addr: Any) -> None:
                 super().datagram_received(data, addr)
+                assert self.transport is not None
                 self.transport.set_protocol(second)
 
         server, first = await loop.create_datagram_endpoint(
@@ -252,11 +220,7 @@ def test_sendto_after_close_sends_nothing_through_a_reused_fd(
     # Once connection_lost has run, the transport's socket is closed and a
     # new socket may get its fd: a sendto then must not go out through it.
     async def main() -> bytes:
-        server, rec = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
-        peer = _client(socket.AF_INET, "127.0.0.1")
-        try:
-            peer.sendto(b"hi", server.get_extra_info("sockname"))
-            _, addr = await rec.datagrams.get()
+        async with _heard_from_a_client(loop) as (server, rec, peer, addr):
             server.close()
             await rec.lost
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as new:
@@ -264,8 +228,6 @@ def test_sendto_after_close_sends_nothing_through_a_reused_fd(
                     server.sendto(b"stale", addr)
                 new.sendto(b"sentinel", peer.getsockname())
                 return await _recv(peer)
-        finally:
-            peer.close()
 
     assert run(loop, main()) == b"sentinel"
 

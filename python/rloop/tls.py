@@ -15,6 +15,34 @@ from typing import Any
 
 from . import _rloop
 
+#: asyncio's ``SSLProtocol.max_size``: the most read from the socket, or
+#: decrypted, per call.
+_READ_SIZE = 256 * 1024
+
+#: One full TLS record (16 KiB and its overhead).
+_FIRST_WINDOW = 16 * 1024 + 256
+
+
+def _loop_buffer(loop: Any) -> memoryview:
+    """The buffer every TLS connection of ``loop`` reads into, made at the
+    first.
+
+    asyncio gives each connection a 256 KiB buffer of its own, zero-filled,
+    so resident: 1,000 TLS connections held 300 MB of server RSS (102 MB
+    with a buffer of one record each that grew on demand, 86 MB with this
+    one). What is in the buffer never outlives the call that filled it:
+    the socket transport reads into it and calls ``buffer_updated`` at
+    once, which hands the ciphertext to the connection's incoming
+    ``MemoryBIO``, and the plaintext decrypted into it is copied out before
+    the application sees it (src/tls/read.rs). A loop makes one such call
+    at a time, so its connections can share one buffer.
+    """
+    view: memoryview | None = getattr(loop, "_rloop_tls_buffer", None)
+    if view is None:
+        view = memoryview(bytearray(_READ_SIZE))
+        loop._rloop_tls_buffer = view
+    return view
+
 
 class SSLProtocolTransport(sslproto._SSLProtocolTransport):
     """The transport a TLS connection's protocol writes to: asyncio's, with
@@ -40,19 +68,22 @@ class SSLProtocolTransport(sslproto._SSLProtocolTransport):
 class SSLProtocol(_rloop.SSLRecords, sslproto.SSLProtocol):
     """asyncio's TLS protocol, fed by the socket transport in Rust."""
 
-    #: The connection's buffer (ciphertext in, plaintext out) starts at one
-    #: full TLS record, which is what asyncio's ``__init__`` allocates from
-    #: this class attribute; ``__init__`` then sets the most it may grow to
-    #: (src/tls/read.rs doubles it after a read that filled it). asyncio's
-    #: is 256 KiB from the start, zero-filled, so resident: 1,000 TLS
-    #: connections held 300 MB. Only a connection moving bulk data fills
-    #: its buffer and grows it, up to asyncio's 256 KiB: a cap of 64 KiB
-    #: cost 15 % more CPU per message on 100 KiB TLS echo.
-    max_size = 16 * 1024 + 256
+    #: asyncio's ``__init__`` allocates the connection's buffer (ciphertext
+    #: in, plaintext out) from this class attribute: none here. Every TLS
+    #: connection of a loop reads into the loop's one (``_loop_buffer``),
+    #: through a window of one TLS record at first; ``__init__`` then sets
+    #: asyncio's read size, which src/tls/read.rs widens the window to by
+    #: doubling it after each read that filled it (only bulk transfers do:
+    #: reading at most 64 KiB per call cost 15 % more CPU per message on
+    #: 100 KiB TLS echo).
+    max_size = 0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.max_size = 256 * 1024
+        self.max_size = _READ_SIZE
+        buffer = _loop_buffer(self._loop)
+        self._ssl_buffer = buffer.obj
+        self._ssl_buffer_view = buffer[:_FIRST_WINDOW]
 
     def connection_lost(self, exc: BaseException | None) -> None:
         transport = self._app_transport

@@ -20,11 +20,13 @@
 //! asyncio's code does, on the same attributes and the same `SSLObject`,
 //! with no Python frame; in any other state, or with anything unusual
 //! pending (a write backlog, a `BufferedProtocol` application, paused
-//! reading), it calls asyncio's own method. Two things differ in how, not
-//! in what: plaintext is read into the protocol's existing 256 KiB buffer
-//! and copied out at its size, and the read loop stops when neither the
-//! `SSLObject` nor the incoming BIO holds a byte, where the next read could
-//! only raise `SSLWantReadError`.
+//! reading), it calls asyncio's own method. Three things differ in how,
+//! not in what: plaintext is read into the protocol's buffer and copied
+//! out at its size; the read loop stops when neither the `SSLObject` nor
+//! the incoming BIO holds a byte, where the next read could only raise
+//! `SSLWantReadError`; and that buffer (256 KiB, asyncio's size) is one
+//! per loop, shared by its TLS connections (python/rloop/tls.py says why
+//! that is safe), where asyncio makes one per connection.
 
 mod read;
 mod write;

@@ -9,7 +9,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PySlice, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::{control_ssl_reading, fatal_on_error, names, process_outgoing, Parts};
@@ -52,18 +52,20 @@ impl SslRecords {
         }
     }
 
-    /// asyncio's: the protocol's own buffer, grown to what is asked (up to
+    /// asyncio's: the protocol's buffer, grown to what is asked (up to
     /// `max_size`). For "any size" (0 or less) asyncio grows it to
     /// `max_size` at once; here it starts at one TLS record (tls.py) and
-    /// doubles, up to `max_size`, after a read that filled it: an idle or
-    /// chatty connection keeps a small buffer, a bulk one soon reads as
-    /// much per call as asyncio's.
+    /// doubles, up to `max_size`, after a read that filled it: a chatty
+    /// connection reads a record at a time, a bulk one soon as much per
+    /// call as asyncio's. The buffer is a window on the loop's, which its
+    /// TLS connections share (tls.py): growing it only widens the window.
     fn get_buffer<'py>(slf: &Bound<'py, Self>, n: isize) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let me = slf.as_any();
         let max: isize = me.getattr(intern!(py, "max_size"))?.extract()?;
         let parts = Self::parts(slf)?;
-        let have = parts.get(intern!(py, "_ssl_buffer"))?.len()? as isize;
+        let view = parts.get(intern!(py, "_ssl_buffer_view"))?;
+        let have = view.len()? as isize;
         let this = slf.get();
         let want = if n > max {
             max
@@ -74,11 +76,20 @@ impl SslRecords {
         } else {
             have
         };
-        if have < want {
-            // asyncio's method makes the bigger buffer.
+        if have >= want {
+            return Ok(view);
+        }
+        let buffer = parts.get(intern!(py, "_ssl_buffer"))?;
+        if (buffer.len()? as isize) < want {
+            // asyncio's method makes a bigger buffer, the connection's own.
             return names(py)?.stock_get_buffer.bind(py).call1((me, want));
         }
-        parts.get(intern!(py, "_ssl_buffer_view"))
+        let wider = PyMemoryView::from(&buffer)?.get_item(PySlice::new(py, 0, want, 1))?;
+        parts
+            .dict
+            .bind(py)
+            .set_item(intern!(py, "_ssl_buffer_view"), &wider)?;
+        Ok(wider)
     }
 
     /// `nbytes` of ciphertext are in the buffer: into the incoming BIO,

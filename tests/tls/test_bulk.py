@@ -1,5 +1,6 @@
 """TLS bulk traffic over TCP on every loop, held to what stock asyncio of the
-running Python does: 16 MiB each way, close_notify behind queued data (a
+running Python does: 16 MiB each way, eight bulk connections at once,
+close_notify behind queued data (a
 close() flushes what is queued first), and many handshakes at once."""
 
 from __future__ import annotations
@@ -62,6 +63,41 @@ def test_16_mib_over_tls(loop: asyncio.AbstractEventLoop, tls: Contexts, directi
 
     got, sent = run(loop, main(), timeout=60)
     assert got == sent
+
+
+def test_concurrent_bulk_streams_stay_apart(loop: asyncio.AbstractEventLoop, tls: Contexts) -> None:
+    """Eight TLS connections of one loop echo 1 MiB each at the same time,
+    every one its own bytes: each gets back exactly what it sent (sha256).
+    Both ends of every connection are in this loop, so records of sixteen
+    connections are read and decrypted interleaved (rloop's connections
+    share the loop's one TLS buffer: nothing of one may reach another)."""
+    payloads = [os.urandom(MIB) for _ in range(8)]
+
+    async def one(port: int, payload: bytes) -> str:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=tls.client, server_hostname="localhost"
+        )
+
+        async def upload() -> None:
+            # In pieces, so that the connections' records interleave.
+            for at in range(0, len(payload), 64 * 1024):
+                writer.write(payload[at : at + 64 * 1024])
+                await writer.drain()
+
+        _, got = await asyncio.gather(upload(), reader.readexactly(len(payload)))
+        writer.close()
+        await writer.wait_closed()
+        return sha256(got)
+
+    async def main() -> list[str]:
+        server = await asyncio.start_server(stream_echo, "127.0.0.1", 0, ssl=tls.server)
+        port = port_of(server)
+        got = await asyncio.gather(*[one(port, p) for p in payloads])
+        server.close()
+        await server.wait_closed()
+        return list(got)
+
+    assert run(loop, main(), timeout=60) == [sha256(p) for p in payloads]
 
 
 # -- close_notify behind queued data -------------------------------------------

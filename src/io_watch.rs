@@ -61,12 +61,24 @@ impl EventLoop {
     }
 
     /// Tells the reactor the interest that the reader/writer tables imply.
-    fn sync_interest(&self, py: Python<'_>, fd: RawFd) -> PyResult<()> {
+    /// `idle`: the caller has just seen that side would block (it says
+    /// nothing of the other, which must then not be wanted).
+    fn sync_interest(&self, py: Python<'_>, fd: RawFd, idle: Option<Side>) -> PyResult<()> {
         let read = self.readers.lock().contains_key(&fd);
         let write = self.writers.lock().contains_key(&fd);
+        let idle = match idle {
+            Some(Side::Read) => read && !write,
+            Some(Side::Write) => write && !read,
+            None => false,
+        };
         let mut reactor = self.reactor(py)?;
         if let Some(r) = reactor.as_mut() {
-            r.watch_fd(fd, read, write).map_err(os_error)?;
+            let watched = if idle {
+                r.watch_fd_idle(fd, read, write)
+            } else {
+                r.watch_fd(fd, read, write)
+            };
+            watched.map_err(os_error)?;
         }
         Ok(())
     }
@@ -80,6 +92,34 @@ impl EventLoop {
         args: Bound<'_, PyTuple>,
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
+        self.add_watcher_as(py, side, fileobj, callback, args, context, false)
+    }
+
+    /// `add_watcher` by a caller that has just seen `side` of the fd would
+    /// block (its socket call said EAGAIN), which may spare the scheduler
+    /// a system call.
+    pub(crate) fn add_watcher_when_idle(
+        &self,
+        py: Python<'_>,
+        side: Side,
+        fileobj: &Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+    ) -> PyResult<Py<Handle>> {
+        let args = PyTuple::empty(py);
+        self.add_watcher_as(py, side, fileobj, callback, args, None, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_watcher_as(
+        &self,
+        py: Python<'_>,
+        side: Side,
+        fileobj: &Bound<'_, PyAny>,
+        callback: Bound<'_, PyAny>,
+        args: Bound<'_, PyTuple>,
+        context: Option<Py<PyAny>>,
+        idle: bool,
+    ) -> PyResult<Py<Handle>> {
         self.check_closed()?;
         let fd = Self::fd_of(fileobj)?;
         let tb = self.source_traceback(py)?;
@@ -91,7 +131,7 @@ impl EventLoop {
         if let Some(old) = &old {
             old.get().cancel_once(py);
         }
-        if let Err(e) = self.sync_interest(py, fd) {
+        if let Err(e) = self.sync_interest(py, fd, idle.then_some(side)) {
             // Registration failed (e.g. a regular file): leave no trace.
             let failed = self.side(side).lock().remove(&fd);
             drop(failed);
@@ -117,7 +157,7 @@ impl EventLoop {
             Some(handle) => {
                 handle.get().cancel_once(py);
                 // The fd may be closed already; the kernel forgot it then.
-                let _ = self.sync_interest(py, fd);
+                let _ = self.sync_interest(py, fd, None);
                 drop(handle);
                 Ok(true)
             }

@@ -38,6 +38,10 @@ pub trait Reactor: Send {
     /// Raw fds (asyncio's add_reader/add_writer), level-triggered: an fd
     /// still ready after its callback ran is reported again.
     fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()>;
+    /// `watch_fd`, by a caller that has just seen every direction it asks
+    /// for would block: a scheduler may then skip asking whether the fd
+    /// became ready unseen.
+    fn watch_fd_idle(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()>;
 
     // Connection actors.
     fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId>;

@@ -42,6 +42,9 @@ macro_rules! reactor_for {
             fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
                 <$scheduler>::watch_fd(self, fd, read, write)
             }
+            fn watch_fd_idle(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
+                <$scheduler>::watch_fd_idle(self, fd, read, write)
+            }
             fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId> {
                 <$scheduler>::add_connection(self, stream)
             }

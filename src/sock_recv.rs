@@ -15,7 +15,7 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
 use pyo3::ffi::compat;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::PyBytes;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::os_error;
@@ -121,7 +121,8 @@ impl RecvWait {
 }
 
 /// The waiting half of sock_recv: a future that the next readable event
-/// resolves with sock.recv(n), and the reader that does it.
+/// resolves with sock.recv(n), and the reader that does it. Called right
+/// after `recv_now` found nothing to read, which the scheduler is told.
 pub(crate) fn recv_later(
     slf: &Bound<'_, EventLoop>,
     sock: Bound<'_, PyAny>,
@@ -141,14 +142,8 @@ pub(crate) fn recv_later(
             n,
         },
     )?;
-    let handle = this.add_watcher(
-        py,
-        Side::Read,
-        &fileno,
-        reader.into_any(),
-        PyTuple::empty(py),
-        None,
-    )?;
+    // Its recv said EAGAIN just now (recv_now).
+    let handle = this.add_watcher_when_idle(py, Side::Read, &fileno, reader.into_any())?;
     Ok((fut, RecvWait { fd, handle }))
 }
 

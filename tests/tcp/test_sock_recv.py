@@ -53,6 +53,54 @@ def test_waits_for_data(
     assert run(loop, main()) == (True, b"later")
 
 
+def test_waits_round_after_round(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    """One socket, 300 rounds. In most, sock_recv waits and the peer sends
+    only then; in every third, the bytes come while nothing waits and the
+    loop goes round a few times before sock_recv is called; in every
+    fifth, the peer sends more than is asked and the rest comes next. A
+    loop that keeps the socket's registration between waits (TokioLoop
+    and RLoop do) must still see every byte, in order, and no wait hangs."""
+    ours, peer = tcp_pair
+
+    async def recv_5(first: bytes = b"") -> bytes:
+        data = first
+        while len(data) < 5:
+            data += await loop.sock_recv(ours, 5 - len(data))
+        return data
+
+    async def main() -> tuple[list[bytes], list[bytes], int]:
+        sent: list[bytes] = []
+        got: list[bytes] = []
+        waited = 0
+        for i in range(300):
+            message = b"%05d" % i
+            if i % 3 == 0:
+                peer.sendall(message)
+                for _ in range(3):
+                    await asyncio.sleep(0)
+                got.append(await recv_5())
+            elif i % 5 == 0:
+                peer.sendall(message + b"+rest")
+                got.append(await recv_5())
+                got.append(await recv_5())
+                sent.append(message)
+                message = b"+rest"
+            else:
+                recv = asyncio.ensure_future(loop.sock_recv(ours, 5))
+                await asyncio.sleep(0)
+                waited += not recv.done()
+                peer.sendall(message)
+                got.append(await recv_5(await recv))
+            sent.append(message)
+        return sent, got, waited
+
+    sent, got, waited = run(loop, main(), timeout=30)
+    assert got == sent
+    assert waited > 100
+
+
 def test_returns_at_most_n_then_the_rest(
     loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
 ) -> None:

@@ -61,6 +61,14 @@ impl MioScheduler {
         Ok(())
     }
 
+    /// `watch_fd`, by a caller that has just seen the directions it asks
+    /// for would block. The same here: re-arming a kept registration
+    /// (EPOLL_CTL_MOD) is also what tells a closed and reused fd number
+    /// from the file it was, so it cannot be skipped.
+    pub fn watch_fd_idle(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
+        self.watch_fd(fd, read, write)
+    }
+
     /// Stops watching `fd`. Returns whether it was watched.
     ///
     /// The epoll registration stays, as libuv's does: `sock_recv` and

@@ -300,6 +300,20 @@ impl TokioScheduler {
     /// readiness is never stale and an fd that is already ready is
     /// reported at the next turn.
     pub fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
+        self.watch_fd_as(fd, read, write, false)
+    }
+
+    /// `watch_fd`, by a caller that has just seen every direction it asks
+    /// for would block (a `sock_recv` whose `recv` said EAGAIN): a kept
+    /// registration is watched again without the `poll(2)` that asks
+    /// whether the fd became ready unseen. Nothing can have been missed:
+    /// readiness tokio saw before that EAGAIN is stale, and what comes
+    /// after it is a new edge, which tokio's reactor reports.
+    pub fn watch_fd_idle(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
+        self.watch_fd_as(fd, read, write, true)
+    }
+
+    fn watch_fd_as(&mut self, fd: RawFd, read: bool, write: bool, idle: bool) -> io::Result<()> {
         if !read && !write {
             self.unwatch_fd(fd);
             return Ok(());
@@ -313,10 +327,13 @@ impl TokioScheduler {
                 // Kept since unwatch_fd, and still the same file: watched
                 // again with no new registration. What tokio saw meanwhile
                 // may be stale; the next turn asks poll(2) instead, which
-                // reports it if ready, as a new registration would.
+                // reports it if ready, as a new registration would (unless
+                // the caller knows it is not: `watch_fd_idle`).
                 clear_readiness(&slot.afd);
                 slot.watched = true;
-                self.fired_fds.fired(fd, 0);
+                if !idle {
+                    self.fired_fds.fired(fd, 0);
+                }
                 return Ok(());
             }
             // The old registration goes first: epoll refuses a second one.

@@ -9,7 +9,7 @@
 //! `asyncio.create_task` and `asyncio.iscoroutine` accept it). Its first
 //! step makes the socket call at once; only when the socket would block
 //! does it wait, on the same future and reader/writer that asyncio uses
-//! (sock_recv.rs for recv, asyncio's own `_sock_sendall` for sendall), by
+//! (sock_recv.rs for the reads, asyncio's own `_sock_sendall` for sendall), by
 //! yielding that future to the task as `await future` would.
 //!
 //! What the caller sees is asyncio's: argument errors and socket errors
@@ -31,7 +31,9 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::os_error;
 use crate::event_loop::EventLoop;
-use crate::sock_recv::{recv_later, recv_now, socket_fd, RecvWait};
+use crate::sock_recv::{
+    recv_into_now, recv_later, recv_now, socket_fd, with_writable_buffer, RecvWait, Wanted,
+};
 
 enum Op {
     Recv { n: isize },
@@ -126,58 +128,6 @@ fn with_buffer<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResu
     }
 }
 
-/// The memory of a writable bytes-like object (bytearray, a writable
-/// memoryview, ...), as `socket.recv_into` takes it, lent to `f`.
-fn with_writable_buffer<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&mut [u8]) -> R) -> PyResult<R> {
-    let py = data.py();
-    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
-    // SAFETY: as in `with_buffer`, with PyBUF_WRITABLE: the exporter
-    // promises the memory may be written while the view is held; a
-    // read-only object fails with TypeError and no view to release.
-    unsafe {
-        if ffi::PyObject_GetBuffer(data.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_WRITABLE) != 0 {
-            // socket.recv_into's own message for anything not writable.
-            drop(PyErr::fetch(py));
-            return Err(PyTypeError::new_err(format!(
-                "recv_into() argument 'buffer' must be read-write bytes-like object, not {}",
-                data.get_type().name()?
-            )));
-        }
-        let mut view = view.assume_init();
-        let len = usize::try_from(view.len).unwrap_or(0);
-        let bytes = if len == 0 || view.buf.is_null() {
-            &mut [][..]
-        } else {
-            std::slice::from_raw_parts_mut(view.buf.cast::<u8>(), len)
-        };
-        let result = f(bytes);
-        ffi::PyBuffer_Release(&mut view);
-        Ok(result)
-    }
-}
-
-/// One `recv(2)` into `buf` that never blocks: the count, or None if
-/// nothing is there yet (an empty buffer reads nothing, as recv_into).
-fn recv_into_now(py: Python<'_>, fd: RawFd, buf: &mut [u8]) -> PyResult<Option<usize>> {
-    if buf.is_empty() {
-        return Ok(Some(0));
-    }
-    loop {
-        // SAFETY: `buf` is live, writable memory of `buf.len()` bytes for
-        // the whole call; a bad `fd` fails with EBADF.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => py.check_signals()?,
-            Some(libc::EAGAIN) => return Ok(None),
-            _ => return Err(os_error(err)),
-        }
-    }
-}
-
 /// The coroutine's return, as a coroutine's `send` reports it.
 ///
 /// The value itself is the exception's argument, unless it is a tuple or
@@ -212,19 +162,15 @@ impl SockCoroutine {
         match op {
             Op::Recv { n } => match recv_now(py, sock, n)? {
                 Some(data) => Err(stop_with(py, data.into_any())),
-                None => recv_later(lp, sock.clone(), n).map(|(fut, wait)| (fut, Some(wait))),
+                None => recv_later(lp, sock.clone(), Wanted::Bytes(n))
+                    .map(|(fut, wait)| (fut, Some(wait))),
             },
             Op::RecvInto { buf } => {
                 let fd = socket_fd(sock)?;
                 match with_writable_buffer(buf.bind(py), |bytes| recv_into_now(py, fd, bytes))?? {
                     Some(n) => Err(stop_with(py, n.into_pyobject(py)?.into_any().unbind())),
-                    None => {
-                        let fut = lp.call_method1(
-                            intern!(py, "_sock_recv_into_later"),
-                            (sock, buf.bind(py)),
-                        )?;
-                        Ok((fut.unbind(), None))
-                    }
+                    None => recv_later(lp, sock.clone(), Wanted::Into(buf))
+                        .map(|(fut, wait)| (fut, Some(wait))),
                 }
             }
             Op::SendAll { data } => {

@@ -1,17 +1,20 @@
-//! asyncio's `loop.sock_recv`, the socket side (the coroutine is in
-//! sock_coro.rs).
+//! asyncio's `loop.sock_recv` and `loop.sock_recv_into`, the socket side
+//! (the coroutine is in sock_coro.rs).
 //!
-//! asyncio tries `sock.recv` and, when it would block, catches the
-//! BlockingIOError (built with its strerror text every time), then waits
-//! with a reader callback and a `functools.partial` done-callback that
-//! removes the reader, both Python functions. Here the first try reports
-//! "would block" as `None`, the reader is a native object, and the
-//! coroutine removes it itself when its wait ends. What the caller
-//! sees is asyncio's: the same results, exceptions and reader bookkeeping.
+//! asyncio tries `sock.recv` (or `recv_into`) and, when it would block,
+//! catches the BlockingIOError (built with its strerror text every time),
+//! then waits with a reader callback and a `functools.partial`
+//! done-callback that removes the reader, both Python functions. Here the
+//! first try reports "would block" as `None`, the reader is a native
+//! object, and the coroutine removes it itself when its wait ends. What
+//! the caller sees is asyncio's: the same results, exceptions and reader
+//! bookkeeping.
 
 use std::os::fd::RawFd;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
+use pyo3::ffi;
 use pyo3::ffi::compat;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -95,6 +98,61 @@ pub(crate) fn recv_now(
     }
 }
 
+/// The memory of a writable bytes-like object (bytearray, a writable
+/// memoryview, ...), as `socket.recv_into` takes it, lent to `f`.
+pub(crate) fn with_writable_buffer<R>(
+    data: &Bound<'_, PyAny>,
+    f: impl FnOnce(&mut [u8]) -> R,
+) -> PyResult<R> {
+    let py = data.py();
+    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
+    // SAFETY: as in `with_buffer`, with PyBUF_WRITABLE: the exporter
+    // promises the memory may be written while the view is held; a
+    // read-only object fails with TypeError and no view to release.
+    unsafe {
+        if ffi::PyObject_GetBuffer(data.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_WRITABLE) != 0 {
+            // socket.recv_into's own message for anything not writable.
+            drop(PyErr::fetch(py));
+            return Err(PyTypeError::new_err(format!(
+                "recv_into() argument 'buffer' must be read-write bytes-like object, not {}",
+                data.get_type().name()?
+            )));
+        }
+        let mut view = view.assume_init();
+        let len = usize::try_from(view.len).unwrap_or(0);
+        let bytes = if len == 0 || view.buf.is_null() {
+            &mut [][..]
+        } else {
+            std::slice::from_raw_parts_mut(view.buf.cast::<u8>(), len)
+        };
+        let result = f(bytes);
+        ffi::PyBuffer_Release(&mut view);
+        Ok(result)
+    }
+}
+
+/// One `recv(2)` into `buf` that never blocks: the count, or None if
+/// nothing is there yet (an empty buffer reads nothing, as recv_into).
+pub(crate) fn recv_into_now(py: Python<'_>, fd: RawFd, buf: &mut [u8]) -> PyResult<Option<usize>> {
+    if buf.is_empty() {
+        return Ok(Some(0));
+    }
+    loop {
+        // SAFETY: `buf` is live, writable memory of `buf.len()` bytes for
+        // the whole call; a bad `fd` fails with EBADF.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => py.check_signals()?,
+            Some(libc::EAGAIN) => return Ok(None),
+            _ => return Err(os_error(err)),
+        }
+    }
+}
+
 /// A sock_recv waiting for its socket to be readable: the reader to
 /// remove once the wait is over (the coroutine does it when it resumes,
 /// or ends early, instead of a done-callback on the future, which would
@@ -120,13 +178,21 @@ impl RecvWait {
     }
 }
 
-/// The waiting half of sock_recv: a future that the next readable event
-/// resolves with sock.recv(n), and the reader that does it. Called right
-/// after `recv_now` found nothing to read, which the scheduler is told.
+/// What a waiting read wants: `sock_recv`'s bytes (at most `n`), or
+/// `sock_recv_into`'s count read into a buffer.
+pub(crate) enum Wanted {
+    Bytes(isize),
+    Into(Py<PyAny>),
+}
+
+/// The waiting half of sock_recv and sock_recv_into: a future that the
+/// next readable event resolves with what the read gives, and the reader
+/// that does it. Called right after the read found nothing, which the
+/// scheduler is told.
 pub(crate) fn recv_later(
     slf: &Bound<'_, EventLoop>,
     sock: Bound<'_, PyAny>,
-    n: isize,
+    wanted: Wanted,
 ) -> PyResult<(Py<PyAny>, RecvWait)> {
     let py = slf.py();
     let this = slf.get();
@@ -139,20 +205,38 @@ pub(crate) fn recv_later(
         RecvWhenReadable {
             fut: fut.clone_ref(py),
             sock: sock.unbind(),
-            n,
+            wanted,
         },
     )?;
-    // Its recv said EAGAIN just now (recv_now).
+    // Its read said EAGAIN just now.
     let handle = this.add_watcher_when_idle(py, Side::Read, &fileno, reader.into_any())?;
     Ok((fut, RecvWait { fd, handle }))
 }
 
-/// The reader of one waiting sock_recv.
+/// The reader of one waiting sock_recv or sock_recv_into.
 #[pyclass(frozen, module = "rloop._rloop")]
 struct RecvWhenReadable {
     fut: Py<PyAny>,
     sock: Py<PyAny>,
-    n: isize,
+    wanted: Wanted,
+}
+
+impl RecvWhenReadable {
+    /// The read, as the socket method would make it: its result, or None
+    /// if nothing is there.
+    fn read(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        let sock = self.sock.bind(py);
+        match &self.wanted {
+            Wanted::Bytes(n) => Ok(recv_now(py, sock, *n)?.map(Py::into_any)),
+            Wanted::Into(buf) => {
+                let fd = socket_fd(sock)?;
+                match with_writable_buffer(buf.bind(py), |bytes| recv_into_now(py, fd, bytes))?? {
+                    Some(n) => Ok(Some(n.into_pyobject(py)?.into_any().unbind())),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
 }
 
 #[pymethods]
@@ -162,9 +246,9 @@ impl RecvWhenReadable {
         if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
             return Ok(());
         }
-        match recv_now(py, self.sock.bind(py), self.n) {
-            Ok(Some(data)) => fut
-                .call_method1(intern!(py, "set_result"), (data,))
+        match self.read(py) {
+            Ok(Some(result)) => fut
+                .call_method1(intern!(py, "set_result"), (result,))
                 .map(drop),
             // Readiness went stale (another reader took the data).
             Ok(None) => Ok(()),
@@ -180,7 +264,11 @@ impl RecvWhenReadable {
     /// abandoned with its loop is a cycle only the GC can free.
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         visit.call(&self.fut)?;
-        visit.call(&self.sock)
+        visit.call(&self.sock)?;
+        if let Wanted::Into(buf) = &self.wanted {
+            visit.call(buf)?;
+        }
+        Ok(())
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -189,6 +277,10 @@ impl RecvWhenReadable {
             .bind(py)
             .repr()
             .map_or_else(|_| "?".to_string(), |r| r.to_string());
-        format!("<sock_recv reader of {sock}>")
+        let name = match self.wanted {
+            Wanted::Bytes(_) => "sock_recv",
+            Wanted::Into(_) => "sock_recv_into",
+        };
+        format!("<{name} reader of {sock}>")
     }
 }

@@ -2,9 +2,9 @@
 getaddrinfo and getnameinfo.
 
 sock_recv, sock_recv_into and sock_sendall are rloop's own: native
-coroutines whose try (and, for sock_recv, wait) are in Rust
-(src/sock_coro.rs, src/sock_recv.rs). The
-others are asyncio's own loop-agnostic
+coroutines whose try (and, for the two reads, wait) are in Rust
+(src/sock_coro.rs, src/sock_recv.rs). The others are asyncio's own
+loop-agnostic
 implementations, taken from the stdlib at import time: they only need
 add_reader/add_writer returning handles, create_future and the
 transport-fd check, which the Rust core provides.
@@ -33,7 +33,6 @@ class SocketsMixin:
         borrow(
             _SELECTOR,
             [
-                "_sock_recv_into",
                 "sock_recvfrom",
                 "_sock_recvfrom",
                 "sock_recvfrom_into",
@@ -110,17 +109,6 @@ class SocketsMixin:
     # this is the waiting half of sock_sendall when the socket cannot take
     # everything at once, asyncio's own (its writer callback, its partial
     # done-callback), returning the future the coroutine waits for.
-    def _sock_recv_into_later(
-        self: _SockWait, sock: socket.socket, buf: Any
-    ) -> asyncio.Future[int]:
-        """The waiting half of sock_recv_into: asyncio's reader and done-callback."""
-        fut: asyncio.Future[int] = self.create_future()  # type: ignore[assignment]
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
-        handle = self._add_reader(fd, self._sock_recv_into, fut, sock, buf)
-        fut.add_done_callback(functools.partial(self._sock_read_done, fd, handle=handle))
-        return fut
-
     def _sock_sendall_later(
         self: _SockWait, sock: socket.socket, data: Any, sent: int
     ) -> asyncio.Future[None]:
@@ -138,12 +126,6 @@ class _SockWait(Protocol):
     def _ensure_fd_no_transport(self, fd: int) -> None: ...
 
     def _add_writer(self, fd: int, callback: Any, *args: Any) -> Any: ...
-
-    def _add_reader(self, fd: int, callback: Any, *args: Any) -> Any: ...
-
-    def _sock_recv_into(self, fut: Any, sock: socket.socket, buf: Any) -> None: ...
-
-    def _sock_read_done(self, fd: int, fut: Any, handle: Any = None) -> None: ...
 
     def _sock_sendall(self, fut: Any, sock: socket.socket, view: memoryview, pos: list[int]) -> None: ...
 

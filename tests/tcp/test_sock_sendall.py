@@ -8,6 +8,7 @@ import errno
 import hashlib
 import random
 import socket
+import struct
 
 import pytest
 from conftest import run, xfail_for
@@ -138,6 +139,52 @@ def test_recv_into_fills_the_buffer(
         return first, bytes(buf[:first]), second, bytes(view[:second])
 
     assert run(loop, main()) == (5, b"hello", 3, b"abc")
+
+
+def test_recv_into_waiting_when_the_peer_resets(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> None:
+        buf = bytearray(10)
+        waiting = asyncio.ensure_future(loop.sock_recv_into(ours, buf))
+        await asyncio.sleep(0)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # an RST, not a FIN
+        with pytest.raises(ConnectionResetError) as info:
+            await waiting
+        assert info.value.errno == errno.ECONNRESET
+        assert buf == bytearray(10)
+
+    run(loop, main())
+
+
+def test_recv_into_cancelled_wait_leaves_no_reader(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> tuple[bytes, bytes, bytes]:
+        buf = bytearray(10)
+        waiting = asyncio.ensure_future(loop.sock_recv_into(ours, buf))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        # Its reader is gone (uvloop's remove_reader returns None).
+        assert not loop.remove_reader(ours)
+        # The cancelled wait took nothing and wrote nothing.
+        got = loop.create_future()
+        loop.add_reader(ours, lambda: got.done() or got.set_result(ours.recv(100)))
+        peer.sendall(b"after")
+        first = await got
+        loop.remove_reader(ours)
+        peer.sendall(b"again")
+        n = await loop.sock_recv_into(ours, buf)
+        return first, bytes(buf[:n]), bytes(buf[n:])
+
+    assert run(loop, main()) == (b"after", b"again", bytes(5))
 
 
 def test_recv_into_a_read_only_buffer_is_type_error(

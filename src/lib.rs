@@ -30,6 +30,8 @@ mod server_io;
 mod signal_wakeup;
 mod sock_coro;
 mod sock_recv;
+mod sock_send;
+mod sock_wait;
 mod streams;
 mod tasks;
 mod timers;

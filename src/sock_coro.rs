@@ -8,32 +8,30 @@
 //! `throw`, `close`, registered as a `collections.abc.Coroutine` so that
 //! `asyncio.create_task` and `asyncio.iscoroutine` accept it). Its first
 //! step makes the socket call at once; only when the socket would block
-//! does it wait, on the same future and reader/writer that asyncio uses
-//! (sock_recv.rs for the reads, asyncio's own `_sock_sendall` for sendall), by
-//! yielding that future to the task as `await future` would.
+//! does it wait, as asyncio does, on a future and a reader or writer of
+//! the loop (native ones: sock_recv.rs for the reads, sock_send.rs for
+//! sendall), by yielding that future to the task as `await future` would.
 //!
 //! What the caller sees is asyncio's: argument errors and socket errors
 //! are raised when the coroutine runs, not when it is made; results,
 //! exceptions, cancellation and the reader/writer bookkeeping are the
 //! same.
 
-use std::os::fd::RawFd;
-
 use parking_lot::Mutex;
 use pyo3::exceptions::{
     PyBaseException, PyRuntimeError, PyStopIteration, PyTypeError, PyValueError,
 };
-use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
-use crate::errors::os_error;
 use crate::event_loop::EventLoop;
 use crate::sock_recv::{
-    recv_into_now, recv_later, recv_now, socket_fd, with_writable_buffer, RecvWait, Wanted,
+    recv_into_now, recv_later, recv_now, socket_fd, with_writable_buffer, Wanted,
 };
+use crate::sock_send::{send_later, send_now, with_buffer};
+use crate::sock_wait::FdWait;
 
 enum Op {
     Recv { n: isize },
@@ -46,7 +44,7 @@ enum Step {
     Start(Op),
     /// Waiting for this future (yielded to the task), and for a sock_recv
     /// the reader to remove when the wait is over.
-    Waiting(Py<PyAny>, Option<RecvWait>),
+    Waiting(Py<PyAny>, Option<FdWait>),
     Done,
 }
 
@@ -73,59 +71,6 @@ fn check_socket(lp: &Bound<'_, EventLoop>, sock: &Bound<'_, PyAny>) -> PyResult<
         }
     }
     Ok(())
-}
-
-/// One `send(2)` that never blocks: the count sent (0 if it would block).
-fn send_now(py: Python<'_>, fd: RawFd, data: &[u8]) -> PyResult<usize> {
-    loop {
-        // SAFETY: `data` is a live, initialized buffer of `data.len()`
-        // bytes for the whole call; `fd` is the socket's descriptor (a
-        // bad one fails with EBADF).
-        let n = unsafe {
-            libc::send(
-                fd,
-                data.as_ptr().cast(),
-                data.len(),
-                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => py.check_signals()?,
-            Some(libc::EAGAIN) => return Ok(0),
-            _ => return Err(os_error(err)),
-        }
-    }
-}
-
-/// The bytes of any bytes-like object, as `socket.send` takes them (any
-/// C-contiguous buffer, whatever its item format), lent to `f`.
-fn with_buffer<R>(data: &Bound<'_, PyAny>, f: impl FnOnce(&[u8]) -> R) -> PyResult<R> {
-    let py = data.py();
-    let mut view = std::mem::MaybeUninit::<ffi::Py_buffer>::uninit();
-    // SAFETY: `view` is written by PyObject_GetBuffer, which on success
-    // holds the exporter until the PyBuffer_Release below, and fails with
-    // a Python exception set (TypeError for an object with no buffer,
-    // BufferError for a non-contiguous one) without writing a view to
-    // release. The slice is only used within that window.
-    unsafe {
-        if ffi::PyObject_GetBuffer(data.as_ptr(), view.as_mut_ptr(), ffi::PyBUF_SIMPLE) != 0 {
-            return Err(PyErr::fetch(py));
-        }
-        let mut view = view.assume_init();
-        let len = usize::try_from(view.len).unwrap_or(0);
-        let bytes = if len == 0 || view.buf.is_null() {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(view.buf.cast::<u8>(), len)
-        };
-        let result = f(bytes);
-        ffi::PyBuffer_Release(&mut view);
-        Ok(result)
-    }
 }
 
 /// The coroutine's return, as a coroutine's `send` reports it.
@@ -155,7 +100,7 @@ impl SockCoroutine {
 
     /// The first step: the socket call, and either the result (as the
     /// coroutine's return) or the future to wait for.
-    fn start(&self, py: Python<'_>, op: Op) -> PyResult<(Py<PyAny>, Option<RecvWait>)> {
+    fn start(&self, py: Python<'_>, op: Op) -> PyResult<(Py<PyAny>, Option<FdWait>)> {
         let lp = self.event_loop.bind(py);
         let sock = self.sock.bind(py);
         check_socket(lp, sock)?;
@@ -181,17 +126,14 @@ impl SockCoroutine {
                 if sent == total {
                     return Err(stop_with(py, py.None()));
                 }
-                let fut = lp.call_method1(
-                    intern!(py, "_sock_sendall_later"),
-                    (sock, data.bind(py), sent),
-                )?;
-                Ok((fut.unbind(), None))
+                send_later(lp, sock.clone(), data.bind(py), sent)
+                    .map(|(fut, wait)| (fut, Some(wait)))
             }
         }
     }
 
     /// The wait is over (done, or abandoned): a sock_recv's reader goes.
-    fn end_wait(&self, py: Python<'_>, wait: Option<RecvWait>) -> PyResult<()> {
+    fn end_wait(&self, py: Python<'_>, wait: Option<FdWait>) -> PyResult<()> {
         match wait {
             Some(wait) => wait.stop(py, self.event_loop.get()),
             None => Ok(()),

@@ -13,7 +13,7 @@
 use std::os::fd::RawFd;
 
 use pyo3::exceptions::PyTypeError;
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
 use pyo3::ffi::compat;
 use pyo3::intern;
@@ -23,8 +23,8 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::errors::os_error;
 use crate::event_loop::EventLoop;
-use crate::handles::Handle;
 use crate::io_watch::Side;
+use crate::sock_wait::{resolve_when_ready, wait_on, watcher_repr, FdWait};
 
 /// The socket's fd; a closed socket (fileno -1) fails as its recv would.
 pub(crate) fn socket_fd(sock: &Bound<'_, PyAny>) -> PyResult<RawFd> {
@@ -153,31 +153,6 @@ pub(crate) fn recv_into_now(py: Python<'_>, fd: RawFd, buf: &mut [u8]) -> PyResu
     }
 }
 
-/// A sock_recv waiting for its socket to be readable: the reader to
-/// remove once the wait is over (the coroutine does it when it resumes,
-/// or ends early, instead of a done-callback on the future, which would
-/// cost a callback per message).
-pub(crate) struct RecvWait {
-    fd: RawFd,
-    handle: Py<Handle>,
-}
-
-impl RecvWait {
-    /// Removes the reader, unless another add_reader on the fd replaced it
-    /// since (asyncio's `_sock_read_done`).
-    pub(crate) fn stop(&self, py: Python<'_>, event_loop: &EventLoop) -> PyResult<()> {
-        if self.handle.get().is_cancelled() {
-            return Ok(());
-        }
-        let fd = self.fd.into_pyobject(py)?.into_any();
-        event_loop.remove_watcher(py, Side::Read, &fd).map(drop)
-    }
-
-    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.handle)
-    }
-}
-
 /// What a waiting read wants: `sock_recv`'s bytes (at most `n`), or
 /// `sock_recv_into`'s count read into a buffer.
 pub(crate) enum Wanted {
@@ -190,27 +165,14 @@ pub(crate) enum Wanted {
 /// that does it. Called right after the read found nothing, which the
 /// scheduler is told.
 pub(crate) fn recv_later(
-    slf: &Bound<'_, EventLoop>,
+    lp: &Bound<'_, EventLoop>,
     sock: Bound<'_, PyAny>,
     wanted: Wanted,
-) -> PyResult<(Py<PyAny>, RecvWait)> {
-    let py = slf.py();
-    let this = slf.get();
-    let fut = EventLoop::create_future(slf)?;
-    let fileno = sock.call_method0(intern!(py, "fileno"))?;
-    EventLoop::_ensure_fd_no_transport(slf, fileno.clone())?;
-    let fd = EventLoop::fd_of(&fileno)?;
-    let reader = Bound::new(
-        py,
-        RecvWhenReadable {
-            fut: fut.clone_ref(py),
-            sock: sock.unbind(),
-            wanted,
-        },
-    )?;
-    // Its read said EAGAIN just now.
-    let handle = this.add_watcher_when_idle(py, Side::Read, &fileno, reader.into_any())?;
-    Ok((fut, RecvWait { fd, handle }))
+) -> PyResult<(Py<PyAny>, FdWait)> {
+    wait_on(lp, sock, Side::Read, |fut, sock| {
+        let reader = RecvWhenReadable { fut, sock, wanted };
+        Ok(Bound::new(lp.py(), reader)?.into_any())
+    })
 }
 
 /// The reader of one waiting sock_recv or sock_recv_into.
@@ -242,22 +204,7 @@ impl RecvWhenReadable {
 #[pymethods]
 impl RecvWhenReadable {
     fn __call__(&self, py: Python<'_>) -> PyResult<()> {
-        let fut = self.fut.bind(py);
-        if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
-            return Ok(());
-        }
-        match self.read(py) {
-            Ok(Some(result)) => fut
-                .call_method1(intern!(py, "set_result"), (result,))
-                .map(drop),
-            // Readiness went stale (another reader took the data).
-            Ok(None) => Ok(()),
-            Err(e) if e.is_instance_of::<PySystemExit>(py) => Err(e),
-            Err(e) if e.is_instance_of::<PyKeyboardInterrupt>(py) => Err(e),
-            Err(e) => fut
-                .call_method1(intern!(py, "set_exception"), (e.into_value(py),))
-                .map(drop),
-        }
+        resolve_when_ready(self.fut.bind(py), || self.read(py))
     }
 
     /// The future holds this reader through its done-callback: a wait
@@ -272,15 +219,10 @@ impl RecvWhenReadable {
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        let sock = self
-            .sock
-            .bind(py)
-            .repr()
-            .map_or_else(|_| "?".to_string(), |r| r.to_string());
-        let name = match self.wanted {
-            Wanted::Bytes(_) => "sock_recv",
-            Wanted::Into(_) => "sock_recv_into",
+        let what = match self.wanted {
+            Wanted::Bytes(_) => "sock_recv reader",
+            Wanted::Into(_) => "sock_recv_into reader",
         };
-        format!("<{name} reader of {sock}>")
+        watcher_repr(what, self.sock.bind(py))
     }
 }

@@ -2,8 +2,8 @@
 getaddrinfo and getnameinfo.
 
 sock_recv, sock_recv_into and sock_sendall are rloop's own: native
-coroutines whose try (and, for the two reads, wait) are in Rust
-(src/sock_coro.rs, src/sock_recv.rs). The others are asyncio's own
+coroutines whose try and wait are in Rust (src/sock_coro.rs,
+src/sock_recv.rs, src/sock_send.rs). The others are asyncio's own
 loop-agnostic
 implementations, taken from the stdlib at import time: they only need
 add_reader/add_writer returning handles, create_future and the
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import collections.abc
-import functools
 import socket
 from asyncio import base_events, selector_events
-from typing import Any, Protocol
 
 from ._rloop import sock_coroutine as _sock_coroutine
 from .borrow import borrow, documented
@@ -37,7 +35,6 @@ class SocketsMixin:
                 "_sock_recvfrom",
                 "sock_recvfrom_into",
                 "_sock_recvfrom_into",
-                "_sock_sendall",
                 "sock_sendto",
                 "_sock_sendto",
                 "sock_connect",
@@ -104,32 +101,6 @@ class SocketsMixin:
 
     # loop.sendfile() above is asyncio's; sending natively is rloop's own.
     _sendfile_native = sendfile_native
-
-    # sock_recv and sock_sendall are native coroutines (src/sock_coro.rs):
-    # this is the waiting half of sock_sendall when the socket cannot take
-    # everything at once, asyncio's own (its writer callback, its partial
-    # done-callback), returning the future the coroutine waits for.
-    def _sock_sendall_later(
-        self: _SockWait, sock: socket.socket, data: Any, sent: int
-    ) -> asyncio.Future[None]:
-        fut = self.create_future()
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
-        handle = self._add_writer(fd, self._sock_sendall, fut, sock, memoryview(data), [sent])
-        fut.add_done_callback(functools.partial(self._sock_write_done, fd, handle=handle))
-        return fut
-
-
-class _SockWait(Protocol):
-    def create_future(self) -> asyncio.Future[None]: ...
-
-    def _ensure_fd_no_transport(self, fd: int) -> None: ...
-
-    def _add_writer(self, fd: int, callback: Any, *args: Any) -> Any: ...
-
-    def _sock_sendall(self, fut: Any, sock: socket.socket, view: memoryview, pos: list[int]) -> None: ...
-
-    def _sock_write_done(self, fd: int, fut: Any, handle: Any = None) -> None: ...
 
 
 # The native coroutines pass asyncio.iscoroutine() (create_task takes them),

@@ -121,6 +121,51 @@ def test_cancelled_send_leaves_no_writer(
     run(loop, main())
 
 
+def test_data_being_sent_cannot_be_resized(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    """A waiting sock_sendall holds the buffer of its data, as a memoryview
+    does: a bytearray cannot grow meanwhile (BufferError), and what arrives
+    is what was given."""
+    ours, peer = tcp_pair
+    data = bytearray(random.Random(5).randbytes(8 * 1024 * 1024))
+    expected = bytes(data)
+
+    async def main() -> bytes:
+        send = asyncio.ensure_future(loop.sock_sendall(ours, data))
+        await asyncio.sleep(0.05)
+        assert not send.done()  # the socket buffers are full
+        with pytest.raises(BufferError):
+            data.extend(b"more")
+        got = bytearray()
+        while len(got) < len(expected):
+            got += await loop.sock_recv(peer, 1 << 20)
+        await send
+        data.extend(b"more")  # free again
+        return bytes(got)
+
+    assert run(loop, main(), timeout=20) == expected
+
+
+def test_waiting_send_when_the_peer_resets(
+    loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
+) -> None:
+    ours, peer = tcp_pair
+
+    async def main() -> None:
+        send = asyncio.ensure_future(loop.sock_sendall(ours, b"x" * (16 * 1024 * 1024)))
+        await asyncio.sleep(0.05)
+        assert not send.done()
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # an RST, not a FIN
+        with pytest.raises(OSError) as info:
+            await send
+        assert info.value.errno in (errno.ECONNRESET, errno.EPIPE)
+        assert not loop.remove_writer(ours)
+
+    run(loop, main(), timeout=20)
+
+
 def test_recv_into_fills_the_buffer(
     loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
 ) -> None:

@@ -42,9 +42,9 @@ enum Op {
 enum Step {
     /// Not started: the socket call comes at the first step.
     Start(Op),
-    /// Waiting for this future (yielded to the task), and for a sock_recv
-    /// the reader to remove when the wait is over.
-    Waiting(Py<PyAny>, Option<FdWait>),
+    /// Waiting for this future (yielded to the task), and the reader or
+    /// writer to remove when the wait is over.
+    Waiting(Py<PyAny>, FdWait),
     Done,
 }
 
@@ -100,22 +100,20 @@ impl SockCoroutine {
 
     /// The first step: the socket call, and either the result (as the
     /// coroutine's return) or the future to wait for.
-    fn start(&self, py: Python<'_>, op: Op) -> PyResult<(Py<PyAny>, Option<FdWait>)> {
+    fn start(&self, py: Python<'_>, op: Op) -> PyResult<(Py<PyAny>, FdWait)> {
         let lp = self.event_loop.bind(py);
         let sock = self.sock.bind(py);
         check_socket(lp, sock)?;
         match op {
             Op::Recv { n } => match recv_now(py, sock, n)? {
                 Some(data) => Err(stop_with(py, data.into_any())),
-                None => recv_later(lp, sock.clone(), Wanted::Bytes(n))
-                    .map(|(fut, wait)| (fut, Some(wait))),
+                None => recv_later(lp, sock.clone(), Wanted::Bytes(n)),
             },
             Op::RecvInto { buf } => {
                 let fd = socket_fd(sock)?;
                 match with_writable_buffer(buf.bind(py), |bytes| recv_into_now(py, fd, bytes))?? {
                     Some(n) => Err(stop_with(py, n.into_pyobject(py)?.into_any().unbind())),
-                    None => recv_later(lp, sock.clone(), Wanted::Into(buf))
-                        .map(|(fut, wait)| (fut, Some(wait))),
+                    None => recv_later(lp, sock.clone(), Wanted::Into(buf)),
                 }
             }
             Op::SendAll { data } => {
@@ -127,17 +125,13 @@ impl SockCoroutine {
                     return Err(stop_with(py, py.None()));
                 }
                 send_later(lp, sock.clone(), data.bind(py), sent)
-                    .map(|(fut, wait)| (fut, Some(wait)))
             }
         }
     }
 
-    /// The wait is over (done, or abandoned): a sock_recv's reader goes.
-    fn end_wait(&self, py: Python<'_>, wait: Option<FdWait>) -> PyResult<()> {
-        match wait {
-            Some(wait) => wait.stop(py, self.event_loop.get()),
-            None => Ok(()),
-        }
+    /// The wait is over (done, or abandoned): its reader or writer goes.
+    fn end_wait(&self, py: Python<'_>, wait: FdWait) -> PyResult<()> {
+        wait.stop(py, self.event_loop.get())
     }
 
     fn step(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
@@ -266,9 +260,7 @@ impl SockCoroutine {
                 Step::Start(Op::RecvInto { buf }) => visit.call(buf)?,
                 Step::Waiting(fut, wait) => {
                     visit.call(fut)?;
-                    if let Some(wait) = wait {
-                        wait.traverse(&visit)?;
-                    }
+                    wait.traverse(&visit)?;
                 }
                 _ => {}
             }

@@ -83,34 +83,12 @@ impl EventLoop {
         Ok(())
     }
 
-    pub(crate) fn add_watcher(
-        &self,
-        py: Python<'_>,
-        side: Side,
-        fileobj: &Bound<'_, PyAny>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Py<PyAny>>,
-    ) -> PyResult<Py<Handle>> {
-        self.add_watcher_as(py, side, fileobj, callback, args, context, false)
-    }
-
-    /// `add_watcher` by a caller that has just seen `side` of the fd would
-    /// block (its socket call said EAGAIN), which may spare the scheduler
-    /// a system call.
-    pub(crate) fn add_watcher_when_idle(
-        &self,
-        py: Python<'_>,
-        side: Side,
-        fileobj: &Bound<'_, PyAny>,
-        callback: Bound<'_, PyAny>,
-    ) -> PyResult<Py<Handle>> {
-        let args = PyTuple::empty(py);
-        self.add_watcher_as(py, side, fileobj, callback, args, None, true)
-    }
-
+    /// Adds a reader or writer: `callback(*args)`, in `context`, each time
+    /// the fd is ready on `side`. `idle`: the caller has just seen that
+    /// side would block (its socket call said EAGAIN), which may spare the
+    /// scheduler a system call.
     #[allow(clippy::too_many_arguments)]
-    fn add_watcher_as(
+    pub(crate) fn add_watcher(
         &self,
         py: Python<'_>,
         side: Side,
@@ -178,7 +156,7 @@ impl EventLoop {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        self.add_watcher(py, Side::Read, &fd, callback, args, None)
+        self.add_watcher(py, Side::Read, &fd, callback, args, None, false)
             .map(drop)
     }
 
@@ -198,7 +176,7 @@ impl EventLoop {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        self.add_watcher(py, Side::Write, &fd, callback, args, None)
+        self.add_watcher(py, Side::Write, &fd, callback, args, None, false)
             .map(drop)
     }
 
@@ -238,7 +216,7 @@ impl EventLoop {
         args: Bound<'_, PyTuple>,
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.add_watcher(py, Side::Read, &fd, callback, args, context)
+        self.add_watcher(py, Side::Read, &fd, callback, args, context, false)
     }
 
     #[pyo3(signature = (fd, callback, *args, context=None))]
@@ -250,6 +228,6 @@ impl EventLoop {
         args: Bound<'_, PyTuple>,
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.add_watcher(py, Side::Write, &fd, callback, args, context)
+        self.add_watcher(py, Side::Write, &fd, callback, args, context, false)
     }
 }

@@ -11,6 +11,7 @@ use std::os::fd::RawFd;
 use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit};
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::event_loop::EventLoop;
@@ -60,7 +61,10 @@ pub(crate) fn wait_on<'py>(
     EventLoop::_ensure_fd_no_transport(lp, fileno.clone())?;
     let fd = EventLoop::fd_of(&fileno)?;
     let watcher = watcher(fut.clone_ref(py), sock.unbind())?;
-    let handle = lp.get().add_watcher_when_idle(py, side, &fileno, watcher)?;
+    let args = PyTuple::empty(py);
+    let handle = lp
+        .get()
+        .add_watcher(py, side, &fileno, watcher, args, None, true)?;
     Ok((fut, FdWait::new(fd, side, handle)))
 }
 

@@ -101,6 +101,20 @@ def test_waits_round_after_round(
     assert waited > 100
 
 
+async def bytes_to_a_reader(
+    loop: asyncio.AbstractEventLoop, ours: socket.socket, peer: socket.socket, data: bytes
+) -> bytes:
+    """What a plain reader callback on `ours` reads once `peer` sends `data`
+    (the reader is removed again)."""
+    got: asyncio.Future[bytes] = loop.create_future()
+    loop.add_reader(ours, lambda: got.done() or got.set_result(ours.recv(100)))
+    peer.sendall(data)
+    try:
+        return await got
+    finally:
+        loop.remove_reader(ours)
+
+
 def test_returns_at_most_n_then_the_rest(
     loop: asyncio.AbstractEventLoop, tcp_pair: tuple[socket.socket, socket.socket]
 ) -> None:
@@ -189,11 +203,7 @@ def test_cancelled_wait_leaves_no_reader(
         assert not loop.remove_reader(ours)
         # The cancelled wait took nothing: the next bytes go to whoever
         # asks next, a reader callback first, then sock_recv.
-        got = loop.create_future()
-        loop.add_reader(ours, lambda: got.done() or got.set_result(ours.recv(100)))
-        peer.sendall(b"after")
-        first = await got
-        loop.remove_reader(ours)
+        first = await bytes_to_a_reader(loop, ours, peer, b"after")
         peer.sendall(b"again")
         return first, await loop.sock_recv(ours, 100)
 

@@ -13,6 +13,8 @@ import struct
 import pytest
 from conftest import run, xfail_for
 
+from tcp.test_sock_recv import bytes_to_a_reader
+
 
 @pytest.fixture
 def tcp_pair(
@@ -220,11 +222,7 @@ def test_recv_into_cancelled_wait_leaves_no_reader(
         # Its reader is gone (uvloop's remove_reader returns None).
         assert not loop.remove_reader(ours)
         # The cancelled wait took nothing and wrote nothing.
-        got = loop.create_future()
-        loop.add_reader(ours, lambda: got.done() or got.set_result(ours.recv(100)))
-        peer.sendall(b"after")
-        first = await got
-        loop.remove_reader(ours)
+        first = await bytes_to_a_reader(loop, ours, peer, b"after")
         peer.sendall(b"again")
         n = await loop.sock_recv_into(ours, buf)
         return first, bytes(buf[:n]), bytes(buf[n:])

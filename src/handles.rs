@@ -45,6 +45,15 @@ impl GilRefCell<Target> {
         }
     }
 
+    /// The arguments' tuple while live and not empty (the empty tuple is a
+    /// shared singleton the collector never tracks: it must stay as it is).
+    fn nonempty_args(&self, py: Python<'_>) -> Option<*mut pyo3::ffi::PyObject> {
+        match &*self.borrow_mut(py) {
+            Target::Live { args, .. } if !args.bind(py).is_empty() => Some(args.as_ptr()),
+            _ => None,
+        }
+    }
+
     fn saved_repr(&self, py: Python<'_>) -> Option<String> {
         match &*self.borrow_mut(py) {
             Target::Live { .. } => None,
@@ -127,6 +136,12 @@ impl Handle {
         self.own_context.then_some(&self.context)
     }
 
+    /// The handle's argument tuple, for the ready queue to hide from the
+    /// collector (src/queued.rs): None once cancelled, or if it is empty.
+    pub(crate) fn args_ptr(&self, py: Python<'_>) -> Option<*mut pyo3::ffi::PyObject> {
+        self.target.nonempty_args(py)
+    }
+
     /// This handle, made cancellable from other threads (call_soon_threadsafe).
     pub fn thread_safe(mut self) -> Self {
         self.guard = Some(RunGuard::default());
@@ -154,6 +169,13 @@ impl Handle {
             None => None,
         };
         let old = self.target.replace(py, Target::Cancelled { repr });
+        if let Target::Live { args, .. } = &old {
+            // Someone else may hold the tuple (`handle._args`): the
+            // collector must see it again, as the queue no longer hides it.
+            if !args.bind(py).is_empty() {
+                crate::queued::track_args(args.as_ptr());
+            }
+        }
         drop(old);
         true
     }

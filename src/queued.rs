@@ -23,20 +23,30 @@ use crate::handles::Handle;
 
 /// A queued handle (a Handle, or a TimerHandle's Handle part) out of the
 /// collector's sight, with the context it made for itself (a fresh copy per
-/// handle, which the collector walked as often).
+/// handle, which the collector walked as often) and its arguments' tuple
+/// (made for the call; one per `set_result` callback of a future).
 pub(crate) fn untrack_handle(handle: &Bound<'_, Handle>) {
     untrack_ptr(handle.as_ptr());
-    if let Some(context) = handle.get().own_context() {
+    let h = handle.get();
+    if let Some(context) = h.own_context() {
         untrack_ptr(context.as_ptr());
+    }
+    if let Some(args) = h.args_ptr(handle.py()) {
+        untrack_ptr(args);
     }
 }
 
-/// Back in the collector's sight, with its own context (a no-op for what
-/// never left it: timers of a closed loop, fd watchers, transports' handles).
+/// Back in the collector's sight, with its own context and its arguments (a
+/// no-op for what never left it: timers of a closed loop, fd watchers,
+/// transports' handles).
 pub(crate) fn track_handle(handle: &Bound<'_, Handle>) {
     track_ptr(handle.as_ptr());
-    if let Some(context) = handle.get().own_context() {
+    let h = handle.get();
+    if let Some(context) = h.own_context() {
         track_ptr(context.as_ptr());
+    }
+    if let Some(args) = h.args_ptr(handle.py()) {
+        track_ptr(args);
     }
 }
 
@@ -44,6 +54,12 @@ pub(crate) fn track_handle(handle: &Bound<'_, Handle>) {
 /// freed: see `Drop for Handle`).
 pub(crate) fn track_context(context: &Py<PyAny>) {
     track_ptr(context.as_ptr());
+}
+
+/// A cancelled handle's arguments back in the collector's sight (they may
+/// outlive the handle).
+pub(crate) fn track_args(args: *mut ffi::PyObject) {
+    track_ptr(args);
 }
 
 fn untrack_ptr(ptr: *mut ffi::PyObject) {

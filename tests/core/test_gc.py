@@ -145,6 +145,55 @@ def test_call_soon_cycle_is_collected(loop_name: str, ends: str) -> None:
     assert [ref() for ref in refs] == [None] * 3
 
 
+def _mark_ran(obj: HoldsSoonArg) -> None:
+    obj.ran = True
+
+
+class HoldsSoonArg:
+    """Keeps the handle of a call_soon that has the object as its argument:
+    obj -> handle -> its arguments -> obj. With `hold_args`, the object also
+    keeps the arguments' tuple itself (asyncio's `handle._args`), so that the
+    tuple outlives the handle."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, hold_args: bool) -> None:
+        self.ran = False
+        self.handle = loop.call_soon(_mark_ran, self)
+        self.args = self.handle._args if hold_args else None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("hold_args", [False, True], ids=["handle", "handle and args"])
+@pytest.mark.parametrize("ends", ["ran", "cancelled", "loop closed"])
+def test_cycle_through_handle_arguments_is_collected(
+    loop_name: str, ends: str, hold_args: bool
+) -> None:
+    """The loop hides a queued handle's arguments from the collector as it
+    hides the handle: they are the collector's again however the handle
+    left the queue, even when they outlive it."""
+    loop = make_loop(loop_name)
+    if hold_args and not hasattr(loop.call_soon(print), "_args"):
+        loop.close()
+        pytest.skip("this loop's handles do not show their arguments")
+    try:
+        objs = [HoldsSoonArg(loop, hold_args) for _ in range(3)]
+        refs = [weakref.ref(obj) for obj in objs]
+        gc.collect()
+        assert all(ref() is not None for ref in refs)
+        if ends == "cancelled":
+            for obj in objs:
+                obj.handle.cancel()
+                obj.handle = None
+            del obj
+        if ends != "loop closed":
+            run(loop, asyncio.sleep(0))
+        ran = [held.ran for held in objs]
+        del objs
+    finally:
+        loop.close()
+    assert ran == [ends == "ran"] * 3
+    gc.collect()
+    assert [ref() for ref in refs] == [None] * 3
+
+
 class HoldsLater:
     """Keeps the handle of a call_later whose callback is its own method."""
 

@@ -28,6 +28,7 @@ mod scheduling;
 mod sendfile;
 mod server_io;
 mod signal_wakeup;
+mod sock_call;
 mod sock_coro;
 mod sock_recv;
 mod sock_send;

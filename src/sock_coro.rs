@@ -1,5 +1,6 @@
-//! `loop.sock_recv`, `loop.sock_recv_into` and `loop.sock_sendall` as
-//! native coroutines.
+//! `loop.sock_recv`, `sock_recv_into`, `sock_sendall`, `sock_recvfrom`,
+//! `sock_recvfrom_into`, `sock_sendto` and `sock_accept` as native
+//! coroutines.
 //!
 //! In asyncio each is an `async def`: every call makes a coroutine object
 //! and runs Python frames around one socket call, which in a socket echo
@@ -10,7 +11,8 @@
 //! step makes the socket call at once; only when the socket would block
 //! does it wait, as asyncio does, on a future and a reader or writer of
 //! the loop (native ones: sock_recv.rs for the reads, sock_send.rs for
-//! sendall), by yielding that future to the task as `await future` would.
+//! sendall, sock_call.rs for the calls made through the socket object's
+//! own method), by yielding that future to the task as `await future` would.
 //!
 //! What the caller sees is asyncio's: argument errors and socket errors
 //! are raised when the coroutine runs, not when it is made; results,
@@ -27,6 +29,7 @@ use pyo3::types::{PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use crate::event_loop::EventLoop;
+use crate::sock_call::SockCall;
 use crate::sock_recv::{
     recv_into_now, recv_later, recv_now, socket_fd, with_writable_buffer, Wanted,
 };
@@ -34,9 +37,22 @@ use crate::sock_send::{send_later, send_now, with_buffer};
 use crate::sock_wait::FdWait;
 
 enum Op {
-    Recv { n: isize },
-    RecvInto { buf: Py<PyAny> },
-    SendAll { data: Py<PyAny> },
+    Recv {
+        n: isize,
+    },
+    RecvInto {
+        buf: Py<PyAny>,
+    },
+    SendAll {
+        data: Py<PyAny>,
+    },
+    /// `sock_recvfrom_into`'s call is made when the coroutine starts (its
+    /// `len(buf)` is looked up then, as in asyncio).
+    RecvFromInto {
+        buf: Py<PyAny>,
+        nbytes: Option<Py<PyAny>>,
+    },
+    Call(SockCall),
 }
 
 enum Step {
@@ -126,6 +142,25 @@ impl SockCoroutine {
                 }
                 send_later(lp, sock.clone(), data.bind(py), sent)
             }
+            Op::RecvFromInto { buf, nbytes } => {
+                let call = SockCall::recvfrom_into(buf.bind(py), nbytes.map(|n| n.into_bound(py)))?;
+                self.try_call(lp, sock, call)
+            }
+            Op::Call(call) => self.try_call(lp, sock, call),
+        }
+    }
+
+    /// A call through the socket's own method: its result at once, or
+    /// the wait for the socket to be ready.
+    fn try_call(
+        &self,
+        lp: &Bound<'_, EventLoop>,
+        sock: &Bound<'_, PyAny>,
+        call: SockCall,
+    ) -> PyResult<(Py<PyAny>, FdWait)> {
+        match call.attempt(sock, true)? {
+            Some(result) => Err(stop_with(sock.py(), result)),
+            None => call.later(lp, sock.clone()),
         }
     }
 
@@ -258,6 +293,13 @@ impl SockCoroutine {
             match &*step {
                 Step::Start(Op::SendAll { data }) => visit.call(data)?,
                 Step::Start(Op::RecvInto { buf }) => visit.call(buf)?,
+                Step::Start(Op::RecvFromInto { buf, nbytes }) => {
+                    visit.call(buf)?;
+                    if let Some(n) = nbytes {
+                        visit.call(n)?;
+                    }
+                }
+                Step::Start(Op::Call(call)) => call.traverse(&visit)?,
                 Step::Waiting(fut, wait) => {
                     visit.call(fut)?;
                     wait.traverse(&visit)?;
@@ -309,6 +351,54 @@ impl EventLoop {
             sock,
             "sock_sendall",
             Op::SendAll { data },
+        ))
+    }
+
+    /// Receive a datagram of up to `bufsize` bytes from sock (non-blocking),
+    /// as asyncio does; return `(data, address)`.
+    fn sock_recvfrom(
+        slf: &Bound<'_, Self>,
+        sock: Py<PyAny>,
+        bufsize: Py<PyAny>,
+    ) -> PyResult<SockCoroutine> {
+        let call = Op::Call(SockCall::RecvFrom { bufsize });
+        Ok(SockCoroutine::new(slf, sock, "sock_recvfrom", call))
+    }
+
+    /// Receive a datagram into buf (up to nbytes, or len(buf) if nbytes is
+    /// 0) from sock (non-blocking), as asyncio does; return
+    /// `(nbytes_received, address)`.
+    #[pyo3(signature = (sock, buf, nbytes=None), text_signature = "($self, sock, buf, nbytes=0)")]
+    fn sock_recvfrom_into(
+        slf: &Bound<'_, Self>,
+        sock: Py<PyAny>,
+        buf: Py<PyAny>,
+        nbytes: Option<Py<PyAny>>,
+    ) -> PyResult<SockCoroutine> {
+        let op = Op::RecvFromInto { buf, nbytes };
+        Ok(SockCoroutine::new(slf, sock, "sock_recvfrom_into", op))
+    }
+
+    /// Send data to address from sock (non-blocking), as asyncio does;
+    /// return the number of bytes sent.
+    fn sock_sendto(
+        slf: &Bound<'_, Self>,
+        sock: Py<PyAny>,
+        data: Py<PyAny>,
+        address: Py<PyAny>,
+    ) -> PyResult<SockCoroutine> {
+        let call = Op::Call(SockCall::SendTo { data, address });
+        Ok(SockCoroutine::new(slf, sock, "sock_sendto", call))
+    }
+
+    /// Accept a connection on the listening sock (non-blocking), as asyncio
+    /// does; return `(conn, address)`, conn non-blocking.
+    fn sock_accept(slf: &Bound<'_, Self>, sock: Py<PyAny>) -> PyResult<SockCoroutine> {
+        Ok(SockCoroutine::new(
+            slf,
+            sock,
+            "sock_accept",
+            Op::Call(SockCall::Accept),
         ))
     }
 }

@@ -1,12 +1,14 @@
 """Low-level socket operations: sock_recv, sock_sendall, sock_connect, ...,
 getaddrinfo and getnameinfo.
 
-sock_recv, sock_recv_into and sock_sendall are rloop's own: native
+sock_recv, sock_recv_into, sock_sendall, sock_recvfrom,
+sock_recvfrom_into, sock_sendto and sock_accept are rloop's own: native
 coroutines whose try and wait are in Rust (src/sock_coro.rs,
-src/sock_recv.rs, src/sock_send.rs). The others are asyncio's own
-loop-agnostic
-implementations, taken from the stdlib at import time: they only need
-add_reader/add_writer returning handles, create_future and the
+src/sock_recv.rs, src/sock_send.rs, src/sock_call.rs). The others
+(sock_connect, which resolves its address with an await of getaddrinfo
+and runs once per connection, and sendfile) are asyncio's own
+loop-agnostic implementations, taken from the stdlib at import time: they
+only need add_reader/add_writer returning handles, create_future and the
 transport-fd check, which the Rust core provides.
 """
 
@@ -31,16 +33,8 @@ class SocketsMixin:
         borrow(
             _SELECTOR,
             [
-                "sock_recvfrom",
-                "_sock_recvfrom",
-                "sock_recvfrom_into",
-                "_sock_recvfrom_into",
-                "sock_sendto",
-                "_sock_sendto",
                 "sock_connect",
                 "_sock_connect_cb",
-                "sock_accept",
-                "_sock_accept",
                 "_sock_read_done",
                 "_sock_write_done",
             ],

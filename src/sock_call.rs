@@ -1,15 +1,18 @@
-//! asyncio's `loop.sock_recvfrom`, `sock_recvfrom_into`, `sock_sendto` and
-//! `sock_accept`, the socket side (the coroutine is in sock_coro.rs).
+//! asyncio's `loop.sock_recvfrom`, `sock_recvfrom_into`, `sock_sendto`,
+//! `sock_accept` and `sock_connect`, the socket side (the coroutine is in
+//! sock_coro.rs).
 //!
 //! Each is one call of the socket object's own method (`recvfrom`,
 //! `recvfrom_into`, `sendto`, `accept`), tried at once and, when it would
-//! block, again each time the socket is ready, as asyncio does. The call
+//! block, again each time the socket is ready, as asyncio does; a connect
+//! in progress is checked with `getsockopt(SO_ERROR)` when the socket
+//! becomes writable. The call
 //! stays the socket module's: its address formats (every family, each
 //! Python version's) and its errors are what the caller gets. What is
 //! native is the rest: no coroutine frame, no Python reader or writer, no
 //! `functools.partial` done-callback per wait (sock_wait.rs).
 
-use pyo3::exceptions::{PyBlockingIOError, PyInterruptedError};
+use pyo3::exceptions::{PyBlockingIOError, PyInterruptedError, PyOSError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::{PyTraverseError, PyVisit};
@@ -33,6 +36,11 @@ pub(crate) enum SockCall {
         address: Py<PyAny>,
     },
     Accept,
+    /// To an address needing no name resolution (python/rloop/sockets.py
+    /// resolves the others as asyncio does, before it connects).
+    Connect {
+        address: Py<PyAny>,
+    },
 }
 
 impl SockCall {
@@ -55,7 +63,7 @@ impl SockCall {
 
     fn side(&self) -> Side {
         match self {
-            SockCall::SendTo { .. } => Side::Write,
+            SockCall::SendTo { .. } | SockCall::Connect { .. } => Side::Write,
             _ => Side::Read,
         }
     }
@@ -66,6 +74,7 @@ impl SockCall {
             SockCall::RecvFromInto { .. } => "sock_recvfrom_into reader",
             SockCall::SendTo { .. } => "sock_sendto writer",
             SockCall::Accept => "sock_accept reader",
+            SockCall::Connect { .. } => "sock_connect writer",
         }
     }
 
@@ -99,6 +108,10 @@ impl SockCall {
                 conn.call_method1(intern!(py, "setblocking"), (false,))?;
                 Ok(pair)
             }),
+            SockCall::Connect { address } if first => sock
+                .call_method1(intern!(py, "connect"), (address,))
+                .map(|_| py.None().into_bound(py)),
+            SockCall::Connect { address } => connect_outcome(sock, address.bind(py)),
         };
         match result {
             Ok(value) => Ok(Some(value.unbind())),
@@ -138,8 +151,30 @@ impl SockCall {
                 visit.call(address)
             }
             SockCall::Accept => Ok(()),
+            SockCall::Connect { address } => visit.call(address),
         }
     }
+}
+
+/// How a connect in progress ended, once its socket is writable: None, or
+/// the error `SO_ERROR` holds, with asyncio's message.
+fn connect_outcome<'py>(
+    sock: &Bound<'py, PyAny>,
+    address: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = sock.py();
+    let err: i64 = sock
+        .call_method1(
+            intern!(py, "getsockopt"),
+            (libc::SOL_SOCKET, libc::SO_ERROR),
+        )?
+        .extract()?;
+    if err != 0 {
+        // OSError(errno, ...) is the errno's subclass (ConnectionRefusedError...).
+        let message = format!("Connect call failed {}", address.str()?);
+        return Err(PyOSError::new_err((err, message)));
+    }
+    Ok(py.None().into_bound(py))
 }
 
 /// The reader or writer of one waiting call.

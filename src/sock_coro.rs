@@ -1,6 +1,6 @@
 //! `loop.sock_recv`, `sock_recv_into`, `sock_sendall`, `sock_recvfrom`,
-//! `sock_recvfrom_into`, `sock_sendto` and `sock_accept` as native
-//! coroutines.
+//! `sock_recvfrom_into`, `sock_sendto`, `sock_accept` and (to an address
+//! that needs no name resolution) `sock_connect` as native coroutines.
 //!
 //! In asyncio each is an `async def`: every call makes a coroutine object
 //! and runs Python frames around one socket call, which in a socket echo
@@ -400,5 +400,16 @@ impl EventLoop {
             "sock_accept",
             Op::Call(SockCall::Accept),
         ))
+    }
+
+    /// `sock_connect` to an address needing no name resolution (the
+    /// Python method, python/rloop/sockets.py, resolves the others).
+    fn _sock_connect_native(
+        slf: &Bound<'_, Self>,
+        sock: Py<PyAny>,
+        address: Py<PyAny>,
+    ) -> PyResult<SockCoroutine> {
+        let call = Op::Call(SockCall::Connect { address });
+        Ok(SockCoroutine::new(slf, sock, "sock_connect", call))
     }
 }

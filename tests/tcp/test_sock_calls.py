@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import select
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -358,3 +359,142 @@ def test_sendto_errors_are_the_sockets(
 
     with pytest.raises(TypeError):
         run(loop, main())
+
+
+def test_connect_to_a_listener(loop: asyncio.AbstractEventLoop, listener: socket.socket) -> None:
+    client = socket.socket()
+    client.setblocking(False)
+
+    async def main() -> tuple[object, bool, bool]:
+        result = await asyncio.wait_for(loop.sock_connect(client, listener.getsockname()), 10)
+        conn, address = await asyncio.wait_for(loop.sock_accept(listener), 10)
+        conn.close()
+        return result, address == client.getsockname(), bool(loop.remove_writer(client))
+
+    try:
+        assert run(loop, main()) == (None, True, False)
+    finally:
+        client.close()
+
+
+def test_connect_resolves_a_host_name(
+    loop: asyncio.AbstractEventLoop, listener: socket.socket
+) -> None:
+    client = socket.socket()
+    client.setblocking(False)
+    port = listener.getsockname()[1]
+
+    async def main() -> str:
+        await asyncio.wait_for(loop.sock_connect(client, ("localhost", port)), 10)
+        return str(client.getpeername()[0])
+
+    try:
+        try:
+            peer = run(loop, main())
+        except OSError:
+            pytest.skip("localhost does not resolve to 127.0.0.1 here")
+        assert peer == "127.0.0.1"
+    finally:
+        client.close()
+
+
+def test_connect_refused(loop: asyncio.AbstractEventLoop) -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    address = probe.getsockname()
+    probe.close()  # nothing listens there now
+    client = socket.socket()
+    client.setblocking(False)
+
+    async def main() -> None:
+        await asyncio.wait_for(loop.sock_connect(client, address), 10)
+
+    try:
+        with pytest.raises(ConnectionRefusedError) as info:
+            run(loop, main())
+        assert info.value.errno == errno.ECONNREFUSED
+    finally:
+        client.close()
+
+
+def test_connect_with_a_short_address_raises_value_error(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    xfail_for(request, ["uvloop"], "uvloop raises TypeError, at the call", loop_name)
+    client = socket.socket()
+    client.setblocking(False)
+
+    async def main() -> None:
+        await loop.sock_connect(client, ("127.0.0.1",))
+
+    try:
+        with pytest.raises(ValueError):
+            run(loop, main())
+    finally:
+        client.close()
+
+
+def test_connect_over_a_unix_socket(loop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    path = str(tmp_path / "listener")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.setblocking(False)
+
+    async def main() -> str:
+        await asyncio.wait_for(loop.sock_connect(client, path), 10)
+        return str(client.getpeername())
+
+    try:
+        assert run(loop, main()) == path
+    finally:
+        client.close()
+        server.close()
+
+
+@pytest.fixture
+def connect_in_progress() -> Iterator[tuple[socket.socket, tuple[str, int]]]:
+    """A listener whose backlog is full (it never accepts), and a fresh
+    client socket: a connect to it stays in progress (its SYN is dropped)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = []
+    try:
+        for _ in range(64):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(address)
+            fillers.append(filler)
+            _, writable, _ = select.select([], [filler], [], 0.2)
+            if not writable:
+                break
+        else:
+            pytest.skip("the backlog never filled")
+        client = socket.socket()
+        client.setblocking(False)
+        yield client, address
+        client.close()
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def test_cancelled_connect_leaves_no_writer(
+    loop: asyncio.AbstractEventLoop,
+    connect_in_progress: tuple[socket.socket, tuple[str, int]],
+) -> None:
+    client, address = connect_in_progress
+
+    async def main() -> tuple[bool, bool, bool]:
+        connect = asyncio.ensure_future(loop.sock_connect(client, address))
+        await _turns(5)
+        waited = not connect.done()
+        connect.cancel()
+        await _turns(3)
+        return waited, connect.cancelled(), bool(loop.remove_writer(client))
+
+    assert run(loop, main()) == (True, True, False)

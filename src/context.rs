@@ -3,7 +3,6 @@
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 
 /// A copy of the current context, as `contextvars.copy_context()`.
 pub fn copy_current(py: Python<'_>) -> PyResult<Py<PyAny>> {
@@ -15,12 +14,11 @@ pub fn copy_current(py: Python<'_>) -> PyResult<Py<PyAny>> {
     }
 }
 
-/// Call `callback(*args)` with `context` entered.
-pub fn run_in_context(
-    py: Python<'_>,
+/// Make the call `call` with `context` entered.
+pub fn run_in_context<'py>(
+    py: Python<'py>,
     context: &Py<PyAny>,
-    callback: &Py<PyAny>,
-    args: &Py<PyTuple>,
+    call: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
 ) -> PyResult<()> {
     let ctx = context.as_ptr();
     // SAFETY: GIL held; `ctx` is a live object kept alive by `context`.
@@ -28,12 +26,7 @@ pub fn run_in_context(
     if unsafe { ffi::PyContext_Enter(ctx) } < 0 {
         return Err(PyErr::fetch(py));
     }
-    let args = args.bind(py);
-    let result = if args.is_empty() {
-        callback.call0(py)
-    } else {
-        callback.call1(py, args)
-    };
+    let result = call();
     // SAFETY: the same context entered above, still alive; exiting restores
     // the previous context even when the call failed.
     if unsafe { ffi::PyContext_Exit(ctx) } < 0 {

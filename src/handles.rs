@@ -8,6 +8,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyTuple;
 use pyo3::{PyTraverseError, PyVisit};
 
+use crate::callback_args::{Args, BoundArgs};
 use crate::context;
 use crate::gil_cell::GilRefCell;
 use crate::run_guard::RunGuard;
@@ -18,13 +19,8 @@ use crate::run_guard::RunGuard;
 /// handshake frees its SSLContext at once); a handle made in debug mode
 /// keeps its repr instead, as asyncio's does.
 enum Target {
-    Live {
-        callback: Py<PyAny>,
-        args: Py<PyTuple>,
-    },
-    Cancelled {
-        repr: Option<String>,
-    },
+    Live { callback: Py<PyAny>, args: Args },
+    Cancelled { repr: Option<String> },
 }
 
 /// The target lives in a `GilRefCell` (gil_cell.rs), as the loop's own
@@ -36,20 +32,17 @@ impl GilRefCell<Target> {
     /// cancelled. Owned, so a callback that cancels its own handle while it
     /// runs does not free itself under the caller; bound, so that dropping
     /// them is a plain decref (the GIL is known to be held).
-    fn live<'py>(&self, py: Python<'py>) -> Option<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    fn live<'py>(&self, py: Python<'py>) -> Option<(Bound<'py, PyAny>, BoundArgs<'py>)> {
         match &*self.borrow_mut(py) {
-            Target::Live { callback, args } => {
-                Some((callback.bind(py).clone(), args.bind(py).clone()))
-            }
+            Target::Live { callback, args } => Some((callback.bind(py).clone(), args.bind(py))),
             Target::Cancelled { .. } => None,
         }
     }
 
-    /// The arguments' tuple while live and not empty (the empty tuple is a
-    /// shared singleton the collector never tracks: it must stay as it is).
-    fn nonempty_args(&self, py: Python<'_>) -> Option<*mut pyo3::ffi::PyObject> {
+    /// The arguments' tuple while live, if they are kept as one (several).
+    fn args_tuple(&self, py: Python<'_>) -> Option<*mut pyo3::ffi::PyObject> {
         match &*self.borrow_mut(py) {
-            Target::Live { args, .. } if !args.bind(py).is_empty() => Some(args.as_ptr()),
+            Target::Live { args, .. } => args.tuple_ptr(),
             _ => None,
         }
     }
@@ -70,7 +63,7 @@ impl GilRefCell<Target> {
         if let Some(target) = self.borrow_in_gc(visit) {
             if let Target::Live { callback, args } = &*target {
                 visit.call(callback)?;
-                visit.call(args)?;
+                args.traverse(visit)?;
             }
         }
         Ok(())
@@ -108,10 +101,10 @@ impl Drop for Handle {
 }
 
 impl Handle {
-    pub fn new(
+    pub(crate) fn new(
         py: Python<'_>,
         callback: Py<PyAny>,
-        args: Py<PyTuple>,
+        args: Args,
         context: Option<Py<PyAny>>,
         source_traceback: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
@@ -137,9 +130,10 @@ impl Handle {
     }
 
     /// The handle's argument tuple, for the ready queue to hide from the
-    /// collector (src/queued.rs): None once cancelled, or if it is empty.
+    /// collector (src/queued.rs): None once cancelled, or if it keeps no
+    /// tuple (src/callback_args.rs).
     pub(crate) fn args_ptr(&self, py: Python<'_>) -> Option<*mut pyo3::ffi::PyObject> {
-        self.target.nonempty_args(py)
+        self.target.args_tuple(py)
     }
 
     /// This handle, made cancellable from other threads (call_soon_threadsafe).
@@ -172,8 +166,8 @@ impl Handle {
         if let Target::Live { args, .. } = &old {
             // Someone else may hold the tuple (`handle._args`): the
             // collector must see it again, as the queue no longer hides it.
-            if !args.bind(py).is_empty() {
-                crate::queued::track_args(args.as_ptr());
+            if let Some(tuple) = args.tuple_ptr() {
+                crate::queued::track_args(tuple);
             }
         }
         drop(old);
@@ -200,7 +194,7 @@ impl Handle {
     fn run_unguarded(&self, py: Python<'_>) -> PyResult<()> {
         match self.target.live(py) {
             Some((callback, args)) if !self.is_cancelled() => {
-                context::run_in_context(py, &self.context, callback.as_unbound(), args.as_unbound())
+                context::run_in_context(py, &self.context, || args.call(&callback))
             }
             _ => Ok(()),
         }
@@ -214,7 +208,7 @@ impl Handle {
             return Ok(None);
         };
         let f = FORMAT.import(py, "asyncio.format_helpers", "_format_callback_source")?;
-        f.call1((callback, args))?.extract().map(Some)
+        f.call1((callback, args.to_tuple(py)?))?.extract().map(Some)
     }
 
     /// asyncio's repr of a handle: `cancelled`, the callback while there is
@@ -283,8 +277,11 @@ impl Handle {
     }
 
     #[getter(_args)]
-    fn args_attr(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
-        self.target.live(py).map(|(_, args)| args.unbind())
+    fn args_attr(&self, py: Python<'_>) -> PyResult<Option<Py<PyTuple>>> {
+        match self.target.live(py) {
+            Some((_, args)) => Ok(Some(args.to_tuple(py)?.unbind())),
+            None => Ok(None),
+        }
     }
 
     #[getter(_source_traceback)]

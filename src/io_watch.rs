@@ -9,6 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+use crate::callback_args::Args;
 use crate::errors::os_error;
 use crate::event_loop::EventLoop;
 use crate::handles::Handle;
@@ -103,7 +104,7 @@ impl EventLoop {
         let tb = self.source_traceback(py)?;
         let handle = Py::new(
             py,
-            Handle::new(py, callback.unbind(), args.unbind(), context, tb)?,
+            Handle::new(py, callback.unbind(), Args::from_tuple(args), context, tb)?,
         )?;
         let old = self.side(side).lock().insert(fd, handle.clone_ref(py));
         if let Some(old) = &old {

@@ -24,7 +24,7 @@ use crate::handles::Handle;
 /// A queued handle (a Handle, or a TimerHandle's Handle part) out of the
 /// collector's sight, with the context it made for itself (a fresh copy per
 /// handle, which the collector walked as often) and its arguments' tuple
-/// (made for the call; one per `set_result` callback of a future).
+/// (made for the call, when it keeps one: src/callback_args.rs).
 pub(crate) fn untrack_handle(handle: &Bound<'_, Handle>) {
     untrack_ptr(handle.as_ptr());
     let h = handle.get();

@@ -1,9 +1,11 @@
-//! `call_soon`, `call_soon_threadsafe`, `call_later`, `call_at`.
+//! `call_soon`, `call_soon_threadsafe`, `call_later`, `call_at` (the first
+//! two are C methods of the loop type: src/call_soon.rs).
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyTuple};
 
+use crate::callback_args::Args;
 use crate::clock;
 use crate::debug::check_callback;
 use crate::event_loop::{EventLoop, Item};
@@ -11,6 +13,49 @@ use crate::handles::{Handle, TimerHandle};
 use crate::queued;
 
 impl EventLoop {
+    /// call_soon's work, once its arguments are taken apart.
+    pub(crate) fn call_soon(
+        &self,
+        py: Python<'_>,
+        callback: Bound<'_, PyAny>,
+        args: Args,
+        context: Option<Py<PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        self.check_closed()?;
+        if self.is_debug() {
+            self.check_thread()?;
+            check_callback(py, &callback, "call_soon")?;
+        }
+        let tb = self.source_traceback(py)?;
+        let handle = Handle::new(py, callback.unbind(), args, context, tb)?;
+        let handle = Py::new(py, handle)?;
+        queued::untrack_handle(handle.bind(py));
+        self.push_ready(py, Item::Call(handle.clone_ref(py)));
+        Ok(handle)
+    }
+
+    /// call_soon_threadsafe's work: call_soon's from any thread, waking the
+    /// loop if it is waiting for I/O.
+    pub(crate) fn call_soon_threadsafe(
+        &self,
+        py: Python<'_>,
+        callback: Bound<'_, PyAny>,
+        args: Args,
+        context: Option<Py<PyAny>>,
+    ) -> PyResult<Py<Handle>> {
+        self.check_closed()?;
+        if self.is_debug() {
+            check_callback(py, &callback, "call_soon_threadsafe")?;
+        }
+        let tb = self.source_traceback(py)?;
+        let handle = Handle::new(py, callback.unbind(), args, context, tb)?.thread_safe();
+        let handle = Py::new(py, handle)?;
+        queued::untrack_handle(handle.bind(py));
+        self.push_ready(py, Item::Call(handle.clone_ref(py)));
+        self.wake_if_polling();
+        Ok(handle)
+    }
+
     fn new_handle(
         &self,
         py: Python<'_>,
@@ -19,56 +64,12 @@ impl EventLoop {
         context: Option<Py<PyAny>>,
     ) -> PyResult<Handle> {
         let tb = self.source_traceback(py)?;
-        Handle::new(py, callback.unbind(), args.unbind(), context, tb)
+        Handle::new(py, callback.unbind(), Args::from_tuple(args), context, tb)
     }
 }
 
 #[pymethods]
 impl EventLoop {
-    /// Arrange for callback(*args) to be called soon, in the order of the
-    /// calls; return a Handle that can cancel it. It runs in `context` (by
-    /// default, a copy of the current context).
-    #[pyo3(signature = (callback, *args, context=None))]
-    fn call_soon(
-        &self,
-        py: Python<'_>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Py<PyAny>>,
-    ) -> PyResult<Py<Handle>> {
-        self.check_closed()?;
-        if self.is_debug() {
-            self.check_thread()?;
-            check_callback(py, &callback, "call_soon")?;
-        }
-        let handle = Py::new(py, self.new_handle(py, callback, args, context)?)?;
-        queued::untrack_handle(handle.bind(py));
-        self.push_ready(py, Item::Call(handle.clone_ref(py)));
-        Ok(handle)
-    }
-
-    /// Like call_soon(), but safe to call from any thread: wakes the loop
-    /// if it is waiting for I/O.
-    #[pyo3(signature = (callback, *args, context=None))]
-    fn call_soon_threadsafe(
-        &self,
-        py: Python<'_>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Py<PyAny>>,
-    ) -> PyResult<Py<Handle>> {
-        self.check_closed()?;
-        if self.is_debug() {
-            check_callback(py, &callback, "call_soon_threadsafe")?;
-        }
-        let handle = self.new_handle(py, callback, args, context)?.thread_safe();
-        let handle = Py::new(py, handle)?;
-        queued::untrack_handle(handle.bind(py));
-        self.push_ready(py, Item::Call(handle.clone_ref(py)));
-        self.wake_if_polling();
-        Ok(handle)
-    }
-
     /// Arrange for callback(*args) to be called after `delay` seconds (an
     /// int or a float); return a TimerHandle that can cancel it. Callbacks
     /// due at the same time run in the order they were scheduled.

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
+use crate::callback_args::Args;
 use crate::context;
 use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
@@ -62,7 +63,7 @@ impl EventLoop {
         args: Bound<'_, PyTuple>,
         context: Option<Py<PyAny>>,
     ) -> PyResult<()> {
-        let handle = Handle::new(py, callback.unbind(), args.unbind(), context, None)?;
+        let handle = Handle::new(py, callback.unbind(), Args::from_tuple(args), context, None)?;
         self.push_ready(py, Item::Call(Py::new(py, handle)?));
         Ok(())
     }

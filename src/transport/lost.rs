@@ -7,9 +7,10 @@
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::PyDict;
 
 use super::{release_fd, SocketTransport};
+use crate::callback_args::Args;
 use crate::context;
 use crate::errors::os_error;
 use crate::event_loop::Item;
@@ -65,7 +66,7 @@ impl SocketTransport {
         let handle = slf
             .getattr(intern!(py, "_call_connection_lost"))
             .and_then(|callback| {
-                let args = PyTuple::new(py, [exc.clone_ref(py)])?.unbind();
+                let args = Args::One(exc.clone_ref(py));
                 let context = Some(this.context.clone_ref(py));
                 Py::new(py, Handle::new(py, callback.unbind(), args, context, None)?)
             });

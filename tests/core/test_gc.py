@@ -145,19 +145,19 @@ def test_call_soon_cycle_is_collected(loop_name: str, ends: str) -> None:
     assert [ref() for ref in refs] == [None] * 3
 
 
-def _mark_ran(obj: HoldsSoonArg) -> None:
+def _mark_ran(obj: HoldsSoonArg, _other: object) -> None:
     obj.ran = True
 
 
 class HoldsSoonArg:
-    """Keeps the handle of a call_soon that has the object as its argument:
-    obj -> handle -> its arguments -> obj. With `hold_args`, the object also
-    keeps the arguments' tuple itself (asyncio's `handle._args`), so that the
-    tuple outlives the handle."""
+    """Keeps the handle of a call_soon that has the object among its
+    arguments: obj -> handle -> its arguments -> obj. With `hold_args`, the
+    object also keeps the arguments' tuple itself (asyncio's
+    `handle._args`), so that the tuple outlives the handle."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, hold_args: bool) -> None:
         self.ran = False
-        self.handle = loop.call_soon(_mark_ran, self)
+        self.handle = loop.call_soon(_mark_ran, self, None)
         self.args = self.handle._args if hold_args else None  # type: ignore[attr-defined]
 
 

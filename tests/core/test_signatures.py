@@ -192,3 +192,43 @@ def test_shutdown_default_executor_timeout(
             await loop.shutdown_default_executor()
 
     run(loop, main())
+
+
+@pytest.mark.parametrize("name", ["call_soon", "call_soon_threadsafe"])
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {}),
+        ((), {"context": None}),
+        ((print,), {"contxt": None}),
+        ((print,), {"callback": print}),
+    ],
+    ids=["nothing", "only context", "misspelt keyword", "callback twice"],
+)
+def test_call_soon_argument_errors_are_asyncios(
+    loop: asyncio.AbstractEventLoop,
+    loop_name: str,
+    request: pytest.FixtureRequest,
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
+    """call_soon and call_soon_threadsafe take their arguments apart
+    themselves (C methods, src/call_soon.rs): word for word asyncio's
+    errors."""
+    xfail_for(request, ["uvloop"], "uvloop names its own class (Loop)", loop_name)
+    reference = asyncio.new_event_loop()
+    try:
+        expected = _call_error(reference, name, *args, **kwargs)
+    finally:
+        reference.close()
+    assert _call_error(loop, name, *args, **kwargs) == expected
+
+
+@pytest.mark.parametrize("name", ["call_soon", "call_soon_threadsafe"])
+def test_call_soon_takes_callback_by_keyword(loop: asyncio.AbstractEventLoop, name: str) -> None:
+    ran: list[str] = []
+    getattr(loop, name)(callback=lambda: ran.append("ran"))
+    getattr(loop, name)(ran.append, "with arg", context=None)
+    run(loop, asyncio.sleep(0))
+    assert ran == ["ran", "with arg"]

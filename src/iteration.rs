@@ -57,8 +57,8 @@ impl EventLoop {
     pub(crate) fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
-        let timeout = this.poll_timeout(py);
-        let busy = timeout == Some(Duration::ZERO);
+        let mut timeout = this.poll_timeout(py);
+        let mut busy = timeout == Some(Duration::ZERO);
         if !busy {
             // Raised with the GIL held, once the queue was seen empty: from
             // here on, whatever lets go of the GIL (the signal wakeup's
@@ -73,6 +73,14 @@ impl EventLoop {
             // The first poll of this run_forever that may block: a signal
             // taken by any thread must end it (signal_wakeup.rs).
             this.install_signal_wakeup(py)?;
+            // That ran Python code (it ends by running the signal handlers
+            // due): a callback one scheduled with call_soon, or a stop(),
+            // must not wait for the timeout worked out before.
+            if this.stopping.load(Ordering::Relaxed) || !this.ready.borrow_mut(py).is_empty() {
+                this.polling.store(false, Ordering::Relaxed);
+                timeout = Some(Duration::ZERO);
+                busy = true;
+            }
         }
         let mut readiness = std::mem::take(&mut *this.readiness.borrow_mut(py));
         readiness.clear();

@@ -251,3 +251,29 @@ def test_not_main_thread(loop_name: str, request: pytest.FixtureRequest) -> None
     assert type(result[0]) is RuntimeError
     assert "main thread" in str(result[0])
     assert signal.getsignal(signal.SIGUSR1) == handlers_before
+
+
+def test_a_handler_run_just_before_the_loop_waits_is_not_left_waiting(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """A signal whose Python handler runs after the last callback of a turn
+    and before the loop waits for I/O (here: simulated by a C callback, so
+    no Python code runs the handler within the callback itself): what the
+    handler schedules with call_soon runs at once, not after the wait."""
+    import _thread
+
+    got: list[str] = []
+
+    def handler(signum: int, frame: object) -> None:
+        loop.call_soon(got.append, "scheduled by the handler")
+        loop.call_soon(loop.stop)
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        loop.call_soon(_thread.interrupt_main)
+        # Only the bound's timer is due: a loop that waited now would
+        # wait for it, and fail.
+        run_forever_bounded(loop, timeout=30)
+    finally:
+        signal.signal(signal.SIGINT, old)
+    assert got == ["scheduled by the handler"]

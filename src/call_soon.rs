@@ -8,19 +8,20 @@
 //! methods, each call parsed its arguments into a tuple and options first.
 //! Installed as METH_FASTCALL | METH_KEYWORDS methods (native_method.rs),
 //! they take vectorcall's arguments as they come, and hand the handle no
-//! tuple for none or one argument (src/callback_args.rs). Their argument
-//! errors are those of asyncio's signature,
-//! `(callback, *args, context=None)`.
+//! tuple for none or one argument (src/callback_args.rs). A call they
+//! cannot take apart gets the running Python's own TypeError for asyncio's
+//! signature, `(callback, *args, context=None)`.
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
 use crate::callback_args::Args;
 use crate::event_loop::EventLoop;
-use crate::native_method::{install, trampoline};
+use crate::native_method::{call_with_first, install, trampoline, Target};
 
 /// What a call of `name(callback, *args, context=None)` passed.
 struct CallbackArguments<'py> {
@@ -63,6 +64,7 @@ unsafe fn callback_arguments<'py>(
     let (positional, values) = all.split_at(nargs);
     let mut callback = positional.first().copied();
     let mut context = None;
+    let mut understood = true;
     for (i, value) in values.iter().enumerate() {
         // SAFETY: kwnames is a tuple of `nkw` strings here, alive for the
         // call; GIL held.
@@ -71,23 +73,15 @@ unsafe fn callback_arguments<'py>(
         };
         if key.eq(intern!(py, "context"))? {
             context = Some(*value);
-        } else if key.eq(intern!(py, "callback"))? {
-            if callback.is_some() {
-                return Err(PyTypeError::new_err(format!(
-                    "BaseEventLoop.{name}() got multiple values for argument 'callback'"
-                )));
-            }
+        } else if key.eq(intern!(py, "callback"))? && callback.is_none() {
             callback = Some(*value);
         } else {
-            return Err(PyTypeError::new_err(format!(
-                "BaseEventLoop.{name}() got an unexpected keyword argument '{key}'"
-            )));
+            understood = false;
         }
     }
-    let Some(callback) = callback else {
-        return Err(PyTypeError::new_err(format!(
-            "BaseEventLoop.{name}() missing 1 required positional argument: 'callback'"
-        )));
+    let Some(callback) = callback.filter(|_| understood) else {
+        // SAFETY: CPython's arguments, passed on.
+        return Err(unsafe { refusal(py, name, slf, args, nargs as ffi::Py_ssize_t, kwnames) });
     };
     // SAFETY: GIL held; vectorcall lends live objects: new references are
     // taken.
@@ -103,6 +97,35 @@ unsafe fn callback_arguments<'py>(
         args,
         context,
     })
+}
+
+/// The TypeError of a call that does not fit `(callback, *args,
+/// context=None)`: Python's own for that call (its wording changes between
+/// versions), got by making it to a Python function with that signature
+/// (python/rloop/signatures.py).
+///
+/// # Safety
+/// As `callback_arguments`.
+unsafe fn refusal(
+    py: Python<'_>,
+    name: &str,
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> PyErr {
+    static REFUSALS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let made = REFUSALS
+        .import(py, "rloop.signatures", "CALLBACK_METHOD_REFUSALS")
+        .and_then(|all| all.get_item(name))
+        .and_then(|f| {
+            // SAFETY: CPython's arguments, passed on behind the instance.
+            unsafe { call_with_first(py, Target::Function(&f), slf, args, nargs, kwnames) }
+        });
+    match made {
+        Err(e) => e,
+        Ok(_) => PyTypeError::new_err(format!("BaseEventLoop.{name}(): bad arguments")),
+    }
 }
 
 /// `loop.call_soon`.

@@ -87,3 +87,24 @@ def _too_many(qualname: str, at_least: int, at_most: int, given: int) -> str:
         plural = "" if at_most == 1 else "s"
         return f"{qualname}() takes {at_most} positional argument{plural} but {given} {were} given"
     return f"{qualname}() takes from {at_least} to {at_most} positional arguments but {given} {were} given"
+
+
+def _refusal(name: str) -> Callable[..., None]:
+    """A function with the signature of the loop method `name`
+    (``callback, *args, context=None``) that does nothing: called with the
+    arguments of a call the C method refused, Python raises its own
+    TypeError for them, as asyncio's method would get (the wording changes
+    between versions: 3.13 suggests the keyword meant)."""
+
+    def method(self: object, callback: object, *args: object, context: object = None) -> None:
+        return None
+
+    method.__name__ = name
+    method.__qualname__ = f"BaseEventLoop.{name}"
+    return method
+
+
+#: Used by src/call_soon.rs for a call of these C methods it cannot take apart.
+CALLBACK_METHOD_REFUSALS: dict[str, Callable[..., None]] = {
+    name: _refusal(name) for name in ("call_soon", "call_soon_threadsafe")
+}

@@ -3,8 +3,8 @@
 use pyo3::prelude::*;
 
 mod busy_poll;
-mod call_soon;
 mod callback_args;
+mod callback_methods;
 mod clock;
 mod context;
 mod cycle_gc;
@@ -46,7 +46,7 @@ mod vectorcall;
 fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BACKENDS", event_loop::BACKENDS.to_vec())?;
     m.add_class::<event_loop::EventLoop>()?;
-    call_soon::install_methods(&m.py().get_type::<event_loop::EventLoop>())?;
+    callback_methods::install_methods(&m.py().get_type::<event_loop::EventLoop>())?;
     m.add_class::<handles::Handle>()?;
     m.add_class::<handles::TimerHandle>()?;
     m.add_class::<transport::SocketTransport>()?;

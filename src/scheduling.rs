@@ -1,9 +1,10 @@
-//! `call_soon`, `call_soon_threadsafe`, `call_later`, `call_at` (the first
-//! two are C methods of the loop type: src/call_soon.rs).
+//! The work of `call_soon`, `call_soon_threadsafe`, `call_later` and
+//! `call_at`, once their arguments are taken apart (they are C methods of
+//! the loop type: src/callback_methods.rs).
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyTuple};
+use pyo3::types::PyFloat;
 
 use crate::callback_args::Args;
 use crate::clock;
@@ -55,62 +56,46 @@ impl EventLoop {
         self.wake_if_polling();
         Ok(handle)
     }
-
-    fn new_handle(
-        &self,
-        py: Python<'_>,
-        callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
-        context: Option<Py<PyAny>>,
-    ) -> PyResult<Handle> {
-        let tb = self.source_traceback(py)?;
-        Handle::new(py, callback.unbind(), Args::from_tuple(args), context, tb)
-    }
 }
 
-#[pymethods]
 impl EventLoop {
-    /// Arrange for callback(*args) to be called after `delay` seconds (an
-    /// int or a float); return a TimerHandle that can cancel it. Callbacks
-    /// due at the same time run in the order they were scheduled.
-    #[pyo3(signature = (delay, callback, *args, context=None))]
-    fn call_later(
+    /// call_later's work: callback(*args) after `delay` seconds (an int or
+    /// a float).
+    pub(crate) fn call_later(
         &self,
         py: Python<'_>,
-        delay: Option<Bound<'_, PyAny>>,
+        delay: Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
-        let when = match delay {
-            None => return Err(PyTypeError::new_err("delay must not be None")),
-            Some(d) => match d.extract::<f64>() {
-                Ok(delay) => clock::monotonic() + delay,
-                // As asyncio computes it, `self.time() + delay`: its
-                // TypeError for what cannot be added to a float.
-                Err(_) => PyFloat::new(py, clock::monotonic())
-                    .add(&d)?
-                    .extract::<f64>()?,
-            },
+        if delay.is_none() {
+            return Err(PyTypeError::new_err("delay must not be None"));
+        }
+        let when = match delay.extract::<f64>() {
+            Ok(delay) => clock::monotonic() + delay,
+            // As asyncio computes it, `self.time() + delay`: its
+            // TypeError for what cannot be added to a float.
+            Err(_) => PyFloat::new(py, clock::monotonic())
+                .add(&delay)?
+                .extract::<f64>()?,
         };
         self.schedule_at(py, when, callback, args, context, "call_later")
     }
 
-    /// Like call_later(), at the absolute time `when` on the loop's clock
-    /// (loop.time()).
-    #[pyo3(signature = (when, callback, *args, context=None))]
-    fn call_at(
+    /// call_at's work: callback(*args) at `when` on the loop's clock.
+    pub(crate) fn call_at(
         &self,
         py: Python<'_>,
-        when: Option<Bound<'_, PyAny>>,
+        when: Bound<'_, PyAny>,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<TimerHandle>> {
-        let when = match when {
-            None => return Err(PyTypeError::new_err("when cannot be None")),
-            Some(w) => w.extract::<f64>()?,
-        };
+        if when.is_none() {
+            return Err(PyTypeError::new_err("when cannot be None"));
+        }
+        let when = when.extract::<f64>()?;
         self.schedule_at(py, when, callback, args, context, "call_at")
     }
 }
@@ -121,7 +106,7 @@ impl EventLoop {
         py: Python<'_>,
         when: f64,
         callback: Bound<'_, PyAny>,
-        args: Bound<'_, PyTuple>,
+        args: Args,
         context: Option<Py<PyAny>>,
         method: &str,
     ) -> PyResult<Py<TimerHandle>> {
@@ -130,7 +115,8 @@ impl EventLoop {
             self.check_thread()?;
             check_callback(py, &callback, method)?;
         }
-        let base = self.new_handle(py, callback, args, context)?;
+        let tb = self.source_traceback(py)?;
+        let base = Handle::new(py, callback.unbind(), args, context, tb)?;
         // Allocated outside the heap's borrow: an allocation may collect
         // garbage, and a finalizer may schedule a timer.
         let cancelled = self.timers.borrow_mut(py).cancel_counter();

@@ -89,22 +89,45 @@ def _too_many(qualname: str, at_least: int, at_most: int, given: int) -> str:
     return f"{qualname}() takes from {at_least} to {at_most} positional arguments but {given} {were} given"
 
 
-def _refusal(name: str) -> Callable[..., None]:
-    """A function with the signature of the loop method `name`
-    (``callback, *args, context=None``) that does nothing: called with the
-    arguments of a call the C method refused, Python raises its own
-    TypeError for them, as asyncio's method would get (the wording changes
-    between versions: 3.13 suggests the keyword meant)."""
 
-    def method(self: object, callback: object, *args: object, context: object = None) -> None:
-        return None
 
-    method.__name__ = name
+_Bound = tuple[Any, Any, tuple[Any, ...], Any]
+
+
+def _soon(self: object, callback: object, *args: object, context: object = None) -> _Bound:
+    return None, callback, args, context
+
+
+def _later(
+    self: object, delay: object, callback: object, *args: object, context: object = None
+) -> _Bound:
+    return delay, callback, args, context
+
+
+def _at(self: object, when: object, callback: object, *args: object, context: object = None) -> _Bound:
+    return when, callback, args, context
+
+
+def _binder(name: str, signature: Callable[..., _Bound]) -> Callable[..., _Bound]:
+    """A copy of `signature`, a function with the signature of the loop
+    method `name`, named as asyncio's method: it returns what a call binds,
+    ``(delay or when or None, callback, args, context)``.
+    src/callback_methods.rs makes the calls it does not take apart itself
+    again to it, so that they are bound, or refused with the running
+    Python's own TypeError (its wording changes between versions: 3.13
+    suggests the keyword meant)."""
+    method = types.FunctionType(
+        signature.__code__, signature.__globals__, name, signature.__defaults__
+    )
+    method.__kwdefaults__ = signature.__kwdefaults__
     method.__qualname__ = f"BaseEventLoop.{name}"
     return method
 
 
-#: Used by src/call_soon.rs for a call of these C methods it cannot take apart.
-CALLBACK_METHOD_REFUSALS: dict[str, Callable[..., None]] = {
-    name: _refusal(name) for name in ("call_soon", "call_soon_threadsafe")
+#: Used by src/callback_methods.rs for the calls it does not take apart.
+CALLBACK_METHOD_BINDERS: dict[str, Callable[..., _Bound]] = {
+    "call_soon": _binder("call_soon", _soon),
+    "call_soon_threadsafe": _binder("call_soon_threadsafe", _soon),
+    "call_later": _binder("call_later", _later),
+    "call_at": _binder("call_at", _at),
 }

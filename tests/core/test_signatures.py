@@ -194,18 +194,32 @@ def test_shutdown_default_executor_timeout(
     run(loop, main())
 
 
-@pytest.mark.parametrize("name", ["call_soon", "call_soon_threadsafe"])
+_SOON_CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((), {}),
+    ((), {"context": None}),
+    ((print,), {"contxt": None}),
+    ((print,), {"callback": print}),
+]
+_TIMER_CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((), {}),
+    ((1,), {}),
+    ((1, print), {"contxt": None}),
+    ((1, print), {"callback": print}),
+    ((1, print), {"LEAD": 2}),
+]
+_LEADS = {"call_later": "delay", "call_at": "when"}
+
+
 @pytest.mark.parametrize(
-    ("args", "kwargs"),
-    [
-        ((), {}),
-        ((), {"context": None}),
-        ((print,), {"contxt": None}),
-        ((print,), {"callback": print}),
+    ("name", "args", "kwargs"),
+    [(name, a, k) for name in ("call_soon", "call_soon_threadsafe") for a, k in _SOON_CALLS]
+    + [
+        (name, a, {(_LEADS[name] if key == "LEAD" else key): v for key, v in k.items()})
+        for name in ("call_later", "call_at")
+        for a, k in _TIMER_CALLS
     ],
-    ids=["nothing", "only context", "misspelt keyword", "callback twice"],
 )
-def test_call_soon_argument_errors_are_asyncios(
+def test_callback_method_argument_errors_are_asyncios(
     loop: asyncio.AbstractEventLoop,
     loop_name: str,
     request: pytest.FixtureRequest,
@@ -213,9 +227,9 @@ def test_call_soon_argument_errors_are_asyncios(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> None:
-    """call_soon and call_soon_threadsafe take their arguments apart
-    themselves (C methods, src/call_soon.rs): word for word asyncio's
-    errors."""
+    """call_soon, call_soon_threadsafe, call_later and call_at take their
+    arguments apart themselves (C methods, src/callback_methods.rs): word
+    for word the running asyncio's errors."""
     xfail_for(request, ["uvloop"], "uvloop names its own class (Loop)", loop_name)
     reference = asyncio.new_event_loop()
     try:
@@ -225,10 +239,18 @@ def test_call_soon_argument_errors_are_asyncios(
     assert _call_error(loop, name, *args, **kwargs) == expected
 
 
-@pytest.mark.parametrize("name", ["call_soon", "call_soon_threadsafe"])
-def test_call_soon_takes_callback_by_keyword(loop: asyncio.AbstractEventLoop, name: str) -> None:
+@pytest.mark.parametrize("name", ["call_soon", "call_soon_threadsafe", "call_later", "call_at"])
+def test_callback_methods_take_keywords(loop: asyncio.AbstractEventLoop, name: str) -> None:
     ran: list[str] = []
-    getattr(loop, name)(callback=lambda: ran.append("ran"))
-    getattr(loop, name)(ran.append, "with arg", context=None)
-    run(loop, asyncio.sleep(0))
-    assert ran == ["ran", "with arg"]
+    both: asyncio.Future[None] = loop.create_future()
+
+    def note(what: str) -> None:
+        ran.append(what)
+        if len(ran) == 2:
+            both.set_result(None)
+
+    lead = {"call_later": {"delay": 0}, "call_at": {"when": loop.time()}}.get(name, {})
+    getattr(loop, name)(callback=lambda: note("by keyword"), **lead)
+    getattr(loop, name)(*lead.values(), note, "with arg", context=None)
+    loop.run_until_complete(asyncio.wait_for(both, 10))
+    assert ran == ["by keyword", "with arg"]

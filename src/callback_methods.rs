@@ -28,11 +28,12 @@ use crate::callback_args::Args;
 use crate::event_loop::EventLoop;
 use crate::native_method::{call_with_first, install, trampoline, Target};
 
-/// What a call passed: the leading argument (`delay`, `when`; None for
-/// the call_soon methods), the callback, its arguments, the context.
+/// What a call passed: the leading argument (`delay`, `when`; Python's
+/// None for the call_soon methods), the callback, its arguments, the
+/// context.
 struct Call<'py> {
     lp: Bound<'py, EventLoop>,
-    lead: Option<Bound<'py, PyAny>>,
+    lead: Bound<'py, PyAny>,
     callback: Bound<'py, PyAny>,
     args: Args,
     context: Option<Py<PyAny>>,
@@ -83,7 +84,11 @@ unsafe fn take_apart<'py>(
     // for the call; new references are taken of those kept.
     let all = unsafe { std::slice::from_raw_parts(args, npos + nkw) };
     let take = |ptr: *mut ffi::PyObject| unsafe { Bound::from_borrowed_ptr(py, ptr) };
-    let lead = (leads == 1).then(|| take(all[0]));
+    let lead = if leads == 1 {
+        take(all[0])
+    } else {
+        py.None().into_bound(py)
+    };
     let callback = take(all[leads]);
     let context = all[npos..]
         .first()
@@ -131,20 +136,11 @@ unsafe fn bound_by_python<'py>(
     ) = bound.extract()?;
     Ok(Call {
         lp,
-        lead: (!lead.is_none()).then_some(lead),
+        lead,
         callback,
         args: Args::from_tuple(args),
         context: (!context.is_none()).then(|| context.unbind()),
     })
-}
-
-/// The leading argument of call_later and call_at (the binder gives None
-/// for a missing one only if the caller passed None: asyncio's checks
-/// follow).
-fn lead_of<'py>(call: &Call<'py>, py: Python<'py>) -> Bound<'py, PyAny> {
-    call.lead
-        .clone()
-        .unwrap_or_else(|| py.None().into_bound(py))
 }
 
 macro_rules! callback_methods {
@@ -176,12 +172,10 @@ callback_methods! {
         c.lp.get().call_soon_threadsafe(py, c.callback, c.args, c.context).map(Py::into_any)
     };
     call_later_method("call_later", leads = 1): |py, c| {
-        let delay = lead_of(&c, py);
-        c.lp.get().call_later(py, delay, c.callback, c.args, c.context).map(Py::into_any)
+        c.lp.get().call_later(py, c.lead, c.callback, c.args, c.context).map(Py::into_any)
     };
     call_at_method("call_at", leads = 1): |py, c| {
-        let when = lead_of(&c, py);
-        c.lp.get().call_at(py, when, c.callback, c.args, c.context).map(Py::into_any)
+        c.lp.get().call_at(py, c.lead, c.callback, c.args, c.context).map(Py::into_any)
     };
 }
 

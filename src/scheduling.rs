@@ -29,10 +29,7 @@ impl EventLoop {
         }
         let tb = self.source_traceback(py)?;
         let handle = Handle::new(py, callback.unbind(), args, context, tb)?;
-        let handle = Py::new(py, handle)?;
-        queued::untrack_handle(handle.bind(py));
-        self.push_ready(py, Item::Call(handle.clone_ref(py)));
-        Ok(handle)
+        self.queue_soon(py, handle)
     }
 
     /// call_soon_threadsafe's work: call_soon's from any thread, waking the
@@ -50,10 +47,17 @@ impl EventLoop {
         }
         let tb = self.source_traceback(py)?;
         let handle = Handle::new(py, callback.unbind(), args, context, tb)?.thread_safe();
+        let handle = self.queue_soon(py, handle)?;
+        self.wake_if_polling();
+        Ok(handle)
+    }
+
+    /// A new handle into the ready queue, out of the collector's sight
+    /// while it waits there (src/queued.rs).
+    fn queue_soon(&self, py: Python<'_>, handle: Handle) -> PyResult<Py<Handle>> {
         let handle = Py::new(py, handle)?;
         queued::untrack_handle(handle.bind(py));
         self.push_ready(py, Item::Call(handle.clone_ref(py)));
-        self.wake_if_polling();
         Ok(handle)
     }
 }

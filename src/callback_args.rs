@@ -66,14 +66,6 @@ impl Args {
         }
     }
 
-    /// The tuple, if the arguments are kept as one.
-    pub(crate) fn tuple_ptr(&self) -> Option<*mut ffi::PyObject> {
-        match self {
-            Args::Tuple(t) => Some(t.as_ptr()),
-            _ => None,
-        }
-    }
-
     pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
         match self {
             Args::Empty => Ok(()),

@@ -39,14 +39,6 @@ impl GilRefCell<Target> {
         }
     }
 
-    /// The arguments' tuple while live, if they are kept as one (several).
-    fn args_tuple(&self, py: Python<'_>) -> Option<*mut pyo3::ffi::PyObject> {
-        match &*self.borrow_mut(py) {
-            Target::Live { args, .. } => args.tuple_ptr(),
-            _ => None,
-        }
-    }
-
     fn saved_repr(&self, py: Python<'_>) -> Option<String> {
         match &*self.borrow_mut(py) {
             Target::Live { .. } => None,
@@ -78,8 +70,6 @@ impl GilRefCell<Target> {
 pub struct Handle {
     target: GilRefCell<Target>,
     pub(crate) context: Py<PyAny>,
-    /// `context` is the handle's own copy of the caller's (none was given).
-    own_context: bool,
     cancelled: AtomicBool,
     /// Where the handle was created; set in debug mode only, as asyncio does.
     pub(crate) source_traceback: Option<Py<PyAny>>,
@@ -88,14 +78,18 @@ pub struct Handle {
 }
 
 impl Drop for Handle {
-    /// The handle's own context may still be untracked by the collector
-    /// (src/queued.rs) if the handle never left a loop's queue the usual
-    /// way: it must be tracked again before it can be freed, as CPython
-    /// frees a context assuming it is tracked. Handles are freed with the
-    /// GIL held (in their deallocation, or where they were made).
+    /// The handle's context and arguments may still be hidden from the
+    /// collector (src/queued.rs) if the handle never left a loop's queue
+    /// the usual way: they must be tracked again before the handle lets go
+    /// of them, as CPython frees a context assuming it is tracked. Handles
+    /// are freed with the GIL held (in their deallocation, or where they
+    /// were made).
     fn drop(&mut self) {
-        if self.own_context {
-            crate::queued::track_context(&self.context);
+        crate::queued::track_context(&self.context);
+        if let Target::Live { args, .. } = self.target.get_mut() {
+            // SAFETY: see above: the GIL is held.
+            let py = unsafe { Python::assume_attached() };
+            crate::queued::track_args(py, args);
         }
     }
 }
@@ -108,7 +102,6 @@ impl Handle {
         context: Option<Py<PyAny>>,
         source_traceback: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        let own_context = context.is_none();
         let context = match context {
             Some(c) => c,
             None => context::copy_current(py)?,
@@ -116,24 +109,18 @@ impl Handle {
         Ok(Handle {
             target: GilRefCell::new(Target::Live { callback, args }),
             context,
-            own_context,
             cancelled: AtomicBool::new(false),
             source_traceback,
             guard: None,
         })
     }
 
-    /// The context the handle made for itself, if it did (a copy that only
-    /// the handle holds, unless someone asked for it with get_context()).
-    pub(crate) fn own_context(&self) -> Option<&Py<PyAny>> {
-        self.own_context.then_some(&self.context)
-    }
-
-    /// The handle's argument tuple, for the ready queue to hide from the
-    /// collector (src/queued.rs): None once cancelled, or if it keeps no
-    /// tuple (src/callback_args.rs).
-    pub(crate) fn args_ptr(&self, py: Python<'_>) -> Option<*mut pyo3::ffi::PyObject> {
-        self.target.args_tuple(py)
+    /// `f(args)` with the handle's arguments while it is live (for the
+    /// queue to hide them from the collector: src/queued.rs).
+    pub(crate) fn with_args(&self, py: Python<'_>, f: impl FnOnce(&Args)) {
+        if let Target::Live { args, .. } = &*self.target.borrow_mut(py) {
+            f(args);
+        }
     }
 
     /// This handle, made cancellable from other threads (call_soon_threadsafe).
@@ -164,11 +151,9 @@ impl Handle {
         };
         let old = self.target.replace(py, Target::Cancelled { repr });
         if let Target::Live { args, .. } = &old {
-            // Someone else may hold the tuple (`handle._args`): the
-            // collector must see it again, as the queue no longer hides it.
-            if let Some(tuple) = args.tuple_ptr() {
-                crate::queued::track_args(tuple);
-            }
+            // Someone else may hold them (`handle._args`): the collector
+            // must see them again, as the queue no longer hides them.
+            crate::queued::track_args(py, args);
         }
         drop(old);
         true

@@ -66,5 +66,9 @@ cached!(
     "StreamReaderProtocol"
 );
 cached!(stream_reader, "asyncio.streams", "StreamReader");
+// asyncio's C future and task, whose tracking by the collector is known
+// (src/queued.rs).
+cached!(c_future_type, "_asyncio", "Future");
+cached!(c_task_type, "_asyncio", "Task");
 cached!(transport_face, "rloop.transports", "SocketTransport");
 cached!(set_wakeup_fd, "signal", "set_wakeup_fd");

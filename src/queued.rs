@@ -1,65 +1,100 @@
 //! Handles wait in the ready queue and the timer heap out of the cycle
 //! collector's sight.
 //!
-//! A queued handle cannot be garbage: the loop holds it. Yet every handle is
-//! a GC-tracked object (it holds a callback, arguments and a context, which
-//! may form cycles), so a burst of `call_soon` (a callback per item of a
-//! batch, per chunk, per waiter) made each collection the burst triggers walk
-//! all the handles still waiting: a quarter of the CPU time of 100,000
-//! `call_soon` then one run (or of 100,000 `call_later` + `cancel`) went to
-//! the collector. So `call_soon` untracks the handle it queues, and the
-//! timer heap the timers it holds; the loop tracks a handle again as it
-//! takes it out (to run it, as a cancelled timer it drops, or when it is
-//! closed), before it lets go of it: from then on, a cycle through it
-//! (`self.h = loop.call_soon(self.m)`) is the collector's again, as with
-//! asyncio's handles. A context must never be freed untracked (CPython
-//! frees one assuming it is tracked): a handle tracks its own again when it
-//! is freed, whatever way it left the queue.
+//! A queued handle cannot be garbage: the loop holds it, and through it what
+//! it holds. Yet every handle is a GC-tracked object (it holds a callback,
+//! arguments and a context, which may form cycles), so a burst of
+//! `call_soon` (a callback per item of a batch, per chunk, per waiter) made
+//! each collection the burst triggers walk all the handles still waiting: a
+//! quarter of the CPU time of 100,000 `call_soon` then one run (or of
+//! 100,000 `call_later` + `cancel`) went to the collector. So `call_soon`
+//! untracks the handle it queues, and the timer heap the timers it holds;
+//! the loop tracks a handle again as it takes it out (to run it, as a
+//! cancelled timer it drops, or when it is closed), before it lets go of it:
+//! from then on, a cycle through it (`self.h = loop.call_soon(self.m)`) is
+//! the collector's again, as with asyncio's handles.
+//!
+//! The same holds for what the handle holds for the call: its context, and
+//! its arguments' tuple or, for a future's done-callback, the future itself
+//! (asyncio's `set_result` schedules `call_soon(cb, fut, context=ctx)` per
+//! callback: 100,000 futures resolved in a burst left 200,000 objects, the
+//! futures and the contexts, for every collection of the burst to walk).
+//! Only objects whose tracking is known are hidden: contexts, asyncio's C
+//! futures and tasks, and the tuple the handle made; each is tracked again
+//! by whoever takes the handle out, and by the handle itself, whatever way
+//! it ends, before it lets go of them (CPython frees a context assuming it
+//! is tracked). An object two queued handles hold is tracked again by the
+//! first to leave: the other merely hides it for less time.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::callback_args::Args;
 use crate::handles::Handle;
+use crate::py_imports;
 
 /// A queued handle (a Handle, or a TimerHandle's Handle part) out of the
-/// collector's sight, with the context it made for itself (a fresh copy per
-/// handle, which the collector walked as often) and its arguments' tuple
-/// (made for the call, when it keeps one: src/callback_args.rs).
+/// collector's sight, with its context and arguments.
 pub(crate) fn untrack_handle(handle: &Bound<'_, Handle>) {
+    let py = handle.py();
     untrack_ptr(handle.as_ptr());
     let h = handle.get();
-    if let Some(context) = h.own_context() {
-        untrack_ptr(context.as_ptr());
+    if is_context(h.context.as_ptr()) {
+        untrack_ptr(h.context.as_ptr());
     }
-    if let Some(args) = h.args_ptr(handle.py()) {
-        untrack_ptr(args);
-    }
+    h.with_args(py, |args| {
+        if let Some(ptr) = hideable_arg(py, args) {
+            untrack_ptr(ptr);
+        }
+    });
 }
 
-/// Back in the collector's sight, with its own context and its arguments (a
+/// Back in the collector's sight, with its context and its arguments (a
 /// no-op for what never left it: timers of a closed loop, fd watchers,
 /// transports' handles).
 pub(crate) fn track_handle(handle: &Bound<'_, Handle>) {
+    let py = handle.py();
     track_ptr(handle.as_ptr());
     let h = handle.get();
-    if let Some(context) = h.own_context() {
+    track_context(&h.context);
+    h.with_args(py, |args| track_args(py, args));
+}
+
+/// A handle's context back in the collector's sight (the handle is letting
+/// go of it: see `Drop for Handle`).
+pub(crate) fn track_context(context: &Py<PyAny>) {
+    if is_context(context.as_ptr()) {
         track_ptr(context.as_ptr());
     }
-    if let Some(args) = h.args_ptr(handle.py()) {
-        track_ptr(args);
+}
+
+/// A handle's arguments back in the collector's sight (the handle is
+/// cancelled or freed, and they may outlive it).
+pub(crate) fn track_args(py: Python<'_>, args: &Args) {
+    if let Some(ptr) = hideable_arg(py, args) {
+        track_ptr(ptr);
     }
 }
 
-/// A handle's own context back in the collector's sight (the handle is being
-/// freed: see `Drop for Handle`).
-pub(crate) fn track_context(context: &Py<PyAny>) {
-    track_ptr(context.as_ptr());
+/// The object of `args` that the queue hides: the handle's own tuple, or a
+/// single argument that is one of asyncio's C futures or tasks.
+fn hideable_arg(py: Python<'_>, args: &Args) -> Option<*mut ffi::PyObject> {
+    match args {
+        Args::Empty => None,
+        Args::Tuple(t) => Some(t.as_ptr()),
+        Args::One(arg) => {
+            let ty = arg.bind(py).get_type();
+            let known = |t: PyResult<&Bound<'_, PyAny>>| t.is_ok_and(|t| t.is(&ty));
+            (known(py_imports::c_future_type(py)) || known(py_imports::c_task_type(py)))
+                .then(|| arg.as_ptr())
+        }
+    }
 }
 
-/// A cancelled handle's arguments back in the collector's sight (they may
-/// outlive the handle).
-pub(crate) fn track_args(args: *mut ffi::PyObject) {
-    track_ptr(args);
+fn is_context(ptr: *mut ffi::PyObject) -> bool {
+    // SAFETY: `ptr` is a live object (its holder holds a reference); reading
+    // its type and the address of PyContext_Type touch no mutable state.
+    unsafe { ffi::Py_TYPE(ptr) == std::ptr::addr_of_mut!(ffi::PyContext_Type) }
 }
 
 fn untrack_ptr(ptr: *mut ffi::PyObject) {
@@ -74,8 +109,9 @@ fn untrack_ptr(ptr: *mut ffi::PyObject) {
 
 fn track_ptr(ptr: *mut ffi::PyObject) {
     // SAFETY: GIL held by the caller (it is taking the handle out of the
-    // loop's queue); `ptr` is a live GC object; it is tracked only if it
-    // is not (tracking a tracked object is a fatal error).
+    // loop's queue); `ptr` is a live GC object, always tracked by CPython
+    // while alive unless the queue hid it; it is tracked only if it is not
+    // (tracking a tracked object is a fatal error).
     unsafe {
         if ffi::PyObject_GC_IsTracked(ptr) == 0 {
             ffi::PyObject_GC_Track(ptr.cast());

@@ -136,20 +136,47 @@ class HoldsSoonArg:
         self.args = self.handle._args if hold_args else None  # type: ignore[attr-defined]
 
 
-def _soon_holder(loop: asyncio.AbstractEventLoop, through: str) -> HoldsSoon | HoldsSoonArg:
+def _mark_result_ran(fut: asyncio.Future[HoldsSoonFuture]) -> None:
+    fut.result().ran = True
+
+
+class HoldsSoonFuture:
+    """Keeps the handle of a call_soon made as a future schedules its
+    done-callbacks (`call_soon(cb, fut, context=ctx)`), where the future and
+    the context both hold the object: obj -> handle -> future -> obj, and
+    obj -> handle -> context -> obj. The loop hides both from the collector
+    while the handle is queued."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.ran = False
+        fut: asyncio.Future[HoldsSoonFuture] = loop.create_future()
+        fut.set_result(self)
+        ctx = contextvars.copy_context()
+        ctx.run(_HOLDER.set, self)
+        self.handle = loop.call_soon(_mark_result_ran, fut, context=ctx)
+
+
+def _soon_holder(
+    loop: asyncio.AbstractEventLoop, through: str
+) -> HoldsSoon | HoldsSoonArg | HoldsSoonFuture:
     if through == "callback":
         return HoldsSoon(loop)
+    if through == "future and context":
+        return HoldsSoonFuture(loop)
     return HoldsSoonArg(loop, hold_args=through == "arguments kept")
 
 
-@pytest.mark.parametrize("through", ["callback", "arguments", "arguments kept"])
+@pytest.mark.parametrize(
+    "through", ["callback", "arguments", "arguments kept", "future and context"]
+)
 @pytest.mark.parametrize("ends", ["ran", "cancelled", "loop closed"])
 def test_call_soon_cycle_is_collected(loop_name: str, ends: str, through: str) -> None:
     """A cycle through a call_soon handle is collected once the loop lets go
     of the handle, however the handle left its queue: through its callback,
     or through its arguments, which the loop hides from the collector with
     the handle ("arguments kept": the object keeps the arguments' tuple
-    too, so that it outlives the handle)."""
+    too, so that it outlives the handle), or through a future argument and
+    the context given, hidden too."""
     loop = make_loop(loop_name)
     if through == "arguments kept" and not hasattr(loop.call_soon(print), "_args"):
         loop.close()

@@ -38,6 +38,7 @@ pub mod datagram;
 mod error;
 mod event;
 mod fault;
+mod heap;
 mod io_counts;
 mod level;
 mod mio_sched;

@@ -84,6 +84,8 @@ pub struct MioScheduler {
     signal: Option<SignalPipe>,
     next_gen: u64,
     turn_no: u64,
+    /// Gives memory back once most connections have closed (heap.rs).
+    heap: crate::heap::HeapTrim,
     /// Toxic release times of connections with fault plans (toxics/).
     deadlines: Deadlines,
     due: Vec<ConnId>,
@@ -106,6 +108,7 @@ impl MioScheduler {
             signal: None,
             next_gen: 0,
             turn_no: 0,
+            heap: Default::default(),
             deadlines: Deadlines::default(),
             due: Vec::new(),
             read_buf: vec![0u8; DEFAULT_READ_BUFFER].into_boxed_slice(),
@@ -146,6 +149,7 @@ impl MioScheduler {
     /// signal handlers; nothing is lost by it. A byte on the signal pipe
     /// ends the wait too (`Ok`, with nothing to report, maybe).
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
+        self.heap.turned();
         self.rearm_fds(timeout == Some(Duration::ZERO));
         let timeout = if !self.hot.is_empty() {
             Some(Duration::ZERO)
@@ -337,6 +341,7 @@ impl MioScheduler {
             queued_hot: false,
             record: TurnRecord::default(),
         }));
+        self.heap.count(self.slab.len(), 1);
         Ok(ConnId { key, gen })
     }
 
@@ -404,6 +409,7 @@ impl MioScheduler {
             }
         }
         crate::sparse::shrink_if_sparse(&mut self.slab);
+        self.heap.count(self.slab.len(), 1);
     }
 
     /// Live connection actors.

@@ -113,6 +113,7 @@ impl TokioScheduler {
             record: TurnRecord::default(),
             ended: None,
         });
+        self.heap.count(self.conns.len(), 2);
         Ok(ConnId { key, gen })
     }
 
@@ -155,6 +156,9 @@ impl TokioScheduler {
         }
         let slot = self.conns.remove(id.key);
         crate::sparse::shrink_if_sparse(&mut self.conns);
+        // A task frees its registration as it ends; tokio releases it at
+        // the reactor's next turn.
+        self.heap.count(self.conns.len(), 2);
         slot.mailbox.0.stop(&mut self.wakes);
         self.dying.push(Dying {
             mailbox: Arc::clone(&slot.mailbox.0),

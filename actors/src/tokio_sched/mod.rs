@@ -130,6 +130,8 @@ pub struct TokioScheduler {
     fired_fds: FiredFds,
     next_gen: u64,
     turn_no: u64,
+    /// Gives memory back once most connections have closed (heap.rs).
+    heap: crate::heap::HeapTrim,
     /// Toxic release times of connections with fault plans (toxics/).
     deadlines: Deadlines,
     due: Vec<ConnId>,
@@ -178,6 +180,7 @@ impl TokioScheduler {
             fired_fds: FiredFds::default(),
             next_gen: 0,
             turn_no: 0,
+            heap: Default::default(),
             deadlines: Deadlines::default(),
             due: Vec::new(),
             read_buf: vec![0u8; DEFAULT_READ_BUFFER].into_boxed_slice(),
@@ -210,6 +213,7 @@ impl TokioScheduler {
     /// wait early (with nothing to report, maybe): the caller runs its
     /// signal handlers after a turn that could block.
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
+        self.heap.turned();
         self.reap_dying();
         self.turn_no += 1;
         let start = out.len();

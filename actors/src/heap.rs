@@ -1,0 +1,96 @@
+//! Giving memory back to the system once most connections have closed.
+//!
+//! A connection's memory is freed when it closes, but the C allocator
+//! (glibc's malloc) returns to the system only what lies at the top of its
+//! heap: one allocation still live above the freed ones keeps them all in
+//! the process, free but resident. A server that held 10,000 connections
+//! and went back to a few hundred then stayed some 10 MB larger on
+//! TokioLoop, whose per-connection allocations (a tokio task and an I/O
+//! registration, each aligned to a cache line) interleave with longer-lived
+//! ones. `malloc_trim` hands such free pages back wherever they lie.
+//!
+//! It walks the whole heap, so it is called rarely: when a scheduler that
+//! held at least [`BIG`] connections is down to a quarter of its peak, once
+//! the closed connections' memory has been freed (a turn or two later: see
+//! [`HeapTrim::settled`]).
+
+/// A peak under this many connections is not worth a trim.
+const BIG: usize = 1024;
+
+#[derive(Default)]
+pub(crate) struct HeapTrim {
+    /// The most connections held since the last trim.
+    peak: usize,
+    /// Turns to wait before trimming; 0: none due.
+    due_in: u8,
+}
+
+impl HeapTrim {
+    /// The scheduler now holds `live` connections. `settled` is how many
+    /// turns (at least 1) it takes for a closed connection's memory to be
+    /// freed: the loop frees its Python objects after the turn that
+    /// reported the close; tokio releases an I/O registration at the
+    /// reactor's next turn.
+    pub(crate) fn count(&mut self, live: usize, settled: u8) {
+        if live > self.peak {
+            self.peak = live;
+        } else if self.peak >= BIG && live <= self.peak / 4 {
+            self.peak = live;
+            self.due_in = settled.max(1);
+        }
+    }
+
+    /// A turn of the scheduler begins: trims if one is due now.
+    pub(crate) fn turned(&mut self) {
+        if self.due_in == 0 {
+            return;
+        }
+        self.due_in -= 1;
+        if self.due_in == 0 {
+            trim();
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim() {
+    // SAFETY: malloc_trim takes the allocator's own locks and only returns
+    // free pages to the system; it touches no memory the program owns.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other allocators return memory on their own terms.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim() {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_once_down_to_a_quarter_of_a_big_peak() {
+        let mut h = HeapTrim::default();
+        h.count(4000, 2);
+        h.count(1001, 2);
+        assert_eq!(h.due_in, 0);
+        h.count(1000, 2);
+        assert_eq!((h.due_in, h.peak), (2, 1000));
+        h.turned();
+        assert_eq!(h.due_in, 1);
+        h.turned();
+        assert_eq!(h.due_in, 0);
+        // From a peak under BIG, nothing more.
+        h.count(10, 2);
+        assert_eq!(h.due_in, 0);
+    }
+
+    #[test]
+    fn small_peaks_never_trim() {
+        let mut h = HeapTrim::default();
+        h.count(BIG - 1, 1);
+        h.count(0, 1);
+        assert_eq!(h.due_in, 0);
+    }
+}

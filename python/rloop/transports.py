@@ -1,10 +1,11 @@
 """The transport protocols see: an ``asyncio.Transport`` whose methods are
 those of the Rust handle of the connection actor (``_rloop.SocketTransport``).
 
-``write`` and ``is_closing`` are bound on each instance and the other
-frequent methods are C method descriptors of the class
-(src/transport/face.rs), so a call goes straight to Rust with no Python
-frame in between; the rest delegate through the class.
+The frequent methods are C method descriptors of the class
+(src/transport/face.rs), which read the handle from the ``_core`` slot, so
+a call goes straight to Rust with no Python frame in between and nothing
+is kept per connection but the instance; the rest delegate through the
+class.
 """
 
 from __future__ import annotations
@@ -33,15 +34,16 @@ class SocketTransport(transports._FlowControlMixin):
     # loop.start_tls may put asyncio's SSLProtocol in front of this one.
     _start_tls_compatible = True
 
+    # The handle sits at a fixed place in the instance, where the native
+    # methods read it (src/transport/face.rs); a dict and weak references
+    # as a class without slots would have (`_loop` is asyncio's slot).
+    __slots__ = ("__dict__", "__weakref__", "_core")
+
     def __init__(self, core: Any) -> None:
         # The extra dict, buffers and limits live in Rust: nothing to
         # initialise on the Python side but the loop and the methods.
         self._core = core
         self._loop = core.get_loop()
-        # The calls made per message (StreamWriter.drain asks is_closing):
-        # no lookup of the handle.
-        self.write = core.write  # type: ignore[method-assign]
-        self.is_closing = core.is_closing  # type: ignore[method-assign]
 
     @property
     def _protocol_paused(self) -> bool:
@@ -92,8 +94,9 @@ class SocketTransport(transports._FlowControlMixin):
         return repr(self._core)
 
 
-# writelines, get_extra_info, pause_reading, resume_reading, is_reading,
-# get_write_buffer_size and close: forwarded to the handle.
+# write, is_closing, writelines, get_extra_info, pause_reading,
+# resume_reading, is_reading, get_write_buffer_size and close: forwarded to
+# the handle.
 transport_methods(SocketTransport)
 
 

@@ -3,25 +3,81 @@
 //! Rust handle (`_core`).
 //!
 //! They were bound methods of the handle set on each instance: no frame
-//! per call, but nine method objects per connection, some 650 bytes of a
-//! connection's 1.4 KiB. Here they are C method descriptors of the class
-//! (native_method.rs): still no frame, nothing per connection, but a
-//! lookup of the handle and of its method per call (some 40 ns). So the
+//! per call, but a method object per method and connection (nine were
+//! some 650 bytes of a connection's 1.4 KiB; the last two, `write` and
+//! `is_closing`, 145 bytes of its 1.1 KiB). Here they are C method
+//! descriptors of the class (native_method.rs): still no frame, nothing
+//! per connection. The handle is read from the instance's `_core` slot at
+//! the offset its member descriptor gives (no attribute lookup), and the
 //! two calls made per message, `write` and `is_closing` (which asyncio's
-//! `StreamWriter.drain` asks every time), stay bound on the instance.
+//! `StreamWriter.drain` asks every time), go to the handle's Rust methods
+//! directly; the others call the handle's method of the same name.
 
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
 
+use super::SocketTransport;
 use crate::native_method::{call_with_first, install, trampoline, Target};
+
+/// Where an instance of the class keeps its `_core` slot (0: not known).
+static CORE_OFFSET: AtomicIsize = AtomicIsize::new(0);
+
+/// Reads where `cls`'s instances keep `_core` (a `__slots__` member).
+fn find_core_slot(cls: &Bound<'_, PyType>) -> PyResult<()> {
+    let py = cls.py();
+    let descr = cls
+        .getattr(intern!(py, "__dict__"))?
+        .get_item(intern!(py, "_core"))?;
+    // SAFETY: reading the type of a live object; the static type object
+    // is only compared by address.
+    let is_member =
+        unsafe { ffi::Py_TYPE(descr.as_ptr()) == std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type) };
+    if !is_member {
+        return Err(PyTypeError::new_err("_core must be a __slots__ member"));
+    }
+    // SAFETY: `descr` is a live member descriptor (checked above), whose
+    // definition lives as long as its class.
+    let (offset, kind) = unsafe {
+        let member = (*descr.as_ptr().cast::<ffi::PyMemberDescrObject>()).d_member;
+        ((*member).offset, (*member).type_code)
+    };
+    if kind != ffi::Py_T_OBJECT_EX || offset <= 0 {
+        return Err(PyTypeError::new_err("_core must be an object slot"));
+    }
+    CORE_OFFSET.store(offset, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The handle of the transport `slf`, from its `_core` slot.
+///
+/// # Safety
+/// `slf` is an instance of the class `transport_methods` was given (the
+/// method descriptors check it before they call).
+unsafe fn core_of<'py>(py: Python<'py>, slf: *mut ffi::PyObject) -> PyResult<Bound<'py, PyAny>> {
+    let offset = CORE_OFFSET.load(Ordering::Relaxed);
+    // SAFETY: the instance's layout has an object pointer at `offset`,
+    // the slot's (see above); it is NULL until set.
+    let core = unsafe { *slf.cast::<u8>().offset(offset).cast::<*mut ffi::PyObject>() };
+    if core.is_null() {
+        // Unset: the attribute lookup raises asyncio's AttributeError.
+        // SAFETY: `slf` is a live object lent by the caller.
+        let face = unsafe { Bound::from_borrowed_ptr(py, slf) };
+        return face.getattr(intern!(py, "_core"));
+    }
+    // SAFETY: a live object the instance holds; a new reference is taken.
+    Ok(unsafe { Bound::from_borrowed_ptr(py, core) })
+}
 
 /// `self._core.<name>(*args, **kwargs)`, as vectorcall passed them.
 ///
 /// # Safety
 /// `slf`, `args`, `nargs` and `kwnames` are what CPython passed to a
-/// METH_FASTCALL | METH_KEYWORDS method.
+/// METH_FASTCALL | METH_KEYWORDS method of the class.
 unsafe fn forward(
     py: Python<'_>,
     name: &Bound<'_, PyString>,
@@ -30,9 +86,8 @@ unsafe fn forward(
     nargs: ffi::Py_ssize_t,
     kwnames: *mut ffi::PyObject,
 ) -> PyResult<Py<PyAny>> {
-    // SAFETY: `slf` is the instance the descriptor was called on.
-    let face = unsafe { Bound::from_borrowed_ptr(py, slf) };
-    let core = face.getattr(intern!(py, "_core"))?;
+    // SAFETY: as the caller promises.
+    let core = unsafe { core_of(py, slf)? };
     // SAFETY: CPython's arguments, passed on as they came; `core` is held
     // above for the call.
     unsafe {
@@ -45,6 +100,53 @@ unsafe fn forward(
             kwnames,
         )
     }
+}
+
+/// `write(data)`: the handle's write, called directly for the usual call
+/// (one positional argument); any other goes through the handle's method,
+/// which binds it or raises as it would.
+unsafe extern "C" fn write(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    trampoline(|py| {
+        if nargs == 1 && kwnames.is_null() {
+            // SAFETY: as vectorcall promises: the instance and one live
+            // argument.
+            let (core, data) = unsafe { (core_of(py, slf)?, Bound::from_borrowed_ptr(py, *args)) };
+            if let Ok(core) = core.cast::<SocketTransport>() {
+                SocketTransport::write(core, &data)?;
+                return Ok(py.None());
+            }
+        }
+        // SAFETY: CPython's arguments, passed on as they came.
+        unsafe { forward(py, intern!(py, "write"), slf, args, nargs, kwnames) }
+    })
+}
+
+/// `is_closing()`, as `write`.
+unsafe extern "C" fn is_closing(
+    slf: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    trampoline(|py| {
+        if nargs == 0 && kwnames.is_null() {
+            // SAFETY: as vectorcall promises: the instance.
+            let core = unsafe { core_of(py, slf)? };
+            if let Ok(core) = core.cast::<SocketTransport>() {
+                return Ok(pyo3::types::PyBool::new(py, core.get().is_closing())
+                    .to_owned()
+                    .into_any()
+                    .unbind());
+            }
+        }
+        // SAFETY: CPython's arguments, passed on as they came.
+        unsafe { forward(py, intern!(py, "is_closing"), slf, args, nargs, kwnames) }
+    })
 }
 
 macro_rules! forwarders {
@@ -68,6 +170,9 @@ macro_rules! forwarders {
         /// methods to its handle.
         #[pyfunction]
         pub fn transport_methods(cls: &Bound<'_, PyType>) -> PyResult<()> {
+            find_core_slot(cls)?;
+            install(cls, c"write", c"write($self, data)\n--\n\nWrite the bytes-like `data` without blocking (what cannot be sent at once is buffered).", write)?;
+            install(cls, c"is_closing", c"is_closing($self, /)\n--\n\nReturn True if the transport is closing or closed.", is_closing)?;
             $(
                 let name = std::ffi::CStr::from_bytes_with_nul(
                     concat!(stringify!($method), "\0").as_bytes(),

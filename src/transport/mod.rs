@@ -368,7 +368,7 @@ impl SocketTransport {
     }
 
     /// Return True if the transport is closing or closed.
-    fn is_closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.st.lock().closing
     }
 

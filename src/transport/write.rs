@@ -97,7 +97,7 @@ fn refuse_write(st: &State, method: &str) -> PyResult<()> {
 impl SocketTransport {
     /// Write the bytes-like `data` to the connection without blocking: what
     /// cannot be sent at once is buffered and sent in the background.
-    fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    pub(crate) fn write(slf: &Bound<'_, Self>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
         let id = this.id;

@@ -60,11 +60,16 @@ fn find_core_slot(cls: &Bound<'_, PyType>) -> PyResult<()> {
 /// method descriptors check it before they call).
 unsafe fn core_of<'py>(py: Python<'py>, slf: *mut ffi::PyObject) -> PyResult<Bound<'py, PyAny>> {
     let offset = CORE_OFFSET.load(Ordering::Relaxed);
-    // SAFETY: the instance's layout has an object pointer at `offset`,
-    // the slot's (see above); it is NULL until set.
-    let core = unsafe { *slf.cast::<u8>().offset(offset).cast::<*mut ffi::PyObject>() };
+    let core = if offset > 0 {
+        // SAFETY: the instance's layout has an object pointer at `offset`,
+        // the slot's (see above); it is NULL until set.
+        unsafe { *slf.cast::<u8>().offset(offset).cast::<*mut ffi::PyObject>() }
+    } else {
+        std::ptr::null_mut()
+    };
     if core.is_null() {
-        // Unset: the attribute lookup raises asyncio's AttributeError.
+        // Unset (or the slot unknown): the attribute lookup finds it or
+        // raises the AttributeError.
         // SAFETY: `slf` is a live object lent by the caller.
         let face = unsafe { Bound::from_borrowed_ptr(py, slf) };
         return face.getattr(intern!(py, "_core"));

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import weakref
 from typing import Any
 
 import pytest
@@ -435,3 +436,46 @@ def test_failing_protocol_factory_reported_in_debug_only(
         assert isinstance(contexts[0]["exception"], RuntimeError)
     else:
         assert messages == []
+
+
+def test_transport_methods_as_asyncio_takes_them(
+    loop: asyncio.AbstractEventLoop, loop_name: str, request: pytest.FixtureRequest
+) -> None:
+    """write() by keyword, is_closing() through and after close, the
+    argument errors, and a transport that takes attributes and weak
+    references, as asyncio's does."""
+    xfail_for(request, ["uvloop"], "uvloop's write() takes no keyword", loop_name)
+
+    async def main() -> tuple[bytes, list[bool], list[type[BaseException]], bool]:
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, protocol = await loop.create_connection(
+            lambda: Recorder(loop), "127.0.0.1", port
+        )
+        protocol.expect = len(b"by keyword and by position")
+        transport.write(data=b"by keyword ")
+        transport.write(memoryview(b"and by position"))
+        await protocol.got_all
+        errors: list[type[BaseException]] = []
+        for bad in ((), (b"a", b"b"), ("text",)):
+            try:
+                transport.write(*bad)  # type: ignore[arg-type]
+            except BaseException as exc:  # noqa: BLE001 - the type is the check
+                errors.append(type(exc))
+        transport.note = "kept"  # type: ignore[attr-defined]
+        ref = weakref.ref(transport)
+        closing = [transport.is_closing()]
+        transport.close()
+        closing.append(transport.is_closing())
+        await protocol.lost
+        closing.append(transport.is_closing())
+        server.close()
+        await server.wait_closed()
+        kept = ref() is transport and transport.note == "kept"  # type: ignore[attr-defined]
+        return bytes(protocol.data), closing, errors, kept
+
+    data, closing, errors, kept = run(loop, main())
+    assert data == b"by keyword and by position"
+    assert closing == [False, True, True]
+    assert errors == [TypeError] * 3
+    assert kept

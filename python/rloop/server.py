@@ -54,7 +54,11 @@ class Server(asyncio.AbstractServer):
         self._ssl_context = ssl_context
         self._ssl_handshake_timeout = ssl_handshake_timeout
         self._ssl_shutdown_timeout = ssl_shutdown_timeout
-        self._clients: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+        # The connections open. A plain set, not asyncio's WeakSet: the loop
+        # detaches every transport it attached when its connection ends
+        # (its connection_lost always comes), and a weak reference was 81
+        # bytes of each connection.
+        self._clients: set[asyncio.Transport] = set()
         self._anonymous = 0
         self._waiters: list[asyncio.Future[None]] | None = []
         self._serving = False

@@ -12,31 +12,40 @@
 //! It walks the whole heap, so it is called rarely: when a scheduler that
 //! held at least [`BIG`] connections is down to a quarter of its peak, once
 //! the closed connections' memory has been freed (a turn or two later: see
-//! [`HeapTrim::settled`]).
+//! [`HeapTrim::new`]).
 
 /// A peak under this many connections is not worth a trim.
 const BIG: usize = 1024;
 
-#[derive(Default)]
 pub(crate) struct HeapTrim {
     /// The most connections held since the last trim.
     peak: usize,
     /// Turns to wait before trimming; 0: none due.
     due_in: u8,
+    /// Turns it takes for a closed connection's memory to be freed.
+    settled: u8,
 }
 
 impl HeapTrim {
-    /// The scheduler now holds `live` connections. `settled` is how many
-    /// turns (at least 1) it takes for a closed connection's memory to be
-    /// freed: the loop frees its Python objects after the turn that
-    /// reported the close; tokio releases an I/O registration at the
-    /// reactor's next turn.
-    pub(crate) fn count(&mut self, live: usize, settled: u8) {
+    /// `settled` is how many turns (at least 1) it takes for a closed
+    /// connection's memory to be freed: the loop frees its Python objects
+    /// after the turn that reported the close; tokio releases an I/O
+    /// registration at the reactor's next turn.
+    pub(crate) fn new(settled: u8) -> Self {
+        HeapTrim {
+            peak: 0,
+            due_in: 0,
+            settled: settled.max(1),
+        }
+    }
+
+    /// The scheduler now holds `live` connections.
+    pub(crate) fn count(&mut self, live: usize) {
         if live > self.peak {
             self.peak = live;
         } else if self.peak >= BIG && live <= self.peak / 4 {
             self.peak = live;
-            self.due_in = settled.max(1);
+            self.due_in = self.settled;
         }
     }
 
@@ -71,26 +80,26 @@ mod tests {
 
     #[test]
     fn due_once_down_to_a_quarter_of_a_big_peak() {
-        let mut h = HeapTrim::default();
-        h.count(4000, 2);
-        h.count(1001, 2);
+        let mut h = HeapTrim::new(2);
+        h.count(4000);
+        h.count(1001);
         assert_eq!(h.due_in, 0);
-        h.count(1000, 2);
+        h.count(1000);
         assert_eq!((h.due_in, h.peak), (2, 1000));
         h.turned();
         assert_eq!(h.due_in, 1);
         h.turned();
         assert_eq!(h.due_in, 0);
         // From a peak under BIG, nothing more.
-        h.count(10, 2);
+        h.count(10);
         assert_eq!(h.due_in, 0);
     }
 
     #[test]
     fn small_peaks_never_trim() {
-        let mut h = HeapTrim::default();
-        h.count(BIG - 1, 1);
-        h.count(0, 1);
+        let mut h = HeapTrim::new(1);
+        h.count(BIG - 1);
+        h.count(0);
         assert_eq!(h.due_in, 0);
     }
 }

@@ -108,7 +108,7 @@ impl MioScheduler {
             signal: None,
             next_gen: 0,
             turn_no: 0,
-            heap: Default::default(),
+            heap: crate::heap::HeapTrim::new(1),
             deadlines: Deadlines::default(),
             due: Vec::new(),
             read_buf: vec![0u8; DEFAULT_READ_BUFFER].into_boxed_slice(),
@@ -341,7 +341,7 @@ impl MioScheduler {
             queued_hot: false,
             record: TurnRecord::default(),
         }));
-        self.heap.count(self.slab.len(), 1);
+        self.heap.count(self.slab.len());
         Ok(ConnId { key, gen })
     }
 
@@ -409,7 +409,7 @@ impl MioScheduler {
             }
         }
         crate::sparse::shrink_if_sparse(&mut self.slab);
-        self.heap.count(self.slab.len(), 1);
+        self.heap.count(self.slab.len());
     }
 
     /// Live connection actors.

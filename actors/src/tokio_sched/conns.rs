@@ -113,7 +113,7 @@ impl TokioScheduler {
             record: TurnRecord::default(),
             ended: None,
         });
-        self.heap.count(self.conns.len(), 2);
+        self.heap.count(self.conns.len());
         Ok(ConnId { key, gen })
     }
 
@@ -156,9 +156,7 @@ impl TokioScheduler {
         }
         let slot = self.conns.remove(id.key);
         crate::sparse::shrink_if_sparse(&mut self.conns);
-        // A task frees its registration as it ends; tokio releases it at
-        // the reactor's next turn.
-        self.heap.count(self.conns.len(), 2);
+        self.heap.count(self.conns.len());
         slot.mailbox.0.stop(&mut self.wakes);
         self.dying.push(Dying {
             mailbox: Arc::clone(&slot.mailbox.0),

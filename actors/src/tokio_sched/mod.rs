@@ -180,7 +180,9 @@ impl TokioScheduler {
             fired_fds: FiredFds::default(),
             next_gen: 0,
             turn_no: 0,
-            heap: Default::default(),
+            // A task frees its registration as it ends; tokio releases it
+            // at the reactor's next turn.
+            heap: crate::heap::HeapTrim::new(2),
             deadlines: Deadlines::default(),
             due: Vec::new(),
             read_buf: vec![0u8; DEFAULT_READ_BUFFER].into_boxed_slice(),

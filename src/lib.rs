@@ -30,6 +30,7 @@ mod scheduling;
 mod sendfile;
 mod server_io;
 mod signal_wakeup;
+mod slots;
 mod sock_call;
 mod sock_coro;
 mod sock_recv;
@@ -54,6 +55,8 @@ fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sock_coro::SockCoroutine>()?;
     m.add_class::<tls::SslRecords>()?;
     m.add_function(wrap_pyfunction!(tls::ssl_transport_write, m)?)?;
+    m.add_function(wrap_pyfunction!(tls::ssl_slots, m)?)?;
+    m.add_function(wrap_pyfunction!(tls::ssl_classes, m)?)?;
     m.add_function(wrap_pyfunction!(transport::face::transport_methods, m)?)?;
     m.add_function(wrap_pyfunction!(datagram::datagram_methods, m)?)?;
     Ok(())

@@ -36,20 +36,9 @@ use pyo3::exceptions::{PyMemoryError, PyNotImplementedError};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::types::PyByteArray;
 
 use crate::py_imports;
-
-/// `protocol.data_received(data)`, with a plain stream's reader fed
-/// here (see `target`); the TLS layer hands its plaintext over this way.
-pub fn data_received(protocol: &Bound<'_, PyAny>, data: Bound<'_, PyBytes>) -> PyResult<()> {
-    match target(protocol)? {
-        Some(feed) => feed.extend(data.as_bytes()).and_then(|()| feed.wake()),
-        None => protocol
-            .call_method1(intern!(protocol.py(), "data_received"), (data,))
-            .map(drop),
-    }
-}
 
 /// A reader the transport may feed itself, and its buffer.
 pub struct Feed<'py> {

@@ -192,6 +192,13 @@ class BaseEventLoop:
 def ssl_transport_write(transport: Any, data: bytes | bytearray | memoryview) -> None:
     """write() of rloop's TLS transports (bound to each; in Rust)."""
 
+def ssl_slots() -> tuple[str, ...]:
+    """The asyncio SSLProtocol attributes rloop's subclass keeps in __slots__."""
+
+def ssl_classes(protocol: type, transport: type) -> None:
+    """Tell the TLS fast paths where instances of rloop's SSLProtocol keep those
+    slots, and its transport its _ssl_protocol slot."""
+
 def transport_methods(cls: type) -> None:
     """Make the transport face class forward its methods to the handle (in Rust)."""
 

@@ -56,6 +56,9 @@ class SSLProtocolTransport(sslproto._SSLProtocolTransport):
     keeps either alive.
     """
 
+    # Read by ``write`` at its offset (src/tls/mod.rs), as the protocol's.
+    __slots__ = ("_ssl_protocol",)
+
     def __init__(self, loop: Any, ssl_protocol: Any) -> None:
         super().__init__(loop, ssl_protocol)
         self.write = MethodType(_rloop.ssl_transport_write, self)  # type: ignore[method-assign]
@@ -68,17 +71,21 @@ class SSLProtocolTransport(sslproto._SSLProtocolTransport):
 class SSLProtocol(_rloop.SSLRecords, sslproto.SSLProtocol):
     """asyncio's TLS protocol, fed by the socket transport in Rust."""
 
-    #: asyncio's ``__init__`` allocates the connection's buffer (ciphertext
-    #: in, plaintext out) from this class attribute: none here. Every TLS
-    #: connection of a loop reads into the loop's one (``_loop_buffer``),
-    #: through a window of one TLS record at first; ``__init__`` then sets
-    #: asyncio's read size, which src/tls/read.rs widens the window to by
-    #: doubling it after each read that filled it (only bulk transfers do:
-    #: reading at most 64 KiB per call cost 15 % more CPU per message on
-    #: 100 KiB TLS echo).
-    max_size = 0
+    # What src/tls/ reads per record is kept in slots, at offsets it reads
+    # directly (a dict lookup each cost more than the rest of the record's
+    # glue): asyncio's attributes, all set by its ``__init__``.
+    __slots__ = _rloop.ssl_slots()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # asyncio's ``__init__`` allocates the connection's buffer
+        # (ciphertext in, plaintext out) of ``max_size``: none here. Every
+        # TLS connection of a loop reads into the loop's one
+        # (``_loop_buffer``), through a window of one TLS record at first;
+        # asyncio's read size is then set, which src/tls/read.rs widens the
+        # window to by doubling it after each read that filled it (only
+        # bulk transfers do: reading at most 64 KiB per call cost 15 % more
+        # CPU per message on 100 KiB TLS echo).
+        self.max_size = 0
         super().__init__(*args, **kwargs)
         self.max_size = _READ_SIZE
         buffer = _loop_buffer(self._loop)
@@ -99,3 +106,6 @@ class SSLProtocol(_rloop.SSLRecords, sslproto.SSLProtocol):
             self._app_transport = SSLProtocolTransport(self._loop, self)
             self._app_transport_created = True
         return self._app_transport  # type: ignore[return-value]
+
+
+_rloop.ssl_classes(SSLProtocol, SSLProtocolTransport)

@@ -34,11 +34,13 @@ mod write;
 pub use read::SslRecords;
 pub use write::ssl_transport_write;
 
-use pyo3::exceptions::{PyAttributeError, PyException};
+use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyTuple, PyType};
+
+use crate::slots;
 
 /// asyncio's names the fast paths compare against, looked up once.
 struct Names {
@@ -82,54 +84,203 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
     })
 }
 
+/// The attributes of asyncio's `SSLProtocol` that the fast paths read.
+///
+/// rloop's subclass declares them as its `__slots__` (python/rloop/tls.py
+/// takes this list, `SSL_SLOTS`), so asyncio's code, which sets them all in
+/// `__init__`, stores them at fixed offsets in the instance, and each read
+/// here is a pointer read instead of a dict lookup (about 20 per echoed
+/// record: they were most of what the fast paths cost, callgrind). Python
+/// code sees plain attributes either way.
+#[derive(Clone, Copy)]
+pub(super) enum Slot {
+    State,
+    MaxSize,
+    SslBuffer,
+    SslBufferView,
+    AppProtocol,
+    AppProtocolIsBuffer,
+    AppReadingPaused,
+    AppWritingPaused,
+    SslReadingPaused,
+    SslWritingPaused,
+    WriteBacklog,
+    WriteBufferSize,
+    Transport,
+    IncomingHighWater,
+    IncomingLowWater,
+    OutgoingHighWater,
+    OutgoingLowWater,
+}
+
+/// The slots' names, in `Slot`'s order.
+const SLOT_NAMES: [&str; 17] = [
+    "_state",
+    "max_size",
+    "_ssl_buffer",
+    "_ssl_buffer_view",
+    "_app_protocol",
+    "_app_protocol_is_buffer",
+    "_app_reading_paused",
+    "_app_writing_paused",
+    "_ssl_reading_paused",
+    "_ssl_writing_paused",
+    "_write_backlog",
+    "_write_buffer_size",
+    "_transport",
+    "_incoming_high_water",
+    "_incoming_low_water",
+    "_outgoing_high_water",
+    "_outgoing_low_water",
+];
+
+/// rloop's `SSLProtocol` class and where its instances keep each slot;
+/// its transport class and where that keeps `_ssl_protocol`.
+struct Layout {
+    class: Py<PyType>,
+    offsets: [isize; SLOT_NAMES.len()],
+    transport_class: Py<PyType>,
+    protocol_offset: isize,
+}
+
+static LAYOUT: PyOnceLock<Layout> = PyOnceLock::new();
+
+/// The names rloop's `SSLProtocol` must declare as its `__slots__`.
+#[pyfunction]
+pub fn ssl_slots(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+    PyTuple::new(py, SLOT_NAMES)
+}
+
+/// Learns where instances of `protocol` (rloop's `SSLProtocol`, declared
+/// with `ssl_slots()`) keep each slot, and where instances of `transport`
+/// (its transport) keep `_ssl_protocol`. Until then, and for any other
+/// class, the fast paths look the attributes up by name.
+#[pyfunction]
+pub fn ssl_classes(protocol: &Bound<'_, PyType>, transport: &Bound<'_, PyType>) -> PyResult<()> {
+    let py = protocol.py();
+    let mut offsets = [0isize; SLOT_NAMES.len()];
+    for (offset, name) in offsets.iter_mut().zip(SLOT_NAMES) {
+        *offset = slots::object_slot(protocol, name)?;
+    }
+    let layout = Layout {
+        class: protocol.clone().unbind(),
+        offsets,
+        transport_class: transport.clone().unbind(),
+        protocol_offset: slots::object_slot(transport, "_ssl_protocol")?,
+    };
+    let _ = LAYOUT.set(py, layout);
+    Ok(())
+}
+
+/// The `SSLProtocol` a TLS transport writes to (`_ssl_protocol`).
+fn protocol_of<'py>(transport: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = transport.py();
+    if let Some(layout) = LAYOUT.get(py) {
+        if transport
+            .get_type()
+            .is_subclass(layout.transport_class.bind(py))?
+        {
+            // SAFETY: `transport` is an instance of the class whose
+            // `_ssl_protocol` slot is at `protocol_offset`.
+            if let Some(proto) =
+                unsafe { slots::read(py, transport.as_ptr(), layout.protocol_offset) }
+            {
+                return Ok(proto);
+            }
+        }
+    }
+    transport.getattr(intern!(py, "_ssl_protocol"))
+}
+
 /// What the fast paths use of one `SSLProtocol`, found at its first
 /// record. asyncio sets the BIOs and the `SSLObject` once, in `__init__`;
 /// everything it changes afterwards (the state, the flags, the buffer) is
-/// read from the instance's dict at each use, which is what an attribute
-/// read of an object with no descriptors of those names comes to, less
-/// the class lookup.
+/// read at each use, from its slot (`Slot`).
 struct Parts {
-    dict: Py<PyDict>,
+    /// Where the protocol keeps its slots; `None`: look them up by name.
+    offsets: Option<&'static [isize; SLOT_NAMES.len()]>,
     incoming: Py<PyAny>,
     outgoing: Py<PyAny>,
-    /// Where `read`, `write` and `pending` go: the C object of the
-    /// `SSLObject` when that is exactly `ssl.SSLObject` (whose methods
-    /// only forward to it), else the `SSLObject` itself (an
-    /// `SSLContext.sslobject_class` of the application's).
-    tls: Py<PyAny>,
+    /// The methods called per record, bound once: `incoming.write`,
+    /// `outgoing.read`, and the `read`, `write` and `pending` of the C
+    /// object of the `SSLObject` when that is exactly `ssl.SSLObject`
+    /// (whose methods only forward to it), else of the `SSLObject` itself
+    /// (an `SSLContext.sslobject_class` of the application's).
+    incoming_write: Py<PyAny>,
+    outgoing_read: Py<PyAny>,
+    tls_read: Py<PyAny>,
+    tls_write: Py<PyAny>,
+    tls_pending: Py<PyAny>,
 }
 
 impl Parts {
     fn new(proto: &Bound<'_, PyAny>) -> PyResult<Self> {
         let py = proto.py();
-        let dict = proto
-            .getattr(intern!(py, "__dict__"))?
-            .cast_into::<PyDict>()?;
         let sslobj = proto.getattr(intern!(py, "_sslobj"))?;
         let tls = if sslobj.get_type().is(names(py)?.ssl_object.bind(py)) {
             sslobj.getattr(intern!(py, "_sslobj"))?
         } else {
             sslobj
         };
+        let offsets = LAYOUT
+            .get(py)
+            .filter(|layout| {
+                proto
+                    .get_type()
+                    .is_subclass(layout.class.bind(py))
+                    .unwrap_or(false)
+            })
+            .map(|layout| &layout.offsets);
+        let incoming = proto.getattr(intern!(py, "_incoming"))?;
+        let outgoing = proto.getattr(intern!(py, "_outgoing"))?;
         Ok(Parts {
-            dict: dict.unbind(),
-            incoming: proto.getattr(intern!(py, "_incoming"))?.unbind(),
-            outgoing: proto.getattr(intern!(py, "_outgoing"))?.unbind(),
-            tls: tls.unbind(),
+            offsets,
+            incoming_write: incoming.getattr(intern!(py, "write"))?.unbind(),
+            outgoing_read: outgoing.getattr(intern!(py, "read"))?.unbind(),
+            tls_read: tls.getattr(intern!(py, "read"))?.unbind(),
+            tls_write: tls.getattr(intern!(py, "write"))?.unbind(),
+            tls_pending: tls.getattr(intern!(py, "pending"))?.unbind(),
+            incoming: incoming.unbind(),
+            outgoing: outgoing.unbind(),
         })
     }
 
-    /// An attribute of the protocol, from its dict.
-    fn get<'py>(&self, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
-        let py = name.py();
-        self.dict
-            .bind(py)
-            .get_item(name)?
-            .ok_or_else(|| PyAttributeError::new_err(name.clone().unbind()))
+    /// Every object the parts hold, for the collector.
+    fn each(&self) -> [&Py<PyAny>; 7] {
+        [
+            &self.incoming,
+            &self.outgoing,
+            &self.incoming_write,
+            &self.outgoing_read,
+            &self.tls_read,
+            &self.tls_write,
+            &self.tls_pending,
+        ]
     }
 
-    fn flag(&self, name: &Bound<'_, PyString>) -> PyResult<bool> {
-        self.get(name)?.is_truthy()
+    /// An attribute of the protocol `proto` (the one these are the parts
+    /// of: not kept here, which would make a cycle of each protocol).
+    fn get<'py>(&self, proto: &Bound<'py, PyAny>, slot: Slot) -> PyResult<Bound<'py, PyAny>> {
+        let py = proto.py();
+        if let Some(offsets) = self.offsets {
+            // SAFETY: `proto` is the instance `new` was given, of the class
+            // whose layout `offsets` gives (checked there).
+            if let Some(value) = unsafe { slots::read(py, proto.as_ptr(), offsets[slot as usize]) }
+            {
+                return Ok(value);
+            }
+        }
+        // Unset, or not slotted: the lookup finds it or raises.
+        proto.getattr(SLOT_NAMES[slot as usize])
+    }
+
+    /// Sets an attribute of the protocol, as asyncio's code would.
+    fn set(&self, proto: &Bound<'_, PyAny>, slot: Slot, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        proto.setattr(SLOT_NAMES[slot as usize], value)
+    }
+
+    fn flag(&self, proto: &Bound<'_, PyAny>, slot: Slot) -> PyResult<bool> {
+        self.get(proto, slot)?.is_truthy()
     }
 }
 
@@ -155,25 +306,26 @@ fn fatal_on_error(proto: &Bound<'_, PyAny>, result: PyResult<()>) -> PyResult<()
 fn process_outgoing(proto: &Bound<'_, PyAny>, parts: &Parts) -> PyResult<()> {
     let py = proto.py();
     let outgoing = parts.outgoing.bind(py);
-    if !parts.flag(intern!(py, "_ssl_writing_paused"))? {
-        let data = outgoing.call_method0(intern!(py, "read"))?;
+    if !parts.flag(proto, Slot::SslWritingPaused)? {
+        let data = parts.outgoing_read.bind(py).call0()?;
         if data.len()? > 0 {
             parts
-                .get(intern!(py, "_transport"))?
+                .get(proto, Slot::Transport)?
                 .call_method1(intern!(py, "write"), (data,))?;
         }
     }
     let size = outgoing
         .getattr(intern!(py, "pending"))?
-        .add(parts.get(intern!(py, "_write_buffer_size"))?)?;
+        .add(parts.get(proto, Slot::WriteBufferSize)?)?;
     // asyncio's `_control_app_writing`, whose method runs only when a mark
     // is crossed (it is the one that pauses or resumes the application).
     if crossed(
+        proto,
         parts,
         &size,
-        intern!(py, "_app_writing_paused"),
-        intern!(py, "_outgoing_low_water"),
-        intern!(py, "_outgoing_high_water"),
+        Slot::AppWritingPaused,
+        Slot::OutgoingLowWater,
+        Slot::OutgoingHighWater,
     )? {
         proto.call_method0(intern!(py, "_control_app_writing"))?;
     }
@@ -186,11 +338,12 @@ fn control_ssl_reading(proto: &Bound<'_, PyAny>, parts: &Parts) -> PyResult<()> 
     let py = proto.py();
     let size = parts.incoming.bind(py).getattr(intern!(py, "pending"))?;
     if crossed(
+        proto,
         parts,
         &size,
-        intern!(py, "_ssl_reading_paused"),
-        intern!(py, "_incoming_low_water"),
-        intern!(py, "_incoming_high_water"),
+        Slot::SslReadingPaused,
+        Slot::IncomingLowWater,
+        Slot::IncomingHighWater,
     )? {
         proto.call_method0(intern!(py, "_control_ssl_reading"))?;
     }
@@ -200,15 +353,16 @@ fn control_ssl_reading(proto: &Bound<'_, PyAny>, parts: &Parts) -> PyResult<()> 
 /// asyncio's flow-control test: paused and at or below the low mark, or
 /// running and at or above the high one.
 fn crossed(
+    proto: &Bound<'_, PyAny>,
     parts: &Parts,
     size: &Bound<'_, PyAny>,
-    paused: &Bound<'_, PyString>,
-    low: &Bound<'_, PyString>,
-    high: &Bound<'_, PyString>,
+    paused: Slot,
+    low: Slot,
+    high: Slot,
 ) -> PyResult<bool> {
-    if parts.flag(paused)? {
-        size.le(parts.get(low)?)
+    if parts.flag(proto, paused)? {
+        size.le(parts.get(proto, low)?)
     } else {
-        size.ge(parts.get(high)?)
+        size.ge(parts.get(proto, high)?)
     }
 }

@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyMemoryView, PySlice, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
-use super::{control_ssl_reading, fatal_on_error, names, process_outgoing, Parts};
+use super::{control_ssl_reading, fatal_on_error, names, process_outgoing, Parts, Slot};
 use crate::streams;
 
 /// The base rloop's `SSLProtocol` puts before asyncio's: its socket-side
@@ -62,9 +62,9 @@ impl SslRecords {
     fn get_buffer<'py>(slf: &Bound<'py, Self>, n: isize) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let me = slf.as_any();
-        let max: isize = me.getattr(intern!(py, "max_size"))?.extract()?;
         let parts = Self::parts(slf)?;
-        let view = parts.get(intern!(py, "_ssl_buffer_view"))?;
+        let max: isize = parts.get(me, Slot::MaxSize)?.extract()?;
+        let view = parts.get(me, Slot::SslBufferView)?;
         let have = view.len()? as isize;
         let this = slf.get();
         let want = if n > max {
@@ -79,16 +79,13 @@ impl SslRecords {
         if have >= want {
             return Ok(view);
         }
-        let buffer = parts.get(intern!(py, "_ssl_buffer"))?;
+        let buffer = parts.get(me, Slot::SslBuffer)?;
         if (buffer.len()? as isize) < want {
             // asyncio's method makes a bigger buffer, the connection's own.
             return names(py)?.stock_get_buffer.bind(py).call1((me, want));
         }
         let wider = PyMemoryView::from(&buffer)?.get_item(PySlice::new(py, 0, want, 1))?;
-        parts
-            .dict
-            .bind(py)
-            .set_item(intern!(py, "_ssl_buffer_view"), &wider)?;
+        parts.set(me, Slot::SslBufferView, &wider)?;
         Ok(wider)
     }
 
@@ -98,19 +95,16 @@ impl SslRecords {
         let py = slf.py();
         let me = slf.as_any();
         let parts = Self::parts(slf)?;
-        let view = parts.get(intern!(py, "_ssl_buffer_view"))?;
+        let view = parts.get(me, Slot::SslBufferView)?;
         // The view get_buffer handed out (asyncio's, when it grew it, is
         // the protocol's view since).
         if nbytes >= view.len()? {
             slf.get().filled.store(true, Ordering::Relaxed);
         }
         let filled = view.get_item(PySlice::new(py, 0, nbytes as isize, 1))?;
-        parts
-            .incoming
-            .bind(py)
-            .call_method1(intern!(py, "write"), (filled,))?;
+        parts.incoming_write.bind(py).call1((filled,))?;
         let names = names(py)?;
-        let state = parts.get(intern!(py, "_state"))?;
+        let state = parts.get(me, Slot::State)?;
         if state.is(&names.wrapped) {
             let result = do_read(me, parts, &view);
             fatal_on_error(me, result)
@@ -127,10 +121,9 @@ impl SslRecords {
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Some(parts) = self.parts.get() {
-            visit.call(&parts.dict)?;
-            visit.call(&parts.incoming)?;
-            visit.call(&parts.outgoing)?;
-            visit.call(&parts.tls)?;
+            for held in parts.each() {
+                visit.call(held)?;
+            }
         }
         Ok(())
     }
@@ -139,13 +132,13 @@ impl SslRecords {
 /// asyncio's `_do_read` in the `WRAPPED` state.
 fn do_read(proto: &Bound<'_, PyAny>, parts: &Parts, view: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = proto.py();
-    if !parts.flag(intern!(py, "_app_reading_paused"))? {
-        if parts.flag(intern!(py, "_app_protocol_is_buffer"))? {
+    if !parts.flag(proto, Slot::AppReadingPaused)? {
+        if parts.flag(proto, Slot::AppProtocolIsBuffer)? {
             proto.call_method0(intern!(py, "_do_read__buffered"))?;
         } else {
             read_copied(proto, parts, view)?;
         }
-        if parts.flag(intern!(py, "_write_backlog"))? {
+        if parts.flag(proto, Slot::WriteBacklog)? {
             proto.call_method0(intern!(py, "_do_write"))?;
         } else {
             process_outgoing(proto, parts)?;
@@ -156,24 +149,38 @@ fn do_read(proto: &Bound<'_, PyAny>, parts: &Parts, view: &Bound<'_, PyAny>) -> 
 
 /// What asyncio's `_do_read__copied` does: all the plaintext there is, in
 /// one `data_received`; a `close_notify` then starts the shutdown.
+///
+/// The plaintext is decrypted into the protocol's own buffer (its
+/// ciphertext is already in the BIO), record after record, each read
+/// going on where the last stopped, and copied out once, at its size:
+/// into the reader's buffer for a plain stream (as its `feed_data`
+/// would), else into the one `bytes` given to `data_received`. Only
+/// plaintext that outgrows the buffer is set aside on the way.
 fn read_copied(proto: &Bound<'_, PyAny>, parts: &Parts, view: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = proto.py();
     let names = names(py)?;
-    let tls = parts.tls.bind(py);
     let room = view.len()?;
-    // The plaintext is decrypted into the protocol's own buffer (its
-    // ciphertext is already in the BIO) and copied out at its size.
     let buffer = PyBuffer::<u8>::get(view)?;
-    let mut first: Option<Bound<'_, PyBytes>> = None;
-    let mut more: Vec<u8> = Vec::new();
+    // Plaintext at the start of the buffer, and what was set aside before.
+    let mut filled = 0usize;
+    let mut spilled: Vec<u8> = Vec::new();
     let mut close_notify = false;
     let mut reads = 0usize;
     loop {
-        if reads > 0 && nothing_left(tls, parts.incoming.bind(py))? {
+        if reads > 0 && nothing_left(py, parts)? {
             break;
         }
         reads += 1;
-        let count: usize = match tls.call_method1(intern!(py, "read"), (room, view)) {
+        if filled == room {
+            spilled.extend_from_slice(plaintext(&buffer, filled));
+            filled = 0;
+        }
+        let into = if filled == 0 {
+            view.clone()
+        } else {
+            view.get_item(PySlice::new(py, filled as isize, room as isize, 1))?
+        };
+        let count: usize = match parts.tls_read.bind(py).call1((room - filled, into)) {
             Ok(count) => count.extract()?,
             Err(e) if e.matches(py, names.again.bind(py))? => break,
             Err(e) => return Err(e),
@@ -182,28 +189,29 @@ fn read_copied(proto: &Bound<'_, PyAny>, parts: &Parts, view: &Bound<'_, PyAny>)
             close_notify = true;
             break;
         }
-        // SAFETY: `buffer` holds an export of the writable, contiguous
-        // memory behind `view` (at least `room` >= `count` bytes, as
-        // `read` wrote `count` of them), which keeps it alive and in
-        // place; no Python code runs while the slice is used.
-        let plain = unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, count) };
-        match first.take() {
-            None if more.is_empty() => first = Some(PyBytes::new(py, plain)),
-            None => more.extend_from_slice(plain),
-            Some(one) => {
-                more.extend_from_slice(one.as_bytes());
-                more.extend_from_slice(plain);
+        filled += count.min(room - filled);
+    }
+    if filled > 0 || !spilled.is_empty() {
+        let app = parts.get(proto, Slot::AppProtocol)?;
+        match streams::target(&app)? {
+            Some(feed) => {
+                let copied = feed
+                    .extend(&spilled)
+                    .and_then(|()| feed.extend(plaintext(&buffer, filled)));
+                drop(buffer);
+                copied.and_then(|()| feed.wake())?;
+            }
+            None => {
+                let data = if spilled.is_empty() {
+                    PyBytes::new(py, plaintext(&buffer, filled))
+                } else {
+                    spilled.extend_from_slice(plaintext(&buffer, filled));
+                    PyBytes::new(py, &spilled)
+                };
+                drop(buffer);
+                app.call_method1(intern!(py, "data_received"), (data,))?;
             }
         }
-    }
-    drop(buffer);
-    let data = match first {
-        Some(one) => Some(one),
-        None if !more.is_empty() => Some(PyBytes::new(py, &more)),
-        None => None,
-    };
-    if let Some(data) = data {
-        streams::data_received(&parts.get(intern!(py, "_app_protocol"))?, data)?;
     }
     if close_notify {
         proto.call_method0(intern!(py, "_call_eof_received"))?;
@@ -212,14 +220,27 @@ fn read_copied(proto: &Bound<'_, PyAny>, parts: &Parts, view: &Bound<'_, PyAny>)
     Ok(())
 }
 
+/// The first `len` bytes of the protocol's buffer.
+fn plaintext(buffer: &PyBuffer<u8>, len: usize) -> &[u8] {
+    // SAFETY: `buffer` holds an export of the writable, contiguous memory
+    // behind the protocol's buffer view (at least `len` bytes: the reads
+    // wrote them), which keeps it alive and in place while the slice,
+    // tied to `buffer`'s borrow, is used; the callers run no Python code
+    // meanwhile (`Feed::extend` runs none).
+    unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, len) }
+}
+
 /// True when a read could only raise `SSLWantReadError`: no decrypted byte
 /// is waiting in the `SSLObject` and no ciphertext in the BIO.
-fn nothing_left(tls: &Bound<'_, PyAny>, incoming: &Bound<'_, PyAny>) -> PyResult<bool> {
-    let py = tls.py();
-    let buffered: usize = tls.call_method0(intern!(py, "pending"))?.extract()?;
+fn nothing_left(py: Python<'_>, parts: &Parts) -> PyResult<bool> {
+    let buffered: usize = parts.tls_pending.bind(py).call0()?.extract()?;
     if buffered > 0 {
         return Ok(false);
     }
-    let unread: usize = incoming.getattr(intern!(py, "pending"))?.extract()?;
+    let unread: usize = parts
+        .incoming
+        .bind(py)
+        .getattr(intern!(py, "pending"))?
+        .extract()?;
     Ok(unread == 0)
 }

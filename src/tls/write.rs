@@ -5,7 +5,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PySlice};
 
-use super::{fatal_on_error, names, process_outgoing, Parts, SslRecords};
+use super::{fatal_on_error, names, process_outgoing, protocol_of, Parts, Slot, SslRecords};
 
 /// asyncio's `_SSLProtocolTransport.write`, bound to each of rloop's TLS
 /// transports as its `write` (python/rloop/tls.py): bytes and bytearrays
@@ -20,7 +20,7 @@ pub fn ssl_transport_write(transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>
     if data.len()? == 0 {
         return Ok(());
     }
-    let proto = transport.getattr(intern!(py, "_ssl_protocol"))?;
+    let proto = protocol_of(transport)?;
     write_appdata(&proto, data)
 }
 
@@ -32,8 +32,8 @@ fn write_appdata(proto: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<
     let steady = match proto.cast::<SslRecords>() {
         Ok(records) => {
             let parts = SslRecords::parts(records)?;
-            let backlog = parts.get(intern!(py, "_write_backlog"))?;
-            let state = parts.get(intern!(py, "_state"))?;
+            let backlog = parts.get(proto, Slot::WriteBacklog)?;
+            let state = parts.get(proto, Slot::State)?;
             (state.is(&names(py)?.wrapped) && !backlog.is_truthy()?).then_some((parts, backlog))
         }
         Err(_) => None,
@@ -56,11 +56,7 @@ fn encrypt(
 ) -> PyResult<()> {
     let py = proto.py();
     let len = data.len()?;
-    match parts
-        .tls
-        .bind(py)
-        .call_method1(intern!(py, "write"), (data,))
-    {
+    match parts.tls_write.bind(py).call1((data,)) {
         Ok(count) => {
             let count: usize = count.extract()?;
             if count >= len {
@@ -69,27 +65,31 @@ fn encrypt(
             // Taken in part: the rest is queued and asyncio's loop goes on
             // writing the queue, as it would have.
             let rest = data.get_item(PySlice::new(py, count as isize, len as isize, 1))?;
-            queue(parts, backlog, &rest)?;
+            queue(proto, parts, backlog, &rest)?;
             proto.call_method0(intern!(py, "_do_write"))?;
             Ok(())
         }
         Err(e) if e.matches(py, names(py)?.again.bind(py))? => {
-            queue(parts, backlog, data)?;
+            queue(proto, parts, backlog, data)?;
             process_outgoing(proto, parts)
         }
         Err(e) => {
-            queue(parts, backlog, data)?;
+            queue(proto, parts, backlog, data)?;
             Err(e)
         }
     }
 }
 
 /// Data the `SSLObject` has not taken yet, counted in the write buffer.
-fn queue(parts: &Parts, backlog: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+fn queue(
+    proto: &Bound<'_, PyAny>,
+    parts: &Parts,
+    backlog: &Bound<'_, PyAny>,
+    data: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     let py = data.py();
     let queued = data.len()?;
     backlog.call_method1(intern!(py, "append"), (data,))?;
-    let name = intern!(py, "_write_buffer_size");
-    let size = parts.get(name)?.add(queued)?;
-    parts.dict.bind(py).set_item(name, size)
+    let size = parts.get(proto, Slot::WriteBufferSize)?.add(queued)?;
+    parts.set(proto, Slot::WriteBufferSize, &size)
 }

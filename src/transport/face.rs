@@ -15,7 +15,6 @@
 
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -23,33 +22,14 @@ use pyo3::types::{PyString, PyType};
 
 use super::SocketTransport;
 use crate::native_method::{call_with_first, install, trampoline, Target};
+use crate::slots;
 
 /// Where an instance of the class keeps its `_core` slot (0: not known).
 static CORE_OFFSET: AtomicIsize = AtomicIsize::new(0);
 
 /// Reads where `cls`'s instances keep `_core` (a `__slots__` member).
 fn find_core_slot(cls: &Bound<'_, PyType>) -> PyResult<()> {
-    let py = cls.py();
-    let descr = cls
-        .getattr(intern!(py, "__dict__"))?
-        .get_item(intern!(py, "_core"))?;
-    // SAFETY: reading the type of a live object; the static type object
-    // is only compared by address.
-    let is_member =
-        unsafe { ffi::Py_TYPE(descr.as_ptr()) == std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type) };
-    if !is_member {
-        return Err(PyTypeError::new_err("_core must be a __slots__ member"));
-    }
-    // SAFETY: `descr` is a live member descriptor (checked above), whose
-    // definition lives as long as its class.
-    let (offset, kind) = unsafe {
-        let member = (*descr.as_ptr().cast::<ffi::PyMemberDescrObject>()).d_member;
-        ((*member).offset, (*member).type_code)
-    };
-    if kind != ffi::Py_T_OBJECT_EX || offset <= 0 {
-        return Err(PyTypeError::new_err("_core must be an object slot"));
-    }
-    CORE_OFFSET.store(offset, Ordering::Relaxed);
+    CORE_OFFSET.store(slots::object_slot(cls, "_core")?, Ordering::Relaxed);
     Ok(())
 }
 
@@ -60,22 +40,18 @@ fn find_core_slot(cls: &Bound<'_, PyType>) -> PyResult<()> {
 /// method descriptors check it before they call).
 unsafe fn core_of<'py>(py: Python<'py>, slf: *mut ffi::PyObject) -> PyResult<Bound<'py, PyAny>> {
     let offset = CORE_OFFSET.load(Ordering::Relaxed);
-    let core = if offset > 0 {
-        // SAFETY: the instance's layout has an object pointer at `offset`,
-        // the slot's (see above); it is NULL until set.
-        unsafe { *slf.cast::<u8>().offset(offset).cast::<*mut ffi::PyObject>() }
-    } else {
-        std::ptr::null_mut()
-    };
-    if core.is_null() {
-        // Unset (or the slot unknown): the attribute lookup finds it or
-        // raises the AttributeError.
-        // SAFETY: `slf` is a live object lent by the caller.
-        let face = unsafe { Bound::from_borrowed_ptr(py, slf) };
-        return face.getattr(intern!(py, "_core"));
+    if offset > 0 {
+        // SAFETY: `slf` is an instance of the class whose `_core` slot is
+        // at `offset` (see above).
+        if let Some(core) = unsafe { slots::read(py, slf, offset) } {
+            return Ok(core);
+        }
     }
-    // SAFETY: a live object the instance holds; a new reference is taken.
-    Ok(unsafe { Bound::from_borrowed_ptr(py, core) })
+    // Unset (or the slot unknown): the attribute lookup finds it or raises
+    // the AttributeError.
+    // SAFETY: `slf` is a live object lent by the caller.
+    let face = unsafe { Bound::from_borrowed_ptr(py, slf) };
+    face.getattr(intern!(py, "_core"))
 }
 
 /// `self._core.<name>(*args, **kwargs)`, as vectorcall passed them.

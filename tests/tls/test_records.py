@@ -252,3 +252,57 @@ def test_data_and_close_notify_in_one_segment(
     assert data == b"".join(parts)
     assert exc is None
     assert peer_got == b""
+
+
+@pytest.mark.parametrize("app", ["protocol", "streams"])
+def test_records_of_every_size_in_one_burst(
+    loop: asyncio.AbstractEventLoop,
+    tls: Contexts,
+    listener: socket.socket,
+    app: str,
+) -> None:
+    """The peer sends 300 records of 1 byte to 16 KiB (some 1.3 MB) and its
+    close_notify in one send, so that each read from the socket holds many
+    records, and records cross reads: the application (a Protocol, or a
+    StreamReader) gets every byte in order, then the end of the stream."""
+    rng = random.Random(5)
+    parts = [os.urandom(rng.choice([1, 100, 1024, 5000, 16384])) for _ in range(300)]
+    payload = b"".join(parts)
+
+    def peer_body() -> bytes:
+        with accept(listener) as sock:
+            peer = BlockingTLS(sock, tls.server, server_side=True)
+            peer.handshake()
+            for part in parts:
+                peer.write(part)
+            try:
+                peer.obj.unwrap()
+            except OSError:  # SSLWantReadError: our close_notify is queued
+                pass
+            peer.flush()
+            return peer.recv_until_close_notify()
+
+    async def main() -> tuple[bytes, list[str]]:
+        peer = Peer(loop, peer_body)
+        host, port = listener.getsockname()[:2]
+        if app == "streams":
+            reader, writer = await asyncio.open_connection(
+                host, port, ssl=tls.client, server_hostname="localhost"
+            )
+            got = await reader.read()
+            writer.close()
+            await writer.wait_closed()
+            events = ["eof"] if reader.at_eof() else []
+        else:
+            _, proto = await loop.create_connection(
+                lambda: Recorder(loop), host, port, ssl=tls.client, server_hostname="localhost"
+            )
+            await proto.lost
+            got = bytes(proto.data)
+            events = [e for e in proto.events if e != "data"]
+        await peer.done
+        return got, events
+
+    got, events = run(loop, main(), timeout=30)
+    assert sha256(got) == sha256(payload)
+    assert events == (["eof"] if app == "streams" else ["made", "eof", "lost"])

@@ -220,9 +220,11 @@ def test_timeout_passes_nothing_then_closes(loop: asyncio.AbstractEventLoop) -> 
     async def main() -> None:
         server, made = await serve()
         faults.apply(server, faults.Plan().timeout(150, direction="upstream"))
+        # The toxic's clock starts when the server accepts, so before the
+        # client hears of its connection: time from before connecting.
+        start = loop.time()
         r, w = await asyncio.open_connection(HOST, port_of(server))
         proto = await first(made)
-        start = loop.time()
         w.write(b"never seen")
         assert await asyncio.wait_for(r.read(), 5) == b""
         assert 0.150 <= loop.time() - start < 1.5

@@ -1,8 +1,8 @@
 //! The connection table of the tokio scheduler: a slot per connection
 //! actor (its state machine, its mailbox, what it last reported), the
-//! start of its task, and its end: the task is told to stop and the socket
-//! kept open until the task, and its registration with the reactor, are
-//! gone.
+//! start of its task, and its end: the task is told to stop, its
+//! registration with the reactor (kept in the mailbox) is dropped, and the
+//! socket closed, all at once; the task itself ends at the next turn.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -12,7 +12,7 @@ use mio::Interest;
 
 use super::mailbox::{Mailbox, Sender, Wakes};
 use super::task::{self, ConnectionTask, Want};
-use super::{yield_once, TokioScheduler};
+use super::TokioScheduler;
 use crate::actors_api::Actors;
 use crate::connection::Connection;
 use crate::event::{CloseError, Event};
@@ -58,19 +58,6 @@ impl ConnSlot {
     }
 }
 
-/// A socket kept open until the task that registered it is gone.
-pub(super) struct Dying {
-    mailbox: Arc<Mailbox>,
-    _socket: Connection,
-}
-
-impl Dying {
-    /// The task is gone: the socket may close.
-    pub(super) fn is_over(&self) -> bool {
-        self.mailbox.is_gone()
-    }
-}
-
 /// Starts what the scheduler queued for the runtime: called first thing in
 /// a `block_on`, where a spawned or woken task goes on the local run queue
 /// (from outside, tokio queues it across threads and wakes its driver with
@@ -92,12 +79,11 @@ impl TokioScheduler {
         let afd = self.register(fd, task::interest_of(registered))?;
         let gen = self.gen();
         let key = self.conns.vacant_key();
-        let mailbox = Arc::new(Mailbox::default());
+        let mailbox = Arc::new(Mailbox::new((afd, registered)));
         self.unstarted.push(ConnectionTask {
             key,
             gen,
             fd,
-            afd: Some((afd, registered)),
             want,
             mailbox: Arc::clone(&mailbox),
             stopped: false,
@@ -157,21 +143,11 @@ impl TokioScheduler {
         let slot = self.conns.remove(id.key);
         crate::sparse::shrink_if_sparse(&mut self.conns);
         self.heap.count(self.conns.len());
-        slot.mailbox.0.stop(&mut self.wakes);
-        self.dying.push(Dying {
-            mailbox: Arc::clone(&slot.mailbox.0),
-            _socket: slot.conn,
-        });
-        // Let the task see its Stop and drop its registration now, so the
-        // socket closes (and the peer gets its FIN) at once rather than at
-        // the next turn, which a busy loop may not make for a while.
-        let tasks = std::mem::take(&mut self.unstarted);
-        let wakes = std::mem::take(&mut self.wakes);
-        self.rt.block_on(async move {
-            start_queued(tasks, wakes);
-            yield_once().await;
-        });
-        self.reap_dying();
+        // The registration leaves the reactor now, so the socket closes
+        // (and the peer gets its FIN) at once, and no stale registration
+        // can outlive it; the task, stopped, ends at the next turn.
+        drop(slot.mailbox.0.stop_and_deregister(&mut self.wakes));
+        drop(slot);
     }
 
     /// Test-only fault: makes the connection's task panic, as a bug in it

@@ -1,6 +1,8 @@
 //! The mailbox of a connection task: what the scheduler tells it (the
 //! readiness its connection wants now, watch again, stop), kept as state
-//! rather than as a queue of messages.
+//! rather than as a queue of messages, and the connection's registration
+//! with the reactor, which the task polls and the scheduler drops when the
+//! connection ends.
 //!
 //! Only the latest want matters and the other messages are flags, so they
 //! coalesce; one small lock (never contended: the task and the scheduler
@@ -17,18 +19,21 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Waker};
 
-use super::task::Want;
+use super::task::{Registration, Want};
 
 #[derive(Default)]
 struct State {
+    /// The connection's registration with tokio's reactor: the task
+    /// polls it, the scheduler drops it when the connection ends (so the
+    /// socket can close at once, with no run of the runtime to let the
+    /// task drop it).
+    registration: Option<Registration>,
     /// A new want, posted since the task last looked.
     want: Option<Want>,
     rearm: bool,
     stop: bool,
     panic: bool,
     waker: Option<Waker>,
-    /// The task is gone, and with it its registration with the reactor.
-    gone: bool,
 }
 
 /// What the task found in its mailbox.
@@ -45,6 +50,14 @@ pub(super) struct Mail {
 pub(super) struct Mailbox(Mutex<State>);
 
 impl Mailbox {
+    /// A mailbox holding the connection's first registration.
+    pub fn new(registration: Registration) -> Self {
+        Mailbox(Mutex::new(State {
+            registration: Some(registration),
+            ..State::default()
+        }))
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.0
             .lock()
@@ -73,6 +86,25 @@ impl Mailbox {
         self.post(wakes, |s| s.stop = true);
     }
 
+    /// Stops the task and takes its registration away: dropped (outside
+    /// the lock) by the caller, it leaves the reactor at once, and the
+    /// socket may close. The task, stopped before it looks again, never
+    /// registers anew.
+    #[must_use]
+    pub fn stop_and_deregister(&self, wakes: &mut Wakes) -> Option<Registration> {
+        let mut registration = None;
+        self.post(wakes, |s| {
+            s.stop = true;
+            registration = s.registration.take();
+        });
+        registration
+    }
+
+    /// Runs `f` on the registration (the task's poll).
+    pub fn with_registration<R>(&self, f: impl FnOnce(&mut Option<Registration>) -> R) -> R {
+        f(&mut self.lock().registration)
+    }
+
     /// False if the task was told to stop already.
     pub fn panic(&self, wakes: &mut Wakes) -> bool {
         let mut alive = false;
@@ -81,15 +113,6 @@ impl Mailbox {
             s.panic = true;
         });
         alive
-    }
-
-    /// Called by the task as it is dropped, after its registration.
-    pub fn set_gone(&self) {
-        self.lock().gone = true;
-    }
-
-    pub fn is_gone(&self) -> bool {
-        self.lock().gone
     }
 
     /// The mail posted since the last look; `cx` is woken by the next.

@@ -20,10 +20,11 @@
 //!   scheduler itself inside `turn` ([`sources`]); raw fds get asyncio's
 //!   level-triggered behaviour by re-checking, with `poll(2)`, the fds that
 //!   fired last turn.
-//! - A socket is closed only after its task (and the task's registration
-//!   with tokio's reactor) is gone, so a reused fd number can never be
-//!   deregistered by a stale registration; ending a connection runs the
-//!   runtime once on the spot for that ([`conns`]).
+//! - A connection's registration with tokio's reactor is kept in its
+//!   mailbox, where the task polls it; when the connection ends, the
+//!   scheduler takes it out and drops it, then closes the socket, so a
+//!   reused fd number can never be deregistered by a stale registration,
+//!   and the runtime need not run to let the task drop it ([`conns`]).
 //! - Tasks are spawned, and woken for new mail, only inside the runtime
 //!   (first thing in the next `block_on`): from outside, tokio queues a
 //!   task across threads and wakes its driver with an eventfd write, three
@@ -61,7 +62,7 @@ mod mailbox;
 mod sources;
 mod task;
 
-use conns::{start_queued, ConnSlot, Dying};
+use conns::{start_queued, ConnSlot};
 use mailbox::Wakes;
 use sources::{poll_sources, FdSlot, ListenerSlot, SignalSlot};
 use task::{ConnectionTask, Fd, Reports};
@@ -118,7 +119,6 @@ pub struct TokioScheduler {
     fds: HashMap<RawFd, FdSlot>,
     /// Made by the first `signal_fd` call.
     signal: Option<SignalSlot>,
-    dying: Vec<Dying>,
     reports: Arc<Reports>,
     /// The reports of the turn being collected (a buffer kept for reuse).
     collected: Vec<task::Report>,
@@ -171,7 +171,6 @@ impl TokioScheduler {
             listeners: Slab::new(),
             fds: HashMap::new(),
             signal: None,
-            dying: Vec::new(),
             reports: Arc::new(Reports::default()),
             collected: Vec::new(),
             waker,
@@ -216,14 +215,10 @@ impl TokioScheduler {
     /// signal handlers after a turn that could block.
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
         self.heap.turned();
-        self.reap_dying();
         self.turn_no += 1;
         let start = out.len();
         self.recheck_fired_fds(timeout == Some(Duration::ZERO), out);
-        // Sockets waiting for their task to end are closed as soon as it
-        // has: don't block while any are left (a peer may wait for FIN).
         let busy = out.len() > start
-            || !self.dying.is_empty()
             || !self.hot.is_empty()
             || !self.hot_listeners.is_empty()
             || self.reports.has_any()
@@ -337,7 +332,6 @@ impl TokioScheduler {
         if !self.deadlines.is_empty() {
             self.report_due(out);
         }
-        self.reap_dying();
         Ok(())
     }
 
@@ -415,10 +409,5 @@ impl TokioScheduler {
                 out.push(Ready::Listener { id });
             }
         }
-    }
-
-    /// Drops sockets whose task has ended (and deregistered from tokio).
-    fn reap_dying(&mut self) {
-        self.dying.retain(|d| !d.is_over());
     }
 }

@@ -33,6 +33,12 @@ impl AsRawFd for Fd {
 /// (read, write) readiness wanted by an actor; None: nothing.
 pub(super) type Want = Option<(bool, bool)>;
 
+/// A connection's registration with the reactor, with the interest it was
+/// made for. Only what is wanted is registered: a socket registered for
+/// writing while nothing waits to be written would wake the reactor on
+/// every ACK.
+pub(super) type Registration = (AsyncFd<Fd>, (bool, bool));
+
 /// The tokio interest for a (read, write) want; reading when neither.
 pub(super) fn interest_of((r, w): (bool, bool)) -> Interest {
     match (r, w) {
@@ -46,8 +52,9 @@ pub(super) fn interest_of((r, w): (bool, bool)) -> Interest {
 /// inside it).
 pub(super) fn register(fd: RawFd, interest: Interest) -> io::Result<AsyncFd<Fd>> {
     // SAFETY: `fd` stays open for the registration's whole life: a
-    // connection's socket is kept (in the scheduler's `dying`) until its
-    // task, which owns the registration, has ended; a listener's
+    // connection's registration is in its mailbox, from which the
+    // scheduler takes and drops it before it closes the socket (and the
+    // task, stopped by then, registers no more); a listener's
     // registration is dropped before the listener is handed back. A raw
     // fd's may outlive the fd: unwatch_fd keeps it (asyncio's contract
     // has remove_reader before close), and the fd may be closed after.
@@ -138,11 +145,8 @@ pub(super) struct ConnectionTask {
     pub key: usize,
     pub gen: u64,
     pub fd: RawFd,
-    /// The registration, with the interest it was made for. Only what is
-    /// wanted is registered: a socket registered for writing while nothing
-    /// waits to be written would wake the reactor on every ACK.
-    pub afd: Option<(AsyncFd<Fd>, (bool, bool))>,
     pub want: Want,
+    /// Also holds the registration (`Mailbox::with_registration`).
     pub mailbox: Arc<Mailbox>,
     /// Told to stop (or the scheduler is gone): ending is not a fault.
     pub stopped: bool,
@@ -201,62 +205,71 @@ impl Future for ConnectionTask {
             Some(want) if this.armed => want,
             _ => return Poll::Pending,
         };
-        if this.afd.as_ref().map(|(_, registered)| *registered) != Some((r, w)) {
-            // The old registration goes first: epoll refuses a second one.
-            this.afd = None;
-            match register(this.fd, interest_of((r, w))) {
-                Ok(afd) => this.afd = Some((afd, (r, w))),
-                // The task ends; the scheduler ends its connection.
-                Err(_) => return Poll::Ready(()),
+        let ConnectionTask {
+            key,
+            gen,
+            fd,
+            mailbox,
+            reports,
+            armed,
+            ..
+        } = this;
+        mailbox.with_registration(|registration| {
+            if registration.as_ref().map(|(_, registered)| *registered) != Some((r, w)) {
+                // The old registration goes first: epoll refuses a second one.
+                *registration = None;
+                match register(*fd, interest_of((r, w))) {
+                    Ok(afd) => *registration = Some((afd, (r, w))),
+                    // The task ends; the scheduler ends its connection.
+                    Err(_) => return Poll::Ready(()),
+                }
             }
-        }
-        let Some((afd, _)) = &this.afd else {
-            return Poll::Ready(());
-        };
-        // Twice at most: the second poll registers the waker for the next
-        // edge, unless readiness came back meanwhile; then report that too
-        // and come back later instead of spinning here.
-        for _ in 0..2 {
-            if !this.armed {
-                return Poll::Pending;
-            }
-            let mut got = TokioReady::EMPTY;
-            let alive = (!r || poll_side(afd, cx, false, &mut got).is_some())
-                && (!w || poll_side(afd, cx, true, &mut got).is_some());
-            if !alive {
-                // tokio's reactor is gone (runtime shutting down).
+            let Some((afd, _)) = registration.as_ref() else {
                 return Poll::Ready(());
+            };
+            // Twice at most: the second poll registers the waker for the
+            // next edge, unless readiness came back meanwhile; then report
+            // that too and come back later instead of spinning here.
+            for _ in 0..2 {
+                if !*armed {
+                    return Poll::Pending;
+                }
+                let mut got = TokioReady::EMPTY;
+                let alive = (!r || poll_side(afd, cx, false, &mut got).is_some())
+                    && (!w || poll_side(afd, cx, true, &mut got).is_some());
+                if !alive {
+                    // tokio's reactor is gone (runtime shutting down).
+                    return Poll::Ready(());
+                }
+                if got.is_empty() {
+                    return Poll::Pending;
+                }
+                let broken = got.is_error();
+                let read_closed = got.is_read_closed() || broken;
+                let sticky = read_closed || got.is_write_closed();
+                reports.push(Report {
+                    key: *key,
+                    gen: *gen,
+                    readable: r && (got.is_readable() || read_closed),
+                    writable: w && (got.is_writable() || got.is_write_closed() || broken),
+                    read_closed,
+                    sticky,
+                    ended: false,
+                });
+                *armed = !sticky;
             }
-            if got.is_empty() {
-                return Poll::Pending;
-            }
-            let broken = got.is_error();
-            let read_closed = got.is_read_closed() || broken;
-            let sticky = read_closed || got.is_write_closed();
-            this.reports.push(Report {
-                key: this.key,
-                gen: this.gen,
-                readable: r && (got.is_readable() || read_closed),
-                writable: w && (got.is_writable() || got.is_write_closed() || broken),
-                read_closed,
-                sticky,
-                ended: false,
-            });
-            this.armed = !sticky;
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
     }
 }
 
 impl Drop for ConnectionTask {
-    /// The registration goes, then the mailbox says the task is gone (the
-    /// scheduler closes the socket only then). However the task ends
-    /// without a Stop (a panic unwinds through here too), the scheduler
-    /// hears of it at the next turn.
+    /// However the task ends without a Stop (a panic unwinds through here
+    /// too), its registration goes and the scheduler hears of it at the
+    /// next turn.
     fn drop(&mut self) {
-        self.afd = None;
-        self.mailbox.set_gone();
+        drop(self.mailbox.with_registration(Option::take));
         if !self.stopped {
             self.reports.push(Report {
                 key: self.key,

@@ -211,6 +211,23 @@ def test_buffered_protocol_application(loop: asyncio.AbstractEventLoop, tls: Con
     assert exc is None
 
 
+def send_then_close_notify(listener: socket.socket, tls: Contexts, parts: list[bytes]) -> bytes:
+    """The peer: accepts, shakes hands, then sends ``parts`` as one record
+    each and its close_notify, all in one send; returns what it then gets
+    up to our close_notify."""
+    with accept(listener) as sock:
+        peer = BlockingTLS(sock, tls.server, server_side=True)
+        peer.handshake()
+        for part in parts:
+            peer.write(part)
+        try:
+            peer.obj.unwrap()
+        except OSError:  # SSLWantReadError: our close_notify is queued
+            pass
+        peer.flush()
+        return peer.recv_until_close_notify()
+
+
 @pytest.mark.parametrize("records", [1, 3])
 def test_data_and_close_notify_in_one_segment(
     loop: asyncio.AbstractEventLoop,
@@ -223,21 +240,8 @@ def test_data_and_close_notify_in_one_segment(
     connection_lost(None), and the peer gets our close_notify."""
     parts = [b"part-%d;" % i for i in range(records)]
 
-    def peer_body() -> bytes:
-        with accept(listener) as sock:
-            peer = BlockingTLS(sock, tls.server, server_side=True)
-            peer.handshake()
-            for part in parts:
-                peer.write(part)
-            try:
-                peer.obj.unwrap()
-            except OSError:  # SSLWantReadError: our close_notify is queued
-                pass
-            peer.flush()
-            return peer.recv_until_close_notify()
-
     async def main() -> tuple[list[str], bytes, BaseException | None, bytes]:
-        peer = Peer(loop, peer_body)
+        peer = Peer(loop, lambda: send_then_close_notify(listener, tls, parts))
         _, proto = await loop.create_connection(
             lambda: Recorder(loop),
             *listener.getsockname(),
@@ -269,21 +273,8 @@ def test_records_of_every_size_in_one_burst(
     parts = [os.urandom(rng.choice([1, 100, 1024, 5000, 16384])) for _ in range(300)]
     payload = b"".join(parts)
 
-    def peer_body() -> bytes:
-        with accept(listener) as sock:
-            peer = BlockingTLS(sock, tls.server, server_side=True)
-            peer.handshake()
-            for part in parts:
-                peer.write(part)
-            try:
-                peer.obj.unwrap()
-            except OSError:  # SSLWantReadError: our close_notify is queued
-                pass
-            peer.flush()
-            return peer.recv_until_close_notify()
-
     async def main() -> tuple[bytes, list[str]]:
-        peer = Peer(loop, peer_body)
+        peer = Peer(loop, lambda: send_then_close_notify(listener, tls, parts))
         host, port = listener.getsockname()[:2]
         if app == "streams":
             reader, writer = await asyncio.open_connection(

@@ -57,6 +57,7 @@ fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tls::ssl_transport_write, m)?)?;
     m.add_function(wrap_pyfunction!(tls::ssl_slots, m)?)?;
     m.add_function(wrap_pyfunction!(tls::ssl_classes, m)?)?;
+    m.add_function(wrap_pyfunction!(tls::trim_heap, m)?)?;
     m.add_function(wrap_pyfunction!(transport::face::transport_methods, m)?)?;
     m.add_function(wrap_pyfunction!(datagram::datagram_methods, m)?)?;
     Ok(())

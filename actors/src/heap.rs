@@ -12,7 +12,8 @@
 //! It walks the whole heap, so it is called rarely: when a scheduler that
 //! held at least [`BIG`] connections is down to a quarter of its peak, once
 //! the closed connections' memory has been freed (a turn or two later: see
-//! [`HeapTrim::new`]).
+//! [`HeapTrim::new`]). The TLS layer calls [`trim`] too, after a burst of
+//! handshakes (python/rloop/tls.py).
 
 /// A peak under this many connections is not worth a trim.
 const BIG: usize = 1024;
@@ -61,8 +62,11 @@ impl HeapTrim {
     }
 }
 
+/// Hands the C heap's free pages back to the system now (glibc's
+/// `malloc_trim`; nothing with other allocators). It walks the whole heap:
+/// for after a burst of short-lived allocations, not per event.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim() {
+pub fn trim() {
     // SAFETY: malloc_trim takes the allocator's own locks and only returns
     // free pages to the system; it touches no memory the program owns.
     unsafe {
@@ -72,7 +76,7 @@ fn trim() {
 
 /// Other allocators return memory on their own terms.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}
+pub fn trim() {}
 
 #[cfg(test)]
 mod tests {

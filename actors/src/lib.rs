@@ -38,7 +38,7 @@ pub mod datagram;
 mod error;
 mod event;
 mod fault;
-mod heap;
+pub mod heap;
 mod io_counts;
 mod level;
 mod mio_sched;

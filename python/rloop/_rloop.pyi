@@ -199,6 +199,9 @@ def ssl_classes(protocol: type, transport: type) -> None:
     """Tell the TLS fast paths where instances of rloop's SSLProtocol keep those
     slots, and its transport its _ssl_protocol slot."""
 
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's malloc_trim)."""
+
 def transport_methods(cls: type) -> None:
     """Make the transport face class forward its methods to the handle (in Rust)."""
 

@@ -22,6 +22,10 @@ _READ_SIZE = 256 * 1024
 #: One full TLS record (16 KiB and its overhead).
 _FIRST_WINDOW = 16 * 1024 + 256
 
+#: A burst of at least this many TLS handshakes in flight on one loop is
+#: followed by a trim of the C heap (``_Handshakes``).
+_HANDSHAKE_BURST = 256
+
 
 def _loop_buffer(loop: Any) -> memoryview:
     """The buffer every TLS connection of ``loop`` reads into, made at the
@@ -42,6 +46,43 @@ def _loop_buffer(loop: Any) -> memoryview:
         view = memoryview(bytearray(_READ_SIZE))
         loop._rloop_tls_buffer = view
     return view
+
+
+class _Handshakes:
+    """The TLS handshakes in flight on one loop.
+
+    OpenSSL holds a 16 KB buffer per handshake and frees it at the end.
+    rloop accepts a whole backlog in one turn, so a burst of connections
+    has all its handshakes in flight together, and their buffers, freed
+    among longer-lived allocations, leave the C heap fragmented: free but
+    resident. Once a burst of at least ``_HANDSHAKE_BURST`` is down to a
+    quarter, the heap is trimmed, once.
+    """
+
+    __slots__ = ("in_flight", "peak")
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+
+    def started(self) -> None:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+
+    def ended(self) -> None:
+        self.in_flight -= 1
+        if self.peak >= _HANDSHAKE_BURST and self.in_flight <= self.peak // 4:
+            self.peak = self.in_flight
+            _rloop.trim_heap()
+
+
+def _loop_handshakes(loop: Any) -> _Handshakes:
+    """The handshakes in flight on ``loop``, counted from the first."""
+    handshakes: _Handshakes | None = getattr(loop, "_rloop_tls_handshakes", None)
+    if handshakes is None:
+        handshakes = _Handshakes()
+        loop._rloop_tls_handshakes = handshakes
+    return handshakes
 
 
 class SSLProtocolTransport(sslproto._SSLProtocolTransport):
@@ -74,7 +115,7 @@ class SSLProtocol(_rloop.SSLRecords, sslproto.SSLProtocol):
     # What src/tls/ reads per record is kept in slots, at offsets it reads
     # directly (a dict lookup each cost more than the rest of the record's
     # glue): asyncio's attributes, all set by its ``__init__``.
-    __slots__ = _rloop.ssl_slots()
+    __slots__ = (*_rloop.ssl_slots(), "_rloop_handshaking")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # asyncio's ``__init__`` allocates the connection's buffer
@@ -86,13 +127,29 @@ class SSLProtocol(_rloop.SSLRecords, sslproto.SSLProtocol):
         # bulk transfers do: reading at most 64 KiB per call cost 15 % more
         # CPU per message on 100 KiB TLS echo).
         self.max_size = 0
+        self._rloop_handshaking = False
         super().__init__(*args, **kwargs)
         self.max_size = _READ_SIZE
         buffer = _loop_buffer(self._loop)
         self._ssl_buffer = buffer.obj
         self._ssl_buffer_view = buffer[:_FIRST_WINDOW]
 
+    def _start_handshake(self) -> None:
+        _loop_handshakes(self._loop).started()
+        self._rloop_handshaking = True
+        super()._start_handshake()
+
+    def _on_handshake_complete(self, handshake_exc: Any) -> None:
+        self._handshake_over()
+        super()._on_handshake_complete(handshake_exc)
+
+    def _handshake_over(self) -> None:
+        if self._rloop_handshaking:
+            self._rloop_handshaking = False
+            _loop_handshakes(self._loop).ended()
+
     def connection_lost(self, exc: BaseException | None) -> None:
+        self._handshake_over()
         transport = self._app_transport
         super().connection_lost(exc)
         if isinstance(transport, SSLProtocolTransport):

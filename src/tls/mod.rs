@@ -134,6 +134,13 @@ const SLOT_NAMES: [&str; 17] = [
     "_outgoing_low_water",
 ];
 
+/// Gives the C heap's free pages back to the system (python/rloop/tls.py
+/// calls it after a burst of handshakes).
+#[pyfunction]
+pub fn trim_heap() {
+    actors::heap::trim();
+}
+
 /// rloop's `SSLProtocol` class and where its instances keep each slot;
 /// its transport class and where that keeps `_ssl_protocol`.
 struct Layout {

@@ -1,4 +1,5 @@
-"""Memory per TLS connection on rloop: no TLS buffer of its own.
+"""Memory per TLS connection on rloop: no TLS buffer of its own, and the C
+heap trimmed after a burst of handshakes.
 
 asyncio's TLS protocol holds a 256 KiB buffer per connection from the
 start (over 512 KiB per pair of ends, both in this process). rloop's
@@ -13,11 +14,13 @@ to it. The README has the process's real figures.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import tracemalloc
 from typing import Any
 
 import pytest
 from conftest import RLOOP_NAMES, rloop_loop_name, run
+from rloop import tls as rloop_tls
 from tls_helpers import (
     Contexts,
     fixture_tls,  # noqa: F401 - the tls fixture
@@ -74,3 +77,44 @@ def test_open_tls_connections_cost_no_big_buffer(
         assert grown / PAIRS < BOUND_PER_PAIR, f"{grown / PAIRS / 1024:.1f} KiB per pair"
 
     run(loop, main(), timeout=60)
+
+
+BURST = 150
+
+
+def test_a_burst_of_handshakes_is_followed_by_a_heap_trim(
+    loop: asyncio.AbstractEventLoop, tls: Contexts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """150 clients connect at once (300 handshakes in flight, both ends in
+    this process, one of them failing its hostname check): once they are
+    done, the loop has trimmed the C heap once, and counts no handshake in
+    flight."""
+    trims: list[int] = []
+    monkeypatch.setattr(rloop_tls._rloop, "trim_heap", lambda: trims.append(1))
+
+    async def connect(port: int, hostname: str) -> bool:
+        try:
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=tls.client, server_hostname=hostname
+            )
+        except ssl.SSLCertVerificationError:
+            return False
+        writer.close()
+        await writer.wait_closed()
+        return True
+
+    async def main() -> list[bool]:
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=tls.server, backlog=BURST)
+        port = server.sockets[0].getsockname()[1]
+        names = ["localhost"] * (BURST - 1) + ["wrong.example"]
+        done = await asyncio.gather(*(connect(port, name) for name in names))
+        server.close()
+        await server.wait_closed()
+        return done
+
+    done = run(loop, main(), timeout=60)
+    assert done.count(True) == BURST - 1
+    assert done[-1] is False
+    handshakes = getattr(loop, "_rloop_tls_handshakes", None)
+    assert handshakes is not None and handshakes.in_flight == 0
+    assert len(trims) >= 1

@@ -50,6 +50,12 @@ impl HeapTrim {
         }
     }
 
+    /// A trim waits for turns to come: a scheduler whose freed memory
+    /// settles only after its next turn must not block in that turn.
+    pub(crate) fn pending(&self) -> bool {
+        self.due_in > 0
+    }
+
     /// A turn of the scheduler begins: trims if one is due now.
     pub(crate) fn turned(&mut self) {
         if self.due_in == 0 {
@@ -90,10 +96,13 @@ mod tests {
         assert_eq!(h.due_in, 0);
         h.count(1000);
         assert_eq!((h.due_in, h.peak), (2, 1000));
+        assert!(h.pending());
         h.turned();
         assert_eq!(h.due_in, 1);
+        assert!(h.pending());
         h.turned();
         assert_eq!(h.due_in, 0);
+        assert!(!h.pending());
         // From a peak under BIG, nothing more.
         h.count(10);
         assert_eq!(h.due_in, 0);

@@ -6,6 +6,7 @@
 
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use mio::Interest;
@@ -146,7 +147,11 @@ impl TokioScheduler {
         // The registration leaves the reactor now, so the socket closes
         // (and the peer gets its FIN) at once, and no stale registration
         // can outlive it; the task, stopped, ends at the next turn.
-        drop(slot.mailbox.0.stop_and_deregister(&mut self.wakes));
+        let (registration, ending) = slot.mailbox.0.stop_and_deregister(&mut self.wakes);
+        drop(registration);
+        if ending {
+            self.reports.ending.fetch_add(1, Ordering::Relaxed);
+        }
         drop(slot);
     }
 

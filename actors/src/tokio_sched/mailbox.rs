@@ -34,6 +34,11 @@ struct State {
     stop: bool,
     panic: bool,
     waker: Option<Waker>,
+    /// The task is gone.
+    gone: bool,
+    /// The scheduler counts the task among those stopped but not yet
+    /// gone (`Reports::ending`).
+    counted: bool,
 }
 
 /// What the task found in its mailbox.
@@ -89,15 +94,28 @@ impl Mailbox {
     /// Stops the task and takes its registration away: dropped (outside
     /// the lock) by the caller, it leaves the reactor at once, and the
     /// socket may close. The task, stopped before it looks again, never
-    /// registers anew.
+    /// registers anew. Also returns whether the task is still to end (it
+    /// is then counted until it does: `gone`).
     #[must_use]
-    pub fn stop_and_deregister(&self, wakes: &mut Wakes) -> Option<Registration> {
-        let mut registration = None;
+    pub fn stop_and_deregister(&self, wakes: &mut Wakes) -> (Option<Registration>, bool) {
+        let mut out = (None, false);
         self.post(wakes, |s| {
             s.stop = true;
-            registration = s.registration.take();
+            s.counted = !s.gone;
+            out = (s.registration.take(), s.counted);
         });
-        registration
+        out
+    }
+
+    /// The task is being dropped: its registration goes. Returns whether
+    /// the scheduler counted it as ending.
+    pub fn gone(&self) -> (Option<Registration>, bool) {
+        let mut state = self.lock();
+        state.gone = true;
+        (
+            state.registration.take(),
+            std::mem::take(&mut state.counted),
+        )
     }
 
     /// Runs `f` on the registration (the task's poll).

@@ -214,11 +214,19 @@ impl TokioScheduler {
     /// wait early (with nothing to report, maybe): the caller runs its
     /// signal handlers after a turn that could block.
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
-        self.heap.turned();
+        // A closed connection's memory is freed when its task ends, which
+        // may be some turns later (tokio runs 61 tasks a round): a trim
+        // waits for all of them.
+        if self.reports.ending.load(Ordering::Relaxed) == 0 {
+            self.heap.turned();
+        }
         self.turn_no += 1;
         let start = out.len();
         self.recheck_fired_fds(timeout == Some(Duration::ZERO), out);
+        // A trim that waits for tasks to end, or for tokio to release their
+        // registrations, must not wait for the loop's next event.
         let busy = out.len() > start
+            || self.heap.pending()
             || !self.hot.is_empty()
             || !self.hot_listeners.is_empty()
             || self.reports.has_any()

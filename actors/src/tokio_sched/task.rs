@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -87,7 +88,13 @@ pub(super) struct Report {
 /// no permit left behind by reports nobody waited for (a `Notify` would
 /// end the next blocking turn at once, with nothing to report).
 #[derive(Default)]
-pub(super) struct Reports(Mutex<ReportList>);
+pub(super) struct Reports {
+    list: Mutex<ReportList>,
+    /// Tasks told to stop that have not ended yet: the memory of a closed
+    /// connection is freed only once its task has (see `HeapTrim` in
+    /// the scheduler's `turn`).
+    pub ending: AtomicUsize,
+}
 
 #[derive(Default)]
 pub(super) struct ReportList {
@@ -98,7 +105,7 @@ pub(super) struct ReportList {
 impl Reports {
     /// The reports; a poisoned lock (a panic elsewhere) still holds them.
     pub fn lock(&self) -> MutexGuard<'_, ReportList> {
-        self.0
+        self.list
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -269,7 +276,11 @@ impl Drop for ConnectionTask {
     /// too), its registration goes and the scheduler hears of it at the
     /// next turn.
     fn drop(&mut self) {
-        drop(self.mailbox.with_registration(Option::take));
+        let (registration, counted) = self.mailbox.gone();
+        drop(registration);
+        if counted {
+            self.reports.ending.fetch_sub(1, Ordering::Relaxed);
+        }
         if !self.stopped {
             self.reports.push(Report {
                 key: self.key,

@@ -134,22 +134,23 @@ class SSLProtocol(_rloop.SSLRecords, sslproto.SSLProtocol):
         self._ssl_buffer = buffer.obj
         self._ssl_buffer_view = buffer[:_FIRST_WINDOW]
 
-    def _start_handshake(self) -> None:
-        _loop_handshakes(self._loop).started()
-        self._rloop_handshaking = True
-        super()._start_handshake()
-
-    def _on_handshake_complete(self, handshake_exc: Any) -> None:
-        self._handshake_over()
-        super()._on_handshake_complete(handshake_exc)
-
-    def _handshake_over(self) -> None:
-        if self._rloop_handshaking:
-            self._rloop_handshaking = False
-            _loop_handshakes(self._loop).ended()
+    def _set_state(self, new_state: Any) -> None:
+        # The handshakes in flight are counted here, where every handshake
+        # starts and ends (done, failed, or cut by connection_lost), rather
+        # than in an override of ``_on_handshake_complete``, whose frame
+        # would hold the handshake's exception while asyncio's raises it:
+        # a cycle through the traceback (which asyncio's own code avoids).
+        super()._set_state(new_state)
+        handshaking = new_state is sslproto.SSLProtocolState.DO_HANDSHAKE
+        if handshaking != self._rloop_handshaking:
+            self._rloop_handshaking = handshaking
+            handshakes = _loop_handshakes(self._loop)
+            if handshaking:
+                handshakes.started()
+            else:
+                handshakes.ended()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._handshake_over()
         transport = self._app_transport
         super().connection_lost(exc)
         if isinstance(transport, SSLProtocolTransport):

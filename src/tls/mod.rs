@@ -87,7 +87,7 @@ fn names(py: Python<'_>) -> PyResult<&Names> {
 /// The attributes of asyncio's `SSLProtocol` that the fast paths read.
 ///
 /// rloop's subclass declares them as its `__slots__` (python/rloop/tls.py
-/// takes this list, `SSL_SLOTS`), so asyncio's code, which sets them all in
+/// takes this list from `ssl_slots()`), so asyncio's code, which sets them all in
 /// `__init__`, stores them at fixed offsets in the instance, and each read
 /// here is a pointer read instead of a dict lookup (about 20 per echoed
 /// record: they were most of what the fast paths cost, callgrind). Python

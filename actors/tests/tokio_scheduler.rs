@@ -105,7 +105,7 @@ fn bytes_flow_both_ways() {
     sched.write(id, b"thanks", &mut out).unwrap();
     sched.command(id, actors::Command::Close, &mut out).unwrap();
     drive(&mut sched, &mut events, &mut got, |s, _, _| !s.is_alive(id));
-    // Closing drops the socket once its task is gone: a few turns.
+    // The peer reads until the socket is closed; a few turns let it.
     let mut ready = Vec::new();
     for _ in 0..3 {
         sched
@@ -142,11 +142,11 @@ fn panic_is_contained_and_close_all_ends_everyone_once() {
 }
 
 #[test]
-fn a_panicking_task_ends_its_connection_alone() {
+fn a_panicking_watch_ends_its_connection_alone() {
     let mut sched = TokioScheduler::new().unwrap();
     let (bad, _bad_peer) = add_tcp(&mut sched);
     let (good, mut good_peer) = add_tcp(&mut sched);
-    assert!(sched.inject_task_panic(bad));
+    assert!(sched.inject_watch_panic(bad));
     let (mut events, mut got) = (Vec::new(), Vec::new());
     drive(&mut sched, &mut events, &mut got, |s, _, _| {
         !s.is_alive(bad)

@@ -1,18 +1,15 @@
 //! The connection table of the tokio scheduler: a slot per connection
-//! actor (its state machine, its mailbox, what it last reported), the
-//! start of its task, and its end: the task is told to stop, its
-//! registration with the reactor (kept in the mailbox) is dropped, and the
-//! socket closed, all at once; the task itself ends at the next turn.
+//! actor (its state machine, its watch on the reactor, what it last
+//! reported), and its end: the watch is stopped, its registration with
+//! the reactor dropped, and the socket closed, all at once.
 
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use mio::Interest;
 
-use super::mailbox::{Mailbox, Sender, Wakes};
-use super::task::{self, ConnectionTask, Want};
+use super::watch::{self, Want, Watch};
 use super::TokioScheduler;
 use crate::actors_api::Actors;
 use crate::connection::Connection;
@@ -24,14 +21,25 @@ fn want_of(interest: Option<Interest>) -> Want {
     interest.map(|i| (i.is_readable(), i.is_writable()))
 }
 
+/// A slot's watch, stopped (its registration dropped) when the slot goes.
+pub(super) struct WatchOwner(pub(super) Arc<Watch>);
+
+impl Drop for WatchOwner {
+    fn drop(&mut self) {
+        drop(self.0.stop());
+    }
+}
+
 pub(super) struct ConnSlot {
     pub(super) gen: u64,
+    /// Before `conn`: field order is drop order, and the registration
+    /// must leave the reactor before the socket closes.
+    pub(super) watch: WatchOwner,
     pub(super) conn: Connection,
-    pub(super) mailbox: Sender,
     pub(super) want: Want,
     pub(super) queued_hot: bool,
     pub(super) record: TurnRecord,
-    /// The task died: the error the next call ends the connection with.
+    /// The watch failed: the error the next call ends the connection with.
     pub(super) ended: Option<CloseError>,
 }
 
@@ -48,27 +56,16 @@ impl ConnSlot {
         self.record.report(turn, id, readable, writable, out);
     }
 
-    /// The task ended without being told to (it panicked): the connection
-    /// ends with a panic error, the supervisor's one Closed, delivered by
-    /// the caller's next call; it is reported readable so that call comes.
-    pub(super) fn task_ended(&mut self, key: usize, turn: u64, out: &mut Vec<Ready>) {
+    /// The watch failed (it panicked, or could not register): the
+    /// connection ends with a panic error, the supervisor's one Closed,
+    /// delivered by the caller's next call; it is reported readable so
+    /// that call comes.
+    pub(super) fn watch_ended(&mut self, key: usize, turn: u64, out: &mut Vec<Ready>) {
         if self.ended.is_none() && !self.conn.is_finished() {
-            self.ended = Some(CloseError::Panic("connection task ended".into()));
+            self.ended = Some(CloseError::Panic("connection watch failed".into()));
             self.report(key, turn, true, false, out);
         }
     }
-}
-
-/// Starts what the scheduler queued for the runtime: called first thing in
-/// a `block_on`, where a spawned or woken task goes on the local run queue
-/// (from outside, tokio queues it across threads and wakes its driver with
-/// a system call).
-pub(super) fn start_queued(tasks: Vec<ConnectionTask>, wakes: Wakes) {
-    for task in tasks {
-        // Detached: the task's mailbox says when it is gone.
-        drop(tokio::spawn(tokio::task::coop::unconstrained(task)));
-    }
-    wakes.wake_all();
 }
 
 impl TokioScheduler {
@@ -77,24 +74,14 @@ impl TokioScheduler {
         let conn = Connection::new(stream);
         let want = want_of(conn.interest());
         let registered = want.unwrap_or((true, false));
-        let afd = self.register(fd, task::interest_of(registered))?;
+        let afd = self.register(fd, watch::interest_of(registered))?;
         let gen = self.gen();
         let key = self.conns.vacant_key();
-        let mailbox = Arc::new(Mailbox::new((afd, registered)));
-        self.unstarted.push(ConnectionTask {
-            key,
-            gen,
-            fd,
-            want,
-            mailbox: Arc::clone(&mailbox),
-            stopped: false,
-            reports: Arc::clone(&self.reports),
-            armed: true,
-        });
+        let watch = Watch::start(key, gen, fd, want, (afd, registered), &self.woken);
         self.conns.insert(ConnSlot {
             gen,
+            watch: WatchOwner(watch),
             conn,
-            mailbox: Sender(mailbox),
             want,
             queued_hot: false,
             record: TurnRecord::default(),
@@ -112,7 +99,7 @@ impl TokioScheduler {
         self.conns.get_mut(id.key).filter(|s| s.gen == id.gen)
     }
 
-    /// After a call: drop a finished actor, tell the task about changed
+    /// After a call: drop a finished actor, tell the watch about changed
     /// interest, queue a re-read.
     fn settle_conn(&mut self, id: ConnId) {
         let Some(slot) = self.conns.get_mut(id.key).filter(|s| s.gen == id.gen) else {
@@ -125,7 +112,7 @@ impl TokioScheduler {
         let want = want_of(slot.conn.interest());
         if want != slot.want {
             slot.want = want;
-            slot.mailbox.0.want(want, &mut self.wakes);
+            slot.watch.0.want(want);
         }
         let rearm = slot.conn.toxic_rearm();
         if (slot.conn.read_pending() || slot.conn.close_pending()) && !slot.queued_hot {
@@ -144,23 +131,19 @@ impl TokioScheduler {
         let slot = self.conns.remove(id.key);
         crate::sparse::shrink_if_sparse(&mut self.conns);
         self.heap.count(self.conns.len());
-        // The registration leaves the reactor now, so the socket closes
-        // (and the peer gets its FIN) at once, and no stale registration
-        // can outlive it; the task, stopped, ends at the next turn.
-        let (registration, ending) = slot.mailbox.0.stop_and_deregister(&mut self.wakes);
-        drop(registration);
-        if ending {
-            self.reports.ending.fetch_add(1, Ordering::Relaxed);
-        }
+        // The registration leaves the reactor (the watch goes first), then
+        // the socket closes, so the peer gets its FIN at once and no stale
+        // registration can outlive the fd.
         drop(slot);
     }
 
-    /// Test-only fault: makes the connection's task panic, as a bug in it
-    /// would. The connection must end alone with a panic error.
+    /// Test-only fault: makes the connection's watch panic when next
+    /// polled, as a bug in it would. The connection must end alone with a
+    /// panic error.
     #[doc(hidden)]
-    pub fn inject_task_panic(&mut self, id: ConnId) -> bool {
+    pub fn inject_watch_panic(&mut self, id: ConnId) -> bool {
         match self.conns.get(id.key).filter(|s| s.gen == id.gen) {
-            Some(slot) => slot.mailbox.0.panic(&mut self.wakes),
+            Some(slot) => slot.watch.0.inject_panic(),
             None => false,
         }
     }

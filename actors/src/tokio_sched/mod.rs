@@ -3,32 +3,28 @@
 //!
 //! - A current-thread tokio runtime, owned here and driven by `turn` on the
 //!   thread running the loop (`Runtime::block_on`): no cross-thread hop
-//!   per message. The scheduler is `Send` (tasks and their state are), so a
-//!   loop made in one thread may run in another, as asyncio allows.
-//!   A multi-threaded runtime could later move socket I/O off the loop
-//!   thread; the actor state machine would not change.
-//! - **Each connection actor is a tokio task** with a mailbox ([`task`],
-//!   [`mailbox`]). The task waits on tokio's reactor for the readiness its
-//!   connection needs (the mailbox tells it when that changes, or to stop)
-//!   and files a report for the next `turn`. The socket I/O itself runs in
-//!   the scheduler's methods, called by the loop core, on the same
-//!   [`Connection`] state machine as the mio scheduler, under the same
-//!   supervisor: exactly one `Closed` per actor, a panic included. A task
-//!   that ends on its own (it panicked) ends its connection with
-//!   `Closed(Some(Panic))`, delivered by the next call into it.
+//!   per message. The scheduler is `Send` (its watches and their state
+//!   are), so a loop made in one thread may run in another, as asyncio
+//!   allows.
+//! - **Each connection actor has a watch on tokio's reactor** ([`watch`]):
+//!   its registration, made for the directions the connection wants, with
+//!   the watch itself as the waker. An edge puts the watch on the woken
+//!   list; `turn` polls the woken watches and files their reports. The
+//!   socket I/O runs in the scheduler's methods, called by the loop core,
+//!   on the same [`Connection`] state machine as the mio scheduler, under
+//!   the same supervisor: exactly one `Closed` per actor, a panic
+//!   included. A watch that fails (it panicked, or could not register)
+//!   ends its connection with `Closed(Some(Panic))`, delivered by the next
+//!   call into it. Until 2026-12-04 each connection was a tokio task that
+//!   did this polling; see the watch's docs for why it is not.
 //! - Listeners and raw-fd watchers (asyncio's add_reader) are polled by the
 //!   scheduler itself inside `turn` ([`sources`]); raw fds get asyncio's
 //!   level-triggered behaviour by re-checking, with `poll(2)`, the fds that
 //!   fired last turn.
-//! - A connection's registration with tokio's reactor is kept in its
-//!   mailbox, where the task polls it; when the connection ends, the
-//!   scheduler takes it out and drops it, then closes the socket, so a
-//!   reused fd number can never be deregistered by a stale registration,
-//!   and the runtime need not run to let the task drop it ([`conns`]).
-//! - Tasks are spawned, and woken for new mail, only inside the runtime
-//!   (first thing in the next `block_on`): from outside, tokio queues a
-//!   task across threads and wakes its driver with an eventfd write, three
-//!   system calls per connection that came and went.
+//! - When a connection ends, the scheduler stops its watch and drops its
+//!   registration, then closes the socket, all in the call that ends it
+//!   ([`conns`]): a reused fd number can never be deregistered by a stale
+//!   registration.
 //! - A signal ends a blocking turn, as `EINTR` ends mio's: tokio's driver
 //!   retries an interrupted poll itself, so the runtime's unpark hook looks
 //!   at `errno` (`signal_pipe::take_eintr`); a signal taken by another
@@ -58,14 +54,12 @@ use crate::signal_pipe::take_eintr;
 use crate::toxics::Deadlines;
 
 mod conns;
-mod mailbox;
 mod sources;
-mod task;
+mod watch;
 
-use conns::{start_queued, ConnSlot};
-use mailbox::Wakes;
+use conns::ConnSlot;
 use sources::{poll_sources, FdSlot, ListenerSlot, SignalSlot};
-use task::{ConnectionTask, Fd, Reports};
+use watch::{Fd, Watch, Woken};
 
 /// Wakes a blocked (or the next) `turn` from any thread.
 #[derive(Default)]
@@ -101,13 +95,8 @@ fn yield_once() -> impl Future<Output = ()> {
 
 /// See the module docs.
 pub struct TokioScheduler {
-    // Field order is drop order: the tasks not started yet (with their
-    // reactor registrations) and the timer, then the runtime (with the
-    // tasks and their registrations), then the sockets.
-    /// Tasks of new connections, spawned at the next `block_on`.
-    unstarted: Vec<ConnectionTask>,
-    /// Tasks with new mail, woken at the next `block_on`.
-    wakes: Wakes,
+    // Field order is drop order: the timer, then the runtime, then the
+    // connections (each slot drops its registration before its socket).
     /// The wait of a blocking `turn` with a timeout. One timer, moved from
     /// turn to turn: a new `Sleep` per turn would wake tokio's driver (an
     /// eventfd write) each time it is registered, while moving a timer to
@@ -119,9 +108,12 @@ pub struct TokioScheduler {
     fds: HashMap<RawFd, FdSlot>,
     /// Made by the first `signal_fd` call.
     signal: Option<SignalSlot>,
-    reports: Arc<Reports>,
-    /// The reports of the turn being collected (a buffer kept for reuse).
-    collected: Vec<task::Report>,
+    /// Connection watches the reactor woke, for the turn to poll.
+    woken: Arc<Woken>,
+    /// Buffers kept for reuse: the woken watches being polled, and their
+    /// reports.
+    polling: Vec<Arc<Watch>>,
+    collected: Vec<watch::Report>,
     waker: Arc<TokioWaker>,
     /// Connections (key, gen) to report again next turn without an event.
     hot: Vec<(usize, u64)>,
@@ -163,15 +155,14 @@ impl TokioScheduler {
             Box::pin(tokio::time::sleep(Duration::ZERO))
         };
         Ok(TokioScheduler {
-            unstarted: Vec::new(),
-            wakes: Wakes::default(),
             sleep,
             rt,
             conns: Slab::new(),
             listeners: Slab::new(),
             fds: HashMap::new(),
             signal: None,
-            reports: Arc::new(Reports::default()),
+            woken: Arc::new(Woken::default()),
+            polling: Vec::new(),
             collected: Vec::new(),
             waker,
             hot: Vec::new(),
@@ -179,8 +170,8 @@ impl TokioScheduler {
             fired_fds: FiredFds::default(),
             next_gen: 0,
             turn_no: 0,
-            // A task frees its registration as it ends; tokio releases it
-            // at the reactor's next turn.
+            // A closed connection's registration is released by tokio at
+            // the reactor's next turn.
             heap: crate::heap::HeapTrim::new(2),
             deadlines: Deadlines::default(),
             due: Vec::new(),
@@ -206,7 +197,7 @@ impl TokioScheduler {
             self.forget_fd(fd);
         }
         let _runtime = self.rt.enter();
-        task::register(fd, interest)
+        watch::register(fd, interest)
     }
 
     /// Waits up to `timeout` for readiness and appends it to `out`. A
@@ -214,22 +205,17 @@ impl TokioScheduler {
     /// wait early (with nothing to report, maybe): the caller runs its
     /// signal handlers after a turn that could block.
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
-        // A closed connection's memory is freed when its task ends, which
-        // may be some turns later (tokio runs 61 tasks a round): a trim
-        // waits for all of them.
-        if self.reports.ending.load(Ordering::Relaxed) == 0 {
-            self.heap.turned();
-        }
+        self.heap.turned();
         self.turn_no += 1;
         let start = out.len();
         self.recheck_fired_fds(timeout == Some(Duration::ZERO), out);
-        // A trim that waits for tasks to end, or for tokio to release their
-        // registrations, must not wait for the loop's next event.
+        // A trim that waits for tokio to release registrations must not
+        // wait for the loop's next event.
         let busy = out.len() > start
             || self.heap.pending()
             || !self.hot.is_empty()
             || !self.hot_listeners.is_empty()
-            || self.reports.has_any()
+            || self.woken.has_any()
             || self.waker.woken.load(Ordering::SeqCst);
         let timeout = if busy {
             Some(Duration::ZERO)
@@ -246,52 +232,45 @@ impl TokioScheduler {
             _ => false,
         };
         let mut polled: Vec<Ready> = Vec::new();
-        let queued = (
-            std::mem::take(&mut self.unstarted),
-            std::mem::take(&mut self.wakes),
-        );
+        let mut reports = std::mem::take(&mut self.collected);
+        let mut polling = std::mem::take(&mut self.polling);
         {
-            let reports = &self.reports;
+            let woken = &*self.woken;
             let waker = &self.waker;
             let listeners = &self.listeners;
             let fds = &self.fds;
             let signal = self.signal.as_ref();
             let polled = &mut polled;
+            let reports = &mut reports;
+            let polling = &mut polling;
             let mut sleep = self.sleep.as_mut();
-            // tokio polls its reactor only after running the tasks it has
-            // queued, and polls this future right after: the tasks woken by
-            // that last reactor poll have not reported yet. Left to the next
-            // turn, they would reach the loop a turn late, every connection
-            // would be served every other turn, in half-size batches. So a
-            // turn that saw connections report ends with one more round:
-            // those tasks run and report, and the reactor is polled once
-            // more (what that poll wakes is little: only what arrived during
-            // the round). A turn without connection traffic (callbacks
-            // ping-ponging, a timer) skips it: one reactor poll per turn.
+            // The reactor calls a connection's watch on an edge, which puts
+            // it on the woken list and wakes this future; every poll of it
+            // polls the woken watches first, so what the reactor's last poll
+            // saw reports in this turn.
             let wait = async move {
-                start_queued(queued.0, queued.1);
                 if timeout == Some(Duration::ZERO) {
                     yield_once().await;
-                    if reports.has_any() {
-                        yield_once().await;
-                    }
                     std::future::poll_fn(|cx| {
+                        woken.poll_woken(polling, reports);
                         poll_sources(cx, listeners, fds, polled);
                         Poll::Ready(())
                     })
                     .await;
                     return;
                 }
-                // Block until a task reports, another thread wakes us, a
+                // Block until a watch reports, another thread wakes us, a
                 // listener or watched fd is ready, a signal comes, or the
-                // timeout. Tasks woken together all run before this is
-                // polled again, so their reports come in one turn.
-                let mut woken = std::pin::pin!(waker.notify.notified());
+                // timeout. Watches woken by one reactor poll are all
+                // polled together, so their reports come in one turn.
+                let mut notified = std::pin::pin!(waker.notify.notified());
                 std::future::poll_fn(|cx| {
+                    woken.poll_woken(polling, reports);
                     poll_sources(cx, listeners, fds, polled);
                     let done = !polled.is_empty()
-                        || reports.poll_any(cx).is_ready()
-                        || woken.as_mut().poll(cx).is_ready()
+                        || !reports.is_empty()
+                        || woken.poll_any(cx).is_ready()
+                        || notified.as_mut().poll(cx).is_ready()
                         || signal.is_some_and(|s| s.poll(cx))
                         || (timed && sleep.as_mut().poll(cx).is_ready());
                     if done {
@@ -301,12 +280,13 @@ impl TokioScheduler {
                     }
                 })
                 .await;
-                if reports.has_any() {
-                    yield_once().await;
-                }
             };
-            self.rt.block_on(wait);
+            // Unconstrained: tokio's budget of 128 readiness polls per
+            // poll of a future would hold back the watches past it.
+            self.rt.block_on(tokio::task::coop::unconstrained(wait));
         }
+        self.woken.forget_waiter();
+        self.polling = polling;
         if self.waker.woken.swap(false, Ordering::SeqCst) {
             out.push(Ready::Woken);
         }
@@ -335,7 +315,8 @@ impl TokioScheduler {
             }
             out.push(r);
         }
-        self.collect_reports(out);
+        self.collect_reports(&mut reports, out);
+        self.collected = reports;
         self.report_hot(out);
         if !self.deadlines.is_empty() {
             self.report_due(out);
@@ -368,26 +349,23 @@ impl TokioScheduler {
         }
     }
 
-    fn collect_reports(&mut self, out: &mut Vec<Ready>) {
-        let mut reports = std::mem::take(&mut self.collected);
-        self.reports.take(&mut reports);
+    fn collect_reports(&mut self, reports: &mut Vec<watch::Report>, out: &mut Vec<Ready>) {
         for rep in reports.drain(..) {
             let Some(slot) = self.conns.get_mut(rep.key).filter(|s| s.gen == rep.gen) else {
                 continue;
             };
             if rep.ended {
-                slot.task_ended(rep.key, self.turn_no, out);
+                slot.watch_ended(rep.key, self.turn_no, out);
                 continue;
             }
             if rep.read_closed {
                 slot.conn.note_read_closed();
             }
             if rep.sticky {
-                slot.mailbox.0.rearm(&mut self.wakes);
+                slot.watch.0.rearm();
             }
             slot.report(rep.key, self.turn_no, rep.readable, rep.writable, out);
         }
-        self.collected = reports;
     }
 
     fn report_hot(&mut self, out: &mut Vec<Ready>) {

@@ -1,6 +1,6 @@
-//! What `turn` polls itself rather than through a task: listeners, raw fd
-//! watchers (asyncio's add_reader/add_writer, with their level-triggered
-//! re-check) and the signal pipe.
+//! What `turn` polls on every poll of its future, with its own waker:
+//! listeners, raw fd watchers (asyncio's add_reader/add_writer, with their
+//! level-triggered re-check) and the signal pipe.
 
 use std::collections::HashMap;
 use std::io;
@@ -10,7 +10,7 @@ use std::task::Poll;
 use slab::Slab;
 use tokio::io::unix::AsyncFd;
 
-use super::task::{self, Fd};
+use super::watch::{self, Fd};
 use super::TokioScheduler;
 use crate::acceptor::Listener;
 use crate::addr::Addr;
@@ -339,7 +339,7 @@ impl TokioScheduler {
             // The old registration goes first: epoll refuses a second one.
             self.forget_fd(fd);
         }
-        let afd = self.register(fd, task::interest_of((read, write)))?;
+        let afd = self.register(fd, watch::interest_of((read, write)))?;
         self.fds.insert(
             fd,
             FdSlot {

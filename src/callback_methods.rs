@@ -71,10 +71,7 @@ unsafe fn take_apart<'py>(
                 // SAFETY: kwnames is a tuple of one string here.
                 let key =
                     unsafe { Bound::from_borrowed_ptr(py, ffi::PyTuple_GET_ITEM(kwnames, 0)) };
-                // The same interned string, on 3.12+ (asyncio's C code
-                // names it with CPython's own); else compared.
-                let context = intern!(py, "context");
-                key.is(context) || key.eq(context)?
+                is_context_keyword(&key)?
             }));
     if !usual {
         // SAFETY: CPython's arguments, passed on.
@@ -103,6 +100,26 @@ unsafe fn take_apart<'py>(
         args,
         context,
     })
+}
+
+/// Whether a call's one keyword is `context`. On 3.12+ asyncio's C code
+/// names it with CPython's own interned string, the one `intern!` gives;
+/// on 3.11 with a string of its own, the same object every time: once it
+/// compared equal, it is kept, and known by its address from then on (a
+/// string comparison was a tenth of what rloop spends on a task step).
+fn is_context_keyword(key: &Bound<'_, PyAny>) -> PyResult<bool> {
+    static SEEN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let py = key.py();
+    let context = intern!(py, "context");
+    if key.is(context) || SEEN.get(py).is_some_and(|seen| key.is(seen)) {
+        return Ok(true);
+    }
+    if !key.eq(context)? {
+        return Ok(false);
+    }
+    // Kept alive here, so its address is never another object's.
+    let _ = SEEN.set(py, key.clone().unbind());
+    Ok(true)
 }
 
 /// A call that is not the usual one, bound by a Python function with

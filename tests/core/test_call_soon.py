@@ -106,6 +106,24 @@ def test_context_argument_is_used(loop: asyncio.AbstractEventLoop) -> None:
     assert VAR.get() == "unset"
 
 
+def test_context_keyword_spelled_by_any_equal_string(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # A keyword is matched by value, whatever string object names it (rloop
+    # knows asyncio's own by its address once seen); a near miss is refused.
+    seen: list[str] = []
+    for i in range(3):
+        ctx = contextvars.copy_context()
+        ctx.run(VAR.set, f"ctx-{i}")
+        keyword = "con" + str(i)[:0] + "text"  # a new string object each time
+        loop.call_soon(lambda: seen.append(VAR.get()), **{keyword: ctx})
+    with pytest.raises(TypeError):
+        loop.call_soon(noop, contexts=None)  # type: ignore[call-arg]
+    loop.call_soon(loop.stop)
+    run_forever_bounded(loop)
+    assert seen == ["ctx-0", "ctx-1", "ctx-2"]
+
+
 def test_default_context_is_a_copy_of_the_current_one(
     loop: asyncio.AbstractEventLoop,
 ) -> None:

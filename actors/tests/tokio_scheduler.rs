@@ -217,3 +217,55 @@ fn a_closed_connection_sends_its_fin_without_another_turn() {
     let mut buf = [0u8; 8];
     assert_eq!(peer.read(&mut buf).unwrap(), 0);
 }
+
+#[test]
+fn a_connection_keeps_what_came_while_its_connect_was_watched() {
+    // A client socket: its connect is waited on as a raw fd watched for
+    // writing, then it becomes a connection. The connection takes over the
+    // registration the connect used; data the peer sent in between, seen
+    // by the reactor before the connection existed, must still be read.
+    use std::os::fd::AsRawFd;
+    let mut sched = TokioScheduler::new().unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ours = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let fd = ours.as_raw_fd();
+    let (mut peer, _) = l.accept().unwrap();
+    sched.watch_fd(fd, false, true).unwrap();
+    let start = Instant::now();
+    let mut ready = Vec::new();
+    while !ready
+        .iter()
+        .any(|r| matches!(r, Ready::Fd { fd: f, writable: true, .. } if *f == fd))
+    {
+        assert!(start.elapsed() < DEADLINE, "timed out");
+        sched
+            .turn(Some(Duration::from_millis(50)), &mut ready)
+            .unwrap();
+    }
+    assert!(sched.unwatch_fd(fd));
+    peer.write_all(b"early").unwrap();
+    // Turns while nothing watches the fd: the reactor takes in the edge.
+    for _ in 0..3 {
+        sched
+            .turn(Some(Duration::from_millis(20)), &mut ready)
+            .unwrap();
+    }
+    let id = sched
+        .add_connection(Stream::from_std_tcp(ours).unwrap())
+        .unwrap();
+    let (mut events, mut got) = (Vec::new(), Vec::new());
+    drive(&mut sched, &mut events, &mut got, |_, _, g| {
+        g.iter().any(|(i, d)| *i == id && d == b"early")
+    });
+    // And the connection goes on both ways.
+    let mut out = Vec::new();
+    sched.write(id, b"reply", &mut out).unwrap();
+    let mut buf = [0u8; 5];
+    peer.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"reply");
+    peer.write_all(b"later").unwrap();
+    drive(&mut sched, &mut events, &mut got, |_, _, g| {
+        g.iter().any(|(i, d)| *i == id && d.ends_with(b"later"))
+    });
+}

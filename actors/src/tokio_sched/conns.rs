@@ -73,8 +73,11 @@ impl TokioScheduler {
         let fd = stream.as_raw_fd();
         let conn = Connection::new(stream);
         let want = want_of(conn.interest());
-        let registered = want.unwrap_or((true, false));
-        let afd = self.register(fd, watch::interest_of(registered))?;
+        let first = want.unwrap_or((true, false));
+        let (afd, registered) = match self.adopt_kept(fd, first) {
+            Some(kept) => kept,
+            None => (self.register(fd, watch::interest_of(first))?, first),
+        };
         let gen = self.gen();
         let key = self.conns.vacant_key();
         let watch = Watch::start(key, gen, fd, want, (afd, registered), &self.woken);
@@ -89,6 +92,32 @@ impl TokioScheduler {
         });
         self.heap.count(self.conns.len());
         Ok(ConnId { key, gen })
+    }
+
+    /// The registration kept for `fd` since its last raw watch ended (a
+    /// client socket's connect: sources.rs registers such a watch for both
+    /// directions), if it still names this file and covers `want`. A
+    /// registration made anew would be freed after its successor is
+    /// allocated, and the freed cache-line-aligned block is not reused by
+    /// the next one: some 270 bytes of every client connection stayed
+    /// resident (TokioLoop's client RSS per connection at 10,000: 2.1 KiB
+    /// against 1.8 for connections made with `sock=`). Its readiness is
+    /// kept: data that came in since the connect must still be read.
+    fn adopt_kept(
+        &mut self,
+        fd: std::os::fd::RawFd,
+        want: (bool, bool),
+    ) -> Option<(tokio::io::unix::AsyncFd<watch::Fd>, (bool, bool))> {
+        let slot = self.fds.get(&fd)?;
+        if slot.watched || !watch::covers(slot.registered, want) || slot.file.is_none() {
+            return None;
+        }
+        if super::sources::file_id(fd) != slot.file {
+            return None;
+        }
+        let slot = self.fds.remove(&fd)?;
+        self.fired_fds.forget(fd);
+        Some((slot.afd, slot.registered))
     }
 
     fn slot(&self, id: ConnId) -> Option<&ConnSlot> {

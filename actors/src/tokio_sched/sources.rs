@@ -36,11 +36,14 @@ pub(super) struct FdSlot {
     pub watched: bool,
     /// The file the fd named when it was registered (`file_id`).
     pub file: Option<(u64, u64)>,
+    /// The (read, write) interest of the registration: both for a watch
+    /// for writing alone (see `watch_fd_as`).
+    pub registered: (bool, bool),
 }
 
 /// Device and inode of the file `fd` names now (None if fstat fails): a
 /// number closed and reused names another file.
-fn file_id(fd: RawFd) -> Option<(u64, u64)> {
+pub(super) fn file_id(fd: RawFd) -> Option<(u64, u64)> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat writes a whole `stat` into `st` on success and nothing
     // we read on failure; a bad fd is an error, not UB.
@@ -339,7 +342,17 @@ impl TokioScheduler {
             // The old registration goes first: epoll refuses a second one.
             self.forget_fd(fd);
         }
-        let afd = self.register(fd, watch::interest_of((read, write)))?;
+        // A watch for writing alone (a socket's connect, mostly) registers
+        // reading too, unpolled, so that the connection made on the socket
+        // next can keep the registration (`add_connection`). Reading is
+        // polled, and reported, only when watched: a read-only watch
+        // registers reading alone (it polls the write side for errors).
+        let registered = if write && !read {
+            (true, true)
+        } else {
+            (read, write)
+        };
+        let afd = self.register(fd, watch::interest_of(registered))?;
         self.fds.insert(
             fd,
             FdSlot {
@@ -348,6 +361,7 @@ impl TokioScheduler {
                 write,
                 watched: true,
                 file: file_id(fd),
+                registered,
             },
         );
         Ok(())

@@ -7,7 +7,8 @@
 //! and went back to a few hundred then stayed some 10 MB larger on
 //! TokioLoop, whose per-connection allocations (tokio's I/O registration,
 //! aligned to a cache line, and until 2026-12-04 a tokio task as well)
-//! interleave with longer-lived ones. `malloc_trim` hands such free pages back wherever they lie.
+//! interleave with longer-lived ones. `malloc_trim` hands such free pages
+//! back wherever they lie.
 //!
 //! It walks the whole heap, so it is called rarely: when a scheduler that
 //! held at least [`BIG`] connections is down to a quarter of its peak, once

@@ -4,10 +4,11 @@
 //! the reactor dropped, and the socket closed, all at once.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use mio::Interest;
+use tokio::io::unix::AsyncFd;
 
 use super::watch::{self, Want, Watch};
 use super::TokioScheduler;
@@ -105,14 +106,11 @@ impl TokioScheduler {
     /// kept: data that came in since the connect must still be read.
     fn adopt_kept(
         &mut self,
-        fd: std::os::fd::RawFd,
+        fd: RawFd,
         want: (bool, bool),
-    ) -> Option<(tokio::io::unix::AsyncFd<watch::Fd>, (bool, bool))> {
+    ) -> Option<(AsyncFd<watch::Fd>, (bool, bool))> {
         let slot = self.fds.get(&fd)?;
-        if slot.watched || !watch::covers(slot.registered, want) || slot.file.is_none() {
-            return None;
-        }
-        if super::sources::file_id(fd) != slot.file {
+        if !watch::covers(slot.registered, want) || !slot.kept_for_same_file(fd) {
             return None;
         }
         let slot = self.fds.remove(&fd)?;

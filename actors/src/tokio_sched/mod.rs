@@ -7,7 +7,7 @@
 //!   are), so a loop made in one thread may run in another, as asyncio
 //!   allows.
 //! - **Each connection actor has a watch on tokio's reactor** ([`watch`]):
-//!   its registration, made for the directions the connection wants, with
+//!   its registration, covering the directions the connection wants, with
 //!   the watch itself as the waker. An edge puts the watch on the woken
 //!   list; `turn` polls the woken watches and files their reports. The
 //!   socket I/O runs in the scheduler's methods, called by the loop core,

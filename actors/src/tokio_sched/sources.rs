@@ -41,9 +41,17 @@ pub(super) struct FdSlot {
     pub registered: (bool, bool),
 }
 
+impl FdSlot {
+    /// The registration was kept (unwatched) and `fd` still names the file
+    /// it was made for: it may be used again (one fstat(2)).
+    pub fn kept_for_same_file(&self, fd: RawFd) -> bool {
+        !self.watched && self.file.is_some() && file_id(fd) == self.file
+    }
+}
+
 /// Device and inode of the file `fd` names now (None if fstat fails): a
 /// number closed and reused names another file.
-pub(super) fn file_id(fd: RawFd) -> Option<(u64, u64)> {
+fn file_id(fd: RawFd) -> Option<(u64, u64)> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: fstat writes a whole `stat` into `st` on success and nothing
     // we read on failure; a bad fd is an error, not UB.
@@ -326,7 +334,7 @@ impl TokioScheduler {
             if slot.watched && same_directions {
                 return Ok(());
             }
-            if !slot.watched && same_directions && slot.file.is_some() && file_id(fd) == slot.file {
+            if same_directions && slot.kept_for_same_file(fd) {
                 // Kept since unwatch_fd, and still the same file: watched
                 // again with no new registration. What tokio saw meanwhile
                 // may be stale; the next turn asks poll(2) instead, which

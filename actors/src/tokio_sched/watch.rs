@@ -219,8 +219,8 @@ impl Wake for Watch {
 }
 
 impl Watch {
-    /// A watch holding the connection's first registration, made for
-    /// `registered`; polled at the next turn.
+    /// A watch holding the connection's first registration (with the
+    /// interest it was made for); polled at the next turn.
     pub fn start(
         key: usize,
         gen: u64,

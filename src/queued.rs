@@ -8,7 +8,9 @@
 //! each collection the burst triggers walk all the handles still waiting: a
 //! quarter of the CPU time of 100,000 `call_soon` then one run (or of
 //! 100,000 `call_later` + `cancel`) went to the collector. So `call_soon`
-//! untracks the handle it queues, and the timer heap the timers it holds;
+//! untracks the handle it queues behind `HIDDEN_FROM` others (a short
+//! queue, such as a few tasks stepping in turn, costs a collection little),
+//! and the timer heap the timers it holds;
 //! the loop tracks a handle again as it takes it out (to run it, as a
 //! cancelled timer it drops, or when it is closed), before it lets go of it:
 //! from then on, a cycle through it (`self.h = loop.call_soon(self.m)`) is
@@ -33,6 +35,12 @@ use crate::callback_args::Args;
 use crate::handles::Handle;
 use crate::py_imports;
 
+/// How many handles the ready queue holds before it hides the next ones.
+/// A collection walks the ones before at little cost; hiding and showing
+/// a handle again is some 200 instructions, a tenth of what the loop
+/// spends on a task step (`sleep(0)`), whose queue holds a few handles.
+pub(crate) const HIDDEN_FROM: usize = 64;
+
 /// A queued handle (a Handle, or a TimerHandle's Handle part) out of the
 /// collector's sight, with its context and arguments.
 pub(crate) fn untrack_handle(handle: &Bound<'_, Handle>) {
@@ -50,10 +58,16 @@ pub(crate) fn untrack_handle(handle: &Bound<'_, Handle>) {
 }
 
 /// Back in the collector's sight, with its context and its arguments (a
-/// no-op for what never left it: timers of a closed loop, fd watchers,
-/// transports' handles).
+/// no-op for what never left it: handles queued while the queue was
+/// short, timers of a closed loop, fd watchers, transports' handles).
+/// Only a hidden handle hid what it holds.
 pub(crate) fn track_handle(handle: &Bound<'_, Handle>) {
     let py = handle.py();
+    // SAFETY: GIL held (the caller takes the handle out of a queue); the
+    // handle is a live GC object.
+    if unsafe { ffi::PyObject_GC_IsTracked(handle.as_ptr()) } == 1 {
+        return;
+    }
     track_ptr(handle.as_ptr());
     let h = handle.get();
     track_context(&h.context);
@@ -99,12 +113,9 @@ fn is_context(ptr: *mut ffi::PyObject) -> bool {
 
 fn untrack_ptr(ptr: *mut ffi::PyObject) {
     // SAFETY: GIL held by the caller (it holds a Py and queues it); `ptr` is
-    // a live GC object; untracking is only done on a tracked object.
-    unsafe {
-        if ffi::PyObject_GC_IsTracked(ptr) == 1 {
-            ffi::PyObject_GC_UnTrack(ptr.cast());
-        }
-    }
+    // a live GC object. CPython's PyObject_GC_UnTrack does nothing to an
+    // object that is not tracked (3.11 to 3.15 alike).
+    unsafe { ffi::PyObject_GC_UnTrack(ptr.cast()) }
 }
 
 fn track_ptr(ptr: *mut ffi::PyObject) {

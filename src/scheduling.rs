@@ -52,12 +52,15 @@ impl EventLoop {
         Ok(handle)
     }
 
-    /// A new handle into the ready queue, out of the collector's sight
-    /// while it waits there (src/queued.rs).
+    /// A new handle into the ready queue; out of the collector's sight
+    /// while it waits there if the queue is long (src/queued.rs).
     fn queue_soon(&self, py: Python<'_>, handle: Handle) -> PyResult<Py<Handle>> {
         let handle = Py::new(py, handle)?;
-        queued::untrack_handle(handle.bind(py));
-        self.push_ready(py, Item::Call(handle.clone_ref(py)));
+        let mut ready = self.ready.borrow_mut(py);
+        if ready.len() >= queued::HIDDEN_FROM {
+            queued::untrack_handle(handle.bind(py));
+        }
+        ready.push_back(Item::Call(handle.clone_ref(py)));
         Ok(handle)
     }
 }

@@ -170,19 +170,23 @@ def _soon_holder(
     "through", ["callback", "arguments", "arguments kept", "future and context"]
 )
 @pytest.mark.parametrize("ends", ["ran", "cancelled", "loop closed"])
-def test_call_soon_cycle_is_collected(loop_name: str, ends: str, through: str) -> None:
+@pytest.mark.parametrize("count", [3, 100])
+def test_call_soon_cycle_is_collected(
+    loop_name: str, ends: str, through: str, count: int
+) -> None:
     """A cycle through a call_soon handle is collected once the loop lets go
     of the handle, however the handle left its queue: through its callback,
     or through its arguments, which the loop hides from the collector with
     the handle ("arguments kept": the object keeps the arguments' tuple
     too, so that it outlives the handle), or through a future argument and
-    the context given, hidden too."""
+    the context given, hidden too. rloop hides only the handles queued
+    behind many others: 100 are queued to cover those."""
     loop = make_loop(loop_name)
     if through == "arguments kept" and not hasattr(loop.call_soon(print), "_args"):
         loop.close()
         pytest.skip("this loop's handles do not show their arguments")
     try:
-        objs = [_soon_holder(loop, through) for _ in range(3)]
+        objs = [_soon_holder(loop, through) for _ in range(count)]
         refs = [weakref.ref(obj) for obj in objs]
         gc.collect()  # while queued, each is alive (the loop holds it)
         assert all(ref() is not None for ref in refs)
@@ -199,9 +203,9 @@ def test_call_soon_cycle_is_collected(loop_name: str, ends: str, through: str) -
         del objs
     finally:
         loop.close()
-    assert ran == [ends == "ran"] * 3
+    assert ran == [ends == "ran"] * count
     gc.collect()
-    assert [ref() for ref in refs] == [None] * 3
+    assert [ref() for ref in refs] == [None] * count
 
 
 class HoldsLater:

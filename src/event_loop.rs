@@ -27,6 +27,7 @@ use crate::queued;
 use crate::reactor::{ConnId, ListenerId, Reactor, Ready, Wake};
 use crate::server_io::Listening;
 use crate::signal_wakeup::WAKEUP_UNTRIED;
+use crate::sock_files::SockFiles;
 use crate::timers::TimerHeap;
 use crate::transport::SocketTransport;
 
@@ -69,6 +70,8 @@ pub struct EventLoop {
     pub(crate) faults: crate::fault_plans::SharedFaultTargets,
     pub(crate) readers: Mutex<HashMap<RawFd, Py<Handle>>>,
     pub(crate) writers: Mutex<HashMap<RawFd, Py<Handle>>>,
+    /// The socket that last waited on each fd (sock_files.rs).
+    pub(crate) sock_files: SockFiles,
     pub(crate) stopping: AtomicBool,
     /// Set while the loop may block in `turn`: only then must
     /// call_soon_threadsafe pay for a wake-up.
@@ -120,6 +123,7 @@ impl EventLoop {
             faults: Mutex::new(crate::fault_plans::FaultTargets::default()),
             readers: Mutex::new(HashMap::default()),
             writers: Mutex::new(HashMap::default()),
+            sock_files: SockFiles::default(),
             stopping: AtomicBool::new(false),
             polling: AtomicBool::new(false),
             busy_poll: GilRefCell::new(BusyPoll::default()),

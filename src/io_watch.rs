@@ -20,6 +20,19 @@ pub(crate) enum Side {
     Write,
 }
 
+/// What the caller of `add_watcher` has just seen of the fd, which may
+/// spare the scheduler a system call.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Seen {
+    /// Nothing: the scheduler finds out whether the fd is ready already.
+    Nothing,
+    /// Its socket call on that side said it would block (EAGAIN).
+    WouldBlock,
+    /// As `WouldBlock`, and the fd names the file it named the last time
+    /// it was watched (src/sock_files.rs).
+    WouldBlockSameFile,
+}
+
 impl EventLoop {
     /// The fd of an int or of an object with fileno(), checked as
     /// selectors checks it (ValueError, OverflowError).
@@ -62,20 +75,20 @@ impl EventLoop {
     }
 
     /// Tells the reactor the interest that the reader/writer tables imply.
-    /// `idle`: the caller has just seen that side would block (it says
-    /// nothing of the other, which must then not be wanted).
-    fn sync_interest(&self, py: Python<'_>, fd: RawFd, idle: Option<Side>) -> PyResult<()> {
+    /// `seen`: what the caller has just seen of `side` (it says nothing
+    /// of the other, which must then not be wanted).
+    fn sync_interest(&self, py: Python<'_>, fd: RawFd, side: Side, seen: Seen) -> PyResult<()> {
         let read = self.readers.lock().contains_key(&fd);
         let write = self.writers.lock().contains_key(&fd);
-        let idle = match idle {
-            Some(Side::Read) => read && !write,
-            Some(Side::Write) => write && !read,
-            None => false,
-        };
+        let idle = seen != Seen::Nothing
+            && match side {
+                Side::Read => read && !write,
+                Side::Write => write && !read,
+            };
         let mut reactor = self.reactor(py)?;
         if let Some(r) = reactor.as_mut() {
             let watched = if idle {
-                r.watch_fd_idle(fd, read, write)
+                r.watch_fd_idle(fd, read, write, seen == Seen::WouldBlockSameFile)
             } else {
                 r.watch_fd(fd, read, write)
             };
@@ -85,9 +98,8 @@ impl EventLoop {
     }
 
     /// Adds a reader or writer: `callback(*args)`, in `context`, each time
-    /// the fd is ready on `side`. `idle`: the caller has just seen that
-    /// side would block (its socket call said EAGAIN), which may spare the
-    /// scheduler a system call.
+    /// the fd is ready on `side`, of which the caller has `seen` what it
+    /// says.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn add_watcher(
         &self,
@@ -97,7 +109,7 @@ impl EventLoop {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
         context: Option<Py<PyAny>>,
-        idle: bool,
+        seen: Seen,
     ) -> PyResult<Py<Handle>> {
         self.check_closed()?;
         let fd = Self::fd_of(fileobj)?;
@@ -110,7 +122,7 @@ impl EventLoop {
         if let Some(old) = &old {
             old.get().cancel_once(py);
         }
-        if let Err(e) = self.sync_interest(py, fd, idle.then_some(side)) {
+        if let Err(e) = self.sync_interest(py, fd, side, seen) {
             // Registration failed (e.g. a regular file): leave no trace.
             let failed = self.side(side).lock().remove(&fd);
             drop(failed);
@@ -136,7 +148,7 @@ impl EventLoop {
             Some(handle) => {
                 handle.get().cancel_once(py);
                 // The fd may be closed already; the kernel forgot it then.
-                let _ = self.sync_interest(py, fd, None);
+                let _ = self.sync_interest(py, fd, side, Seen::Nothing);
                 drop(handle);
                 Ok(true)
             }
@@ -157,7 +169,7 @@ impl EventLoop {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        self.add_watcher(py, Side::Read, &fd, callback, args, None, false)
+        self.add_watcher(py, Side::Read, &fd, callback, args, None, Seen::Nothing)
             .map(drop)
     }
 
@@ -177,7 +189,7 @@ impl EventLoop {
         callback: Bound<'_, PyAny>,
         args: Bound<'_, PyTuple>,
     ) -> PyResult<()> {
-        self.add_watcher(py, Side::Write, &fd, callback, args, None, false)
+        self.add_watcher(py, Side::Write, &fd, callback, args, None, Seen::Nothing)
             .map(drop)
     }
 
@@ -217,7 +229,7 @@ impl EventLoop {
         args: Bound<'_, PyTuple>,
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.add_watcher(py, Side::Read, &fd, callback, args, context, false)
+        self.add_watcher(py, Side::Read, &fd, callback, args, context, Seen::Nothing)
     }
 
     #[pyo3(signature = (fd, callback, *args, context=None))]
@@ -229,6 +241,6 @@ impl EventLoop {
         args: Bound<'_, PyTuple>,
         context: Option<Py<PyAny>>,
     ) -> PyResult<Py<Handle>> {
-        self.add_watcher(py, Side::Write, &fd, callback, args, context, false)
+        self.add_watcher(py, Side::Write, &fd, callback, args, context, Seen::Nothing)
     }
 }

@@ -33,6 +33,7 @@ mod signal_wakeup;
 mod slots;
 mod sock_call;
 mod sock_coro;
+mod sock_files;
 mod sock_recv;
 mod sock_send;
 mod sock_wait;

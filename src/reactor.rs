@@ -40,8 +40,16 @@ pub trait Reactor: Send {
     fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()>;
     /// `watch_fd`, by a caller that has just seen every direction it asks
     /// for would block: a scheduler may then skip asking whether the fd
-    /// became ready unseen.
-    fn watch_fd_idle(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()>;
+    /// became ready unseen. `same_file`: the caller knows the fd names the
+    /// file it named the last time it was watched (src/sock_files.rs), so
+    /// a registration kept since still watches it.
+    fn watch_fd_idle(
+        &mut self,
+        fd: RawFd,
+        read: bool,
+        write: bool,
+        same_file: bool,
+    ) -> io::Result<()>;
 
     // Connection actors.
     fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId>;

@@ -42,8 +42,14 @@ macro_rules! reactor_for {
             fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
                 <$scheduler>::watch_fd(self, fd, read, write)
             }
-            fn watch_fd_idle(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
-                <$scheduler>::watch_fd_idle(self, fd, read, write)
+            fn watch_fd_idle(
+                &mut self,
+                fd: RawFd,
+                read: bool,
+                write: bool,
+                same_file: bool,
+            ) -> io::Result<()> {
+                <$scheduler>::watch_fd_idle(self, fd, read, write, same_file)
             }
             fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId> {
                 <$scheduler>::add_connection(self, stream)

@@ -16,7 +16,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use crate::event_loop::EventLoop;
 use crate::handles::Handle;
-use crate::io_watch::Side;
+use crate::io_watch::{Seen, Side};
 
 /// A reader or writer to remove once the wait is over.
 pub(crate) struct FdWait {
@@ -47,8 +47,9 @@ impl FdWait {
 
 /// Starts the wait of a socket call that would have blocked just now: a
 /// future, and the reader or writer (`watcher`, made of the future and
-/// the socket) that resolves it, added to the loop with that hint (the
-/// scheduler may then spare a system call).
+/// the socket) that resolves it, added to the loop with that hint, and
+/// whether the socket is the one that last waited on its fd (the
+/// scheduler may then spare a system call: src/sock_files.rs).
 pub(crate) fn wait_on<'py>(
     lp: &Bound<'py, EventLoop>,
     sock: Bound<'py, PyAny>,
@@ -60,11 +61,19 @@ pub(crate) fn wait_on<'py>(
     let fileno = sock.call_method0(intern!(py, "fileno"))?;
     EventLoop::_ensure_fd_no_transport(lp, fileno.clone())?;
     let fd = EventLoop::fd_of(&fileno)?;
-    let watcher = watcher(fut.clone_ref(py), sock.unbind())?;
+    let this = lp.get();
+    let same_file = this.sock_files.same_socket(fd, &sock);
+    let seen = if same_file {
+        Seen::WouldBlockSameFile
+    } else {
+        Seen::WouldBlock
+    };
+    let watcher = watcher(fut.clone_ref(py), sock.clone().unbind())?;
     let args = PyTuple::empty(py);
-    let handle = lp
-        .get()
-        .add_watcher(py, side, &fileno, watcher, args, None, true)?;
+    let handle = this.add_watcher(py, side, &fileno, watcher, args, None, seen)?;
+    if !same_file {
+        this.sock_files.remember(fd, &sock);
+    }
     Ok((fut, FdWait::new(fd, side, handle)))
 }
 

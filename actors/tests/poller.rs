@@ -164,3 +164,54 @@ fn paused_listener_is_not_reported() {
     assert!(sched.remove_listener(lid).is_some());
     assert!(sched.accept(lid).is_err());
 }
+
+/// What a `sock_recv` that waits round after round on one socket does: a
+/// read that would block, a watch that tells the scheduler the fd still
+/// names the file it named (so the kept registration is watched again
+/// with no system call), and what the peer sends next is reported.
+macro_rules! same_file_rewatch_test {
+    ($name:ident, $sched:expr) => {
+        #[test]
+        fn $name() {
+            let mut sched = $sched;
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            b.set_nonblocking(true).unwrap();
+            let fd = b.as_raw_fd();
+            let mut buf = [0u8; 16];
+            let mut ready = Vec::new();
+            for round in 0..5u8 {
+                assert!(b.read(&mut buf).is_err(), "nothing to read yet");
+                sched.watch_fd_idle(fd, true, false, round > 0).unwrap();
+                a.write_all(&[round]).unwrap();
+                let start = Instant::now();
+                ready.clear();
+                while ready.is_empty() {
+                    assert!(start.elapsed() < Duration::from_secs(5), "round {round}");
+                    sched
+                        .turn(Some(Duration::from_secs(5)), &mut ready)
+                        .unwrap();
+                }
+                assert_eq!(
+                    ready,
+                    vec![Ready::Fd {
+                        fd,
+                        readable: true,
+                        writable: false
+                    }]
+                );
+                assert_eq!(b.read(&mut buf).unwrap(), 1);
+                assert_eq!(buf[0], round);
+                assert!(sched.unwatch_fd(fd));
+            }
+        }
+    };
+}
+
+same_file_rewatch_test!(
+    mio_same_file_rewatch_sees_new_data,
+    MioScheduler::new().unwrap()
+);
+same_file_rewatch_test!(
+    tokio_same_file_rewatch_sees_new_data,
+    actors::TokioScheduler::new().unwrap()
+);

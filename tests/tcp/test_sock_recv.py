@@ -307,3 +307,41 @@ def test_fds_of_a_closed_transport_are_free(
     got_a, got_b, reused = run(loop, main())
     assert (got_a, got_b) == (b"to a", b"to b")
     assert reused
+
+
+def test_a_reused_fd_number_is_waited_on_anew(loop: asyncio.AbstractEventLoop) -> None:
+    """A socket waits in sock_recv, gets its bytes and is closed; the new
+    socket that gets its fd number waits in sock_recv too, and gets what
+    its peer sends. (A loop that keeps an fd's registration between waits
+    must see that the number names another file now; rloop skips that
+    check only for the very socket object that waited last.)"""
+
+    async def wait_then_send(ours: socket.socket, peer: socket.socket, data: bytes) -> bytes:
+        recv = loop.create_task(loop.sock_recv(ours, 100))
+        # Runs after the task's first step, which found nothing and waits.
+        loop.call_soon(peer.send, data)
+        return await recv
+
+    async def main() -> tuple[list[bytes], bool]:
+        got = []
+        first, first_peer = socket.socketpair()
+        freed = {first.fileno(), first_peer.fileno()}
+        with first, first_peer:
+            first.setblocking(False)
+            for i in range(3):
+                got.append(await wait_then_send(first, first_peer, b"first %d" % i))
+        second, second_peer = socket.socketpair()
+        with second, second_peer:
+            second.setblocking(False)
+            second_peer.setblocking(False)
+            reused = {second.fileno(), second_peer.fileno()} == freed
+            for i in range(3):
+                got.append(await wait_then_send(second, second_peer, b"second %d" % i))
+                got.append(await wait_then_send(second_peer, second, b"back %d" % i))
+        return got, reused
+
+    got, reused = run(loop, main())
+    assert reused
+    assert got == [b"first 0", b"first 1", b"first 2"] + [
+        m for i in range(3) for m in (b"second %d" % i, b"back %d" % i)
+    ]

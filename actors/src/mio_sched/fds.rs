@@ -11,18 +11,22 @@ use mio::{Interest, Token};
 
 use super::{Entry, FdSlot, MioScheduler};
 
+fn interest_of(read: bool, write: bool) -> Option<Interest> {
+    match (read, write) {
+        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
 impl MioScheduler {
     /// Watches `fd` for the given directions, replacing any previous
     /// choice; both `false` unwatches. One registration per fd.
     pub fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
-        let interest = match (read, write) {
-            (true, true) => Interest::READABLE | Interest::WRITABLE,
-            (true, false) => Interest::READABLE,
-            (false, true) => Interest::WRITABLE,
-            (false, false) => {
-                self.unwatch_fd(fd);
-                return Ok(());
-            }
+        let Some(interest) = interest_of(read, write) else {
+            self.unwatch_fd(fd);
+            return Ok(());
         };
         if let Some(&key) = self.fds.get(&fd) {
             if let Some(Entry::Fd(s)) = self.slab.get_mut(key) {
@@ -62,10 +66,29 @@ impl MioScheduler {
     }
 
     /// `watch_fd`, by a caller that has just seen the directions it asks
-    /// for would block. The same here: re-arming a kept registration
-    /// (EPOLL_CTL_MOD) is also what tells a closed and reused fd number
-    /// from the file it was, so it cannot be skipped.
-    pub fn watch_fd_idle(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
+    /// for would block. Re-arming a kept registration (EPOLL_CTL_MOD) is
+    /// what tells a closed and reused fd number from the file it was, so
+    /// it is skipped only when the caller knows the fd still names that
+    /// file (`same_file`). Then a registration kept for the same
+    /// directions is watched again as it is: the caller's EAGAIN means
+    /// that whatever arrives next is a new edge, which epoll reports, and
+    /// an edge it queued before is stale (the watcher's call would block,
+    /// and waits for the next one).
+    pub fn watch_fd_idle(
+        &mut self,
+        fd: RawFd,
+        read: bool,
+        write: bool,
+        same_file: bool,
+    ) -> io::Result<()> {
+        if same_file {
+            if let Some(Entry::Fd(s)) = self.fds.get(&fd).and_then(|&k| self.slab.get_mut(k)) {
+                if !s.watched && Some(s.interest) == interest_of(read, write) {
+                    s.watched = true;
+                    return Ok(());
+                }
+            }
+        }
         self.watch_fd(fd, read, write)
     }
 

@@ -28,6 +28,18 @@ pub(super) struct ListenerSlot {
     pub queued_hot: bool,
 }
 
+/// What the caller of `watch_fd_as` has just seen of the fd.
+#[derive(Clone, Copy, PartialEq)]
+enum Idle {
+    /// Nothing: the next turn asks poll(2) whether it is ready.
+    No,
+    /// Every direction it asks for would block.
+    Yes,
+    /// As `Yes`, and the fd still names the file it named when last
+    /// watched (no fstat(2) needed to tell).
+    SameFile,
+}
+
 pub(super) struct FdSlot {
     pub afd: AsyncFd<Fd>,
     pub read: bool,
@@ -311,7 +323,7 @@ impl TokioScheduler {
     /// readiness is never stale and an fd that is already ready is
     /// reported at the next turn.
     pub fn watch_fd(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
-        self.watch_fd_as(fd, read, write, false)
+        self.watch_fd_as(fd, read, write, Idle::No)
     }
 
     /// `watch_fd`, by a caller that has just seen every direction it asks
@@ -320,11 +332,21 @@ impl TokioScheduler {
     /// whether the fd became ready unseen. Nothing can have been missed:
     /// readiness tokio saw before that EAGAIN is stale, and what comes
     /// after it is a new edge, which tokio's reactor reports.
-    pub fn watch_fd_idle(&mut self, fd: RawFd, read: bool, write: bool) -> io::Result<()> {
-        self.watch_fd_as(fd, read, write, true)
+    /// `same_file`: the caller knows the fd still names the file it named
+    /// when last watched, so the fstat(2) that tells a kept registration's
+    /// file from a reused fd number's is not needed.
+    pub fn watch_fd_idle(
+        &mut self,
+        fd: RawFd,
+        read: bool,
+        write: bool,
+        same_file: bool,
+    ) -> io::Result<()> {
+        let idle = if same_file { Idle::SameFile } else { Idle::Yes };
+        self.watch_fd_as(fd, read, write, idle)
     }
 
-    fn watch_fd_as(&mut self, fd: RawFd, read: bool, write: bool, idle: bool) -> io::Result<()> {
+    fn watch_fd_as(&mut self, fd: RawFd, read: bool, write: bool, idle: Idle) -> io::Result<()> {
         if !read && !write {
             self.unwatch_fd(fd);
             return Ok(());
@@ -334,7 +356,11 @@ impl TokioScheduler {
             if slot.watched && same_directions {
                 return Ok(());
             }
-            if same_directions && slot.kept_for_same_file(fd) {
+            let kept = match idle {
+                Idle::SameFile => !slot.watched,
+                _ => slot.kept_for_same_file(fd),
+            };
+            if same_directions && kept {
                 // Kept since unwatch_fd, and still the same file: watched
                 // again with no new registration. What tokio saw meanwhile
                 // may be stale; the next turn asks poll(2) instead, which
@@ -342,7 +368,7 @@ impl TokioScheduler {
                 // the caller knows it is not: `watch_fd_idle`).
                 clear_readiness(&slot.afd);
                 slot.watched = true;
-                if !idle {
+                if idle == Idle::No {
                     self.fired_fds.fired(fd, 0);
                 }
                 return Ok(());

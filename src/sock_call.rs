@@ -129,7 +129,8 @@ impl SockCall {
         sock: Bound<'_, PyAny>,
     ) -> PyResult<(Py<PyAny>, FdWait)> {
         let side = self.side();
-        wait_on(lp, sock, side, |fut, sock| {
+        let once = matches!(self, SockCall::Connect { .. });
+        wait_on(lp, sock, side, once, |fut, sock| {
             let watcher = CallWhenReady {
                 fut,
                 sock,

@@ -169,7 +169,7 @@ pub(crate) fn recv_later(
     sock: Bound<'_, PyAny>,
     wanted: Wanted,
 ) -> PyResult<(Py<PyAny>, FdWait)> {
-    wait_on(lp, sock, Side::Read, |fut, sock| {
+    wait_on(lp, sock, Side::Read, false, |fut, sock| {
         let reader = RecvWhenReadable { fut, sock, wanted };
         Ok(Bound::new(lp.py(), reader)?.into_any())
     })

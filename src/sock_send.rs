@@ -84,7 +84,7 @@ pub(crate) fn send_later(
     sent: usize,
 ) -> PyResult<(Py<PyAny>, FdWait)> {
     let view = PyMemoryView::from(data)?.into_any().unbind();
-    wait_on(lp, sock, Side::Write, |fut, sock| {
+    wait_on(lp, sock, Side::Write, false, |fut, sock| {
         let writer = SendWhenWritable {
             fut,
             sock,

@@ -49,11 +49,15 @@ impl FdWait {
 /// future, and the reader or writer (`watcher`, made of the future and
 /// the socket) that resolves it, added to the loop with that hint, and
 /// whether the socket is the one that last waited on its fd (the
-/// scheduler may then spare a system call: src/sock_files.rs).
+/// scheduler may then spare a system call: src/sock_files.rs). A socket
+/// is remembered for next time unless its call waits once in its life
+/// (`once`: a connect), which would keep a weak reference per client
+/// connection for nothing.
 pub(crate) fn wait_on<'py>(
     lp: &Bound<'py, EventLoop>,
     sock: Bound<'py, PyAny>,
     side: Side,
+    once: bool,
     watcher: impl FnOnce(Py<PyAny>, Py<PyAny>) -> PyResult<Bound<'py, PyAny>>,
 ) -> PyResult<(Py<PyAny>, FdWait)> {
     let py = lp.py();
@@ -71,7 +75,7 @@ pub(crate) fn wait_on<'py>(
     let watcher = watcher(fut.clone_ref(py), sock.clone().unbind())?;
     let args = PyTuple::empty(py);
     let handle = this.add_watcher(py, side, &fileno, watcher, args, None, seen)?;
-    if !same_file {
+    if !same_file && !once {
         this.sock_files.remember(fd, &sock);
     }
     Ok((fut, FdWait::new(fd, side, handle)))

@@ -142,6 +142,40 @@ def test_nothing_is_delivered_after_close_or_while_paused(
     assert events == [b"0", "resumed", b"1", b"2"]
 
 
+def test_datagrams_read_together_survive_a_raising_protocol(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Datagrams queued together, and datagram_received raises on the
+    second: the loop's exception handler gets it, the endpoint stays open,
+    and every datagram still comes, in order (a loop that reads several
+    before it delivers them must not lose those read with the one that
+    raised)."""
+
+    class Raising(Recorder):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            super().datagram_received(data, addr)
+            if data == b"1":
+                raise RuntimeError("boom")
+
+    errors: list[BaseException | None] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context.get("exception")))
+
+    async def main() -> list[bytes]:
+        server, rec = await loop.create_datagram_endpoint(Raising, local_addr=("127.0.0.1", 0))
+        address = server.get_extra_info("sockname")[:2]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for i in range(6):
+                sender.sendto(str(i).encode(), address)
+            got = [(await asyncio.wait_for(rec.datagrams.get(), 10))[0] for _ in range(6)]
+        assert not server.is_closing()
+        server.close()
+        return got
+
+    assert run(loop, main()) == [str(i).encode() for i in range(6)]
+    assert len(errors) == 1
+    assert isinstance(errors[0], RuntimeError)
+
+
 def test_unconnected_endpoint_sends_to_any_address(loop: asyncio.AbstractEventLoop) -> None:
     async def main() -> None:
         server, echo = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))

@@ -2,6 +2,7 @@
 //! first use with the Python socket and its addresses (for an accepted
 //! connection the socket object is made then, over the actor's own fd).
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -29,11 +30,11 @@ impl SocketTransport {
                 let extra = extra.bind(py);
                 let wrapper = py_imports::transport_socket(py)?.call1((&sock,))?;
                 extra.set_item("socket", wrapper)?;
-                if let Ok(name) = sock.call_method0("getsockname") {
+                if let Ok(name) = sock.call_method0(intern!(py, "getsockname")) {
                     extra.set_item("sockname", name)?;
                 }
                 if !extra.contains("peername")? {
-                    if let Ok(peer) = sock.call_method0("getpeername") {
+                    if let Ok(peer) = sock.call_method0(intern!(py, "getpeername")) {
                         extra.set_item("peername", peer)?;
                     }
                 }
@@ -58,7 +59,7 @@ impl SocketTransport {
         // finalized: closing the fd) before release_fd detaches it.
         self.st.lock().sock = Some(sock.clone().unbind());
         // As asyncio's accepted sockets (the fd is non-blocking already).
-        sock.call_method1("setblocking", (false,))?;
+        sock.call_method1(intern!(py, "setblocking"), (false,))?;
         Ok(Some(sock))
     }
 }

@@ -6,6 +6,7 @@ use std::os::fd::RawFd;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -41,8 +42,8 @@ impl EventLoop {
             fd
         } else {
             match obj
-                .call_method0("fileno")
-                .and_then(|f| f.call_method0("__index__"))
+                .call_method0(intern!(obj.py(), "fileno"))
+                .and_then(|f| f.call_method0(intern!(obj.py(), "__index__")))
                 .and_then(|f| f.extract::<i64>())
             {
                 Ok(fd) => fd,

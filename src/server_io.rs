@@ -110,7 +110,7 @@ impl EventLoop {
                 }
             };
             let sock_fd = match &sock {
-                Some(s) => Some(s.call_method0("fileno")?.extract::<RawFd>()?),
+                Some(s) => Some(s.call_method0(intern!(py, "fileno"))?.extract::<RawFd>()?),
                 None => None,
             };
             let transport = Py::new(
@@ -141,7 +141,7 @@ impl EventLoop {
                 }
             }
             if let Some(server) = &server {
-                server.call_method1("_attach", (&face,))?;
+                server.call_method1(intern!(py, "_attach"), (&face,))?;
             }
             this.schedule_call(
                 py,
@@ -483,7 +483,7 @@ impl EventLoop {
             .map(|t| SocketTransport::face(t.bind(py)).clone())
             .or_else(|| python_transport(slf, raw));
         if let Some(face) = transport {
-            if !face.call_method0("is_closing")?.is_truthy()? {
+            if !face.call_method0(intern!(py, "is_closing"))?.is_truthy()? {
                 return Err(PyRuntimeError::new_err(format!(
                     "File descriptor {} is used by transport {}",
                     fd.repr()?,

@@ -5,7 +5,9 @@
 //! the caller then calls back in (`read`, `on_writable`, `accept`, ...) and
 //! gets events as values. Every call into a connection is supervised.
 
-use std::collections::HashMap;
+// Keyed by fd numbers, which the kernel hands out, never by input a peer
+// controls: a fast hash, not a DoS-resistant one.
+use rustc_hash::FxHashMap as HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
@@ -102,7 +104,7 @@ impl MioScheduler {
             events: Events::with_capacity(EVENTS_CAPACITY),
             waker,
             slab: Slab::new(),
-            fds: HashMap::new(),
+            fds: HashMap::default(),
             hot: Vec::new(),
             fired_fds: FiredFds::default(),
             signal: None,

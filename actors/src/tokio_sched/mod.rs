@@ -31,7 +31,9 @@
 //!   thread wakes the turn through the signal pipe
 //!   ([`signal_fd`](TokioScheduler::signal_fd)).
 
-use std::collections::HashMap;
+// Keyed by fd numbers, which the kernel hands out, never by input a peer
+// controls: a fast hash, not a DoS-resistant one.
+use rustc_hash::FxHashMap as HashMap;
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
@@ -159,7 +161,7 @@ impl TokioScheduler {
             rt,
             conns: Slab::new(),
             listeners: Slab::new(),
-            fds: HashMap::new(),
+            fds: HashMap::default(),
             signal: None,
             woken: Arc::new(Woken::default()),
             polling: Vec::new(),

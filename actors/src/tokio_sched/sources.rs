@@ -2,7 +2,7 @@
 //! listeners, raw fd watchers (asyncio's add_reader/add_writer, with their
 //! level-triggered re-check) and the signal pipe.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::task::Poll;

@@ -56,11 +56,13 @@ impl EventLoop {
     /// while it waits there if the queue is long (src/queued.rs).
     fn queue_soon(&self, py: Python<'_>, handle: Handle) -> PyResult<Py<Handle>> {
         let handle = Py::new(py, handle)?;
-        let mut ready = self.ready.borrow_mut(py);
-        if ready.len() >= queued::HIDDEN_FROM {
+        // Not borrowed while hiding: telling a future argument's type may
+        // import asyncio's C module, which runs Python code.
+        let long = self.ready.borrow_mut(py).len() >= queued::HIDDEN_FROM;
+        if long {
             queued::untrack_handle(handle.bind(py));
         }
-        ready.push_back(Item::Call(handle.clone_ref(py)));
+        self.push_ready(py, Item::Call(handle.clone_ref(py)));
         Ok(handle)
     }
 }

@@ -13,33 +13,38 @@
 
 use std::os::fd::RawFd;
 
-/// Fds that fired, each with the turn that reported it.
+use rustc_hash::FxHashMap;
+
+/// Fds that fired, each with the turn that reported it. A map: every fd a
+/// turn reports is filed here and every watcher removed is forgotten, and
+/// a loop may watch thousands (a list cost a scan of it per fd).
 #[derive(Debug, Default)]
-pub(crate) struct FiredFds(Vec<(RawFd, u64)>);
+pub(crate) struct FiredFds(FxHashMap<RawFd, u64>);
 
 impl FiredFds {
-    /// `fd` was reported by turn `turn`.
-    pub(crate) fn fired(&mut self, fd: RawFd, turn: u64) {
-        match self.0.iter_mut().find(|(f, _)| *f == fd) {
-            Some(entry) => entry.1 = turn,
-            None => self.0.push((fd, turn)),
-        }
+    /// `fd` was reported by `turn`; returns whether `turn` had reported it
+    /// already.
+    pub(crate) fn fired(&mut self, fd: RawFd, turn: u64) -> bool {
+        self.0.insert(fd, turn) == Some(turn)
     }
 
     /// `fd` is no longer watched: nothing to check.
     pub(crate) fn forget(&mut self, fd: RawFd) {
-        self.0.retain(|(f, _)| *f != fd);
+        self.0.remove(&fd);
     }
 
     /// Takes the fds to check before the poll that follows turn `last`;
     /// if that poll is `busy`, the fds `last` itself reported wait for the
     /// next one.
     pub(crate) fn take_due(&mut self, last: u64, busy: bool) -> Vec<RawFd> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
         if !busy {
-            return self.0.drain(..).map(|(fd, _)| fd).collect();
+            return self.0.drain().map(|(fd, _)| fd).collect();
         }
         let mut due = Vec::new();
-        self.0.retain(|&(fd, turn)| {
+        self.0.retain(|&fd, &mut turn| {
             let wait = turn == last;
             if !wait {
                 due.push(fd);
@@ -57,8 +62,9 @@ mod tests {
     #[test]
     fn a_busy_poll_defers_only_what_the_last_turn_reported() {
         let mut fired = FiredFds::default();
-        fired.fired(3, 1);
-        fired.fired(4, 2);
+        assert!(!fired.fired(3, 1));
+        assert!(!fired.fired(4, 2));
+        assert!(fired.fired(4, 2));
         assert_eq!(fired.take_due(2, true), vec![3]);
         assert_eq!(fired.take_due(3, true), vec![4]);
         assert!(fired.take_due(4, false).is_empty());

@@ -215,3 +215,156 @@ same_file_rewatch_test!(
     tokio_same_file_rewatch_sees_new_data,
     actors::TokioScheduler::new().unwrap()
 );
+
+/// Turns until something is reported (5 s at most).
+fn turn_until_ready<S: Turn>(sched: &mut S, ready: &mut Vec<Ready>) {
+    let start = Instant::now();
+    ready.clear();
+    while ready.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "nothing reported");
+        sched.turn_for(Duration::from_secs(5), ready);
+    }
+}
+
+/// The two schedulers' `turn`, for the tests below.
+trait Turn {
+    fn turn_for(&mut self, timeout: Duration, ready: &mut Vec<Ready>);
+}
+
+impl Turn for MioScheduler {
+    fn turn_for(&mut self, timeout: Duration, ready: &mut Vec<Ready>) {
+        self.turn(Some(timeout), ready).unwrap();
+    }
+}
+
+impl Turn for actors::TokioScheduler {
+    fn turn_for(&mut self, timeout: Duration, ready: &mut Vec<Ready>) {
+        self.turn(Some(timeout), ready).unwrap();
+    }
+}
+
+/// Many fds watched, a few ready: each turn reports exactly the ready
+/// ones, however many others wait.
+macro_rules! one_ready_among_many_test {
+    ($name:ident, $sched:expr) => {
+        #[test]
+        fn $name() {
+            let mut sched = $sched;
+            let pairs: Vec<(UnixStream, UnixStream)> =
+                (0..200).map(|_| UnixStream::pair().unwrap()).collect();
+            for (_, b) in &pairs {
+                b.set_nonblocking(true).unwrap();
+                sched.watch_fd(b.as_raw_fd(), true, false).unwrap();
+            }
+            let mut ready = Vec::new();
+            let mut buf = [0u8; 16];
+            for i in [137usize, 3, 199, 0] {
+                (&pairs[i].0).write_all(b"x").unwrap();
+                turn_until_ready(&mut sched, &mut ready);
+                assert_eq!(
+                    ready,
+                    vec![Ready::Fd {
+                        fd: pairs[i].1.as_raw_fd(),
+                        readable: true,
+                        writable: false
+                    }]
+                );
+                assert_eq!((&pairs[i].1).read(&mut buf).unwrap(), 1);
+            }
+            // Two at once: both, in one turn or two.
+            (&pairs[5].0).write_all(b"x").unwrap();
+            (&pairs[150].0).write_all(b"x").unwrap();
+            let mut seen = Vec::new();
+            while seen.len() < 2 {
+                turn_until_ready(&mut sched, &mut ready);
+                seen.extend(ready.drain(..));
+            }
+            seen.sort_by_key(|r| match r {
+                Ready::Fd { fd, .. } => *fd,
+                _ => -1,
+            });
+            let mut want = vec![pairs[5].1.as_raw_fd(), pairs[150].1.as_raw_fd()];
+            want.sort();
+            let want: Vec<Ready> = want
+                .into_iter()
+                .map(|fd| Ready::Fd {
+                    fd,
+                    readable: true,
+                    writable: false,
+                })
+                .collect();
+            assert_eq!(seen, want);
+        }
+    };
+}
+
+one_ready_among_many_test!(
+    mio_reports_one_ready_fd_among_many,
+    MioScheduler::new().unwrap()
+);
+one_ready_among_many_test!(
+    tokio_reports_one_ready_fd_among_many,
+    actors::TokioScheduler::new().unwrap()
+);
+
+/// Data that came while an fd was not watched (a turn ran meanwhile, so
+/// the scheduler saw the edge) is reported when it is watched again; and
+/// once read, a watch that says so reports nothing stale.
+macro_rules! edge_while_unwatched_test {
+    ($name:ident, $sched:expr) => {
+        #[test]
+        fn $name() {
+            let mut sched = $sched;
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            b.set_nonblocking(true).unwrap();
+            let fd = b.as_raw_fd();
+            let mut buf = [0u8; 16];
+            let mut ready = Vec::new();
+            let only_readable = vec![Ready::Fd {
+                fd,
+                readable: true,
+                writable: false,
+            }];
+            sched.watch_fd(fd, true, false).unwrap();
+            ready.clear();
+            sched.turn_for(Duration::from_millis(20), &mut ready);
+            assert!(ready.is_empty(), "{ready:?}");
+            assert!(sched.unwatch_fd(fd));
+            a.write_all(b"1").unwrap();
+            ready.clear();
+            sched.turn_for(Duration::from_millis(20), &mut ready);
+            assert!(ready.is_empty(), "unwatched: {ready:?}");
+            // Watched again: the data waiting is reported.
+            sched.watch_fd(fd, true, false).unwrap();
+            turn_until_ready(&mut sched, &mut ready);
+            assert_eq!(ready, only_readable);
+            assert_eq!(b.read(&mut buf).unwrap(), 1);
+            assert!(sched.unwatch_fd(fd));
+            // An edge while unwatched, read before the watch: stale.
+            a.write_all(b"2").unwrap();
+            ready.clear();
+            sched.turn_for(Duration::from_millis(20), &mut ready);
+            assert_eq!(b.read(&mut buf).unwrap(), 1);
+            assert!(b.read(&mut buf).is_err());
+            sched.watch_fd_idle(fd, true, false, true).unwrap();
+            ready.clear();
+            sched.turn_for(Duration::from_millis(20), &mut ready);
+            assert!(ready.is_empty(), "stale: {ready:?}");
+            // And the next data is reported.
+            a.write_all(b"3").unwrap();
+            turn_until_ready(&mut sched, &mut ready);
+            assert_eq!(ready, only_readable);
+            assert_eq!(b.read(&mut buf).unwrap(), 1);
+            assert_eq!(buf[0], b'3');
+        }
+    };
+}
+
+edge_while_unwatched_test!(
+    mio_sees_an_edge_that_came_unwatched,
+    MioScheduler::new().unwrap()
+);
+edge_while_unwatched_test!(
+    tokio_sees_an_edge_that_came_unwatched,
+    actors::TokioScheduler::new().unwrap()
+);

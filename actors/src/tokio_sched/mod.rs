@@ -17,10 +17,12 @@
 //!   ends its connection with `Closed(Some(Panic))`, delivered by the next
 //!   call into it. Until 2026-12-04 each connection was a tokio task that
 //!   did this polling; see the watch's docs for why it is not.
-//! - Listeners and raw-fd watchers (asyncio's add_reader) are polled by the
-//!   scheduler itself inside `turn` ([`sources`]); raw fds get asyncio's
-//!   level-triggered behaviour by re-checking, with `poll(2)`, the fds that
-//!   fired last turn.
+//! - Listeners are polled by the scheduler itself inside `turn`
+//!   ([`sources`]). A raw-fd watcher (asyncio's add_reader) has a waker of
+//!   its own ([`fd_wake`]) that lists it with the woken watches, so a turn
+//!   polls only the fds that fired; they get asyncio's level-triggered
+//!   behaviour by re-checking, with `poll(2)`, the fds that fired last
+//!   turn.
 //! - When a connection ends, the scheduler stops its watch and drops its
 //!   registration, then closes the socket, all in the call that ends it
 //!   ([`conns`]): a reused fd number can never be deregistered by a stale
@@ -56,10 +58,12 @@ use crate::signal_pipe::take_eintr;
 use crate::toxics::Deadlines;
 
 mod conns;
+mod fd_wake;
 mod sources;
 mod watch;
 
 use conns::ConnSlot;
+use fd_wake::FdWake;
 use sources::{poll_sources, FdSlot, ListenerSlot, SignalSlot};
 use watch::{Fd, Watch, Woken};
 
@@ -115,6 +119,7 @@ pub struct TokioScheduler {
     /// Buffers kept for reuse: the woken watches being polled, and their
     /// reports.
     polling: Vec<Arc<Watch>>,
+    polling_fds: Vec<Arc<FdWake>>,
     collected: Vec<watch::Report>,
     waker: Arc<TokioWaker>,
     /// Connections (key, gen) to report again next turn without an event.
@@ -165,6 +170,7 @@ impl TokioScheduler {
             signal: None,
             woken: Arc::new(Woken::default()),
             polling: Vec::new(),
+            polling_fds: Vec::new(),
             collected: Vec::new(),
             waker,
             hot: Vec::new(),
@@ -236,6 +242,7 @@ impl TokioScheduler {
         let mut polled: Vec<Ready> = Vec::new();
         let mut reports = std::mem::take(&mut self.collected);
         let mut polling = std::mem::take(&mut self.polling);
+        let mut polling_fds = std::mem::take(&mut self.polling_fds);
         {
             let woken = &*self.woken;
             let waker = &self.waker;
@@ -245,6 +252,7 @@ impl TokioScheduler {
             let polled = &mut polled;
             let reports = &mut reports;
             let polling = &mut polling;
+            let polling_fds = &mut polling_fds;
             let mut sleep = self.sleep.as_mut();
             // The reactor calls a connection's watch on an edge, which puts
             // it on the woken list and wakes this future; every poll of it
@@ -255,7 +263,8 @@ impl TokioScheduler {
                     yield_once().await;
                     std::future::poll_fn(|cx| {
                         woken.poll_woken(polling, reports);
-                        poll_sources(cx, listeners, fds, polled);
+                        woken.take_fds(polling_fds);
+                        poll_sources(cx, listeners, fds, polling_fds, polled);
                         Poll::Ready(())
                     })
                     .await;
@@ -268,7 +277,8 @@ impl TokioScheduler {
                 let mut notified = std::pin::pin!(waker.notify.notified());
                 std::future::poll_fn(|cx| {
                     woken.poll_woken(polling, reports);
-                    poll_sources(cx, listeners, fds, polled);
+                    woken.take_fds(polling_fds);
+                    poll_sources(cx, listeners, fds, polling_fds, polled);
                     let done = !polled.is_empty()
                         || !reports.is_empty()
                         || woken.poll_any(cx).is_ready()
@@ -289,6 +299,7 @@ impl TokioScheduler {
         }
         self.woken.forget_waiter();
         self.polling = polling;
+        self.polling_fds = polling_fds;
         if self.waker.woken.swap(false, Ordering::SeqCst) {
             out.push(Ready::Woken);
         }
@@ -299,21 +310,23 @@ impl TokioScheduler {
                 writable,
             } = r
             {
-                // The re-check above may have reported this fd already.
-                let known = out.iter_mut().find_map(|x| match x {
-                    Ready::Fd {
-                        fd: other,
-                        readable,
-                        writable,
-                    } if *other == fd => Some((readable, writable)),
-                    _ => None,
-                });
-                if let Some((r0, w0)) = known {
-                    *r0 |= readable;
-                    *w0 |= writable;
-                    continue;
+                // Reported already this turn (by the re-check above, or a
+                // woken list holding it twice): one report, with both.
+                if self.fired_fds.fired(fd, self.turn_no) {
+                    let known = out[start..].iter_mut().find_map(|x| match x {
+                        Ready::Fd {
+                            fd: other,
+                            readable,
+                            writable,
+                        } if *other == fd => Some((readable, writable)),
+                        _ => None,
+                    });
+                    if let Some((r0, w0)) = known {
+                        *r0 |= readable;
+                        *w0 |= writable;
+                        continue;
+                    }
                 }
-                self.fired_fds.fired(fd, self.turn_no);
             }
             out.push(r);
         }

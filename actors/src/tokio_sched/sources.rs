@@ -1,15 +1,18 @@
-//! What `turn` polls on every poll of its future, with its own waker:
-//! listeners, raw fd watchers (asyncio's add_reader/add_writer, with their
-//! level-triggered re-check) and the signal pipe.
+//! What `turn` polls on every poll of its future: listeners and the signal
+//! pipe, with the turn's own waker, and the raw fd watchers (asyncio's
+//! add_reader/add_writer, with their level-triggered re-check) that their
+//! own waker put on the woken list (fd_wake.rs).
 
 use rustc_hash::FxHashMap as HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::task::Poll;
 
 use slab::Slab;
 use tokio::io::unix::AsyncFd;
 
+use super::fd_wake::FdWake;
 use super::watch::{self, Fd};
 use super::TokioScheduler;
 use crate::acceptor::Listener;
@@ -51,6 +54,8 @@ pub(super) struct FdSlot {
     /// The (read, write) interest of the registration: both for a watch
     /// for writing alone (see `watch_fd_as`).
     pub registered: (bool, bool),
+    /// Its waker in tokio's reactor (fd_wake.rs).
+    pub wake: Arc<FdWake>,
 }
 
 impl FdSlot {
@@ -58,6 +63,12 @@ impl FdSlot {
     /// it was made for: it may be used again (one fstat(2)).
     pub fn kept_for_same_file(&self, fd: RawFd) -> bool {
         !self.watched && self.file.is_some() && file_id(fd) == self.file
+    }
+
+    /// The directions the turn polls: those watched, and the write side
+    /// of a watch for reading too, where epoll files an error alone.
+    fn polled(&self) -> (bool, bool) {
+        (self.read, self.write || self.read)
     }
 }
 
@@ -76,8 +87,9 @@ fn file_id(fd: RawFd) -> Option<(u64, u64)> {
 }
 
 /// Forgets what tokio recorded for `afd` (edges seen while nobody
-/// watched it, maybe read since). A noop waker: the turn's own waker is
-/// registered again by `poll_sources` before it can block.
+/// watched it, maybe read since). A noop waker: the caller lists the fd,
+/// so that the turn's poll registers its own waker again before the turn
+/// can block.
 fn clear_readiness(afd: &AsyncFd<Fd>) {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     if let Poll::Ready(Ok(mut guard)) = afd.poll_read_ready(&mut cx) {
@@ -88,12 +100,14 @@ fn clear_readiness(afd: &AsyncFd<Fd>) {
     }
 }
 
-/// Polls listeners and raw fds for readiness (without blocking), pushing
+/// Polls listeners, and the raw fds whose waker tokio's reactor called
+/// (`woken_fds`, emptied), for readiness (without blocking), pushing
 /// reports and clearing tokio's readiness so the next report needs an edge.
 pub(super) fn poll_sources(
     cx: &mut std::task::Context<'_>,
     listeners: &Slab<ListenerSlot>,
     fds: &HashMap<RawFd, FdSlot>,
+    woken_fds: &mut Vec<Arc<FdWake>>,
     polled: &mut Vec<Ready>,
 ) {
     for (key, s) in listeners.iter() {
@@ -111,55 +125,37 @@ pub(super) fn poll_sources(
             }
         }
     }
-    for (fd, s) in fds.iter().filter(|(_, s)| s.watched) {
-        let mut read_seen = false;
-        let mut write_seen = false;
-        if s.read {
-            if let Poll::Ready(Ok(mut guard)) = s.afd.poll_read_ready(cx) {
-                guard.clear_ready();
-                read_seen = true;
-            }
+    for wake in woken_fds.drain(..) {
+        let fd = wake.fd;
+        let Some(s) = fds.get(&fd).filter(|s| Arc::ptr_eq(&s.wake, &wake)) else {
+            // Woken through a registration dropped since.
+            continue;
+        };
+        if !s.watched {
+            // Stays woken: watching it again lists it anew (`watch_fd_as`).
+            continue;
         }
-        if s.write {
-            if let Poll::Ready(Ok(mut guard)) = s.afd.poll_write_ready(cx) {
-                guard.clear_ready();
-                write_seen = true;
-            }
-        } else if s.read {
-            // An fd watched for reading that can only fail, never become
-            // readable (the write end of a pipe, which asyncio's pipe
-            // transport watches to see the reader go away): epoll reports
-            // the error alone, and tokio files that as "write closed", not
-            // as readable. selectors reports an error in every direction
-            // watched; so does this. (Nothing else reaches the write side
-            // of a registration made for reading only.)
-            if let Poll::Ready(Ok(mut guard)) = s.afd.poll_write_ready(cx) {
-                guard.clear_ready();
-                read_seen = true;
-            }
-        }
+        let (polled_read, polled_write) = s.polled();
+        let (r, w) = wake.poll(&s.afd, polled_read, polled_write);
+        // An fd watched for reading that can only fail, never become
+        // readable (the write end of a pipe, which asyncio's pipe
+        // transport watches to see the reader go away): epoll reports the
+        // error alone, and tokio files that as "write closed", not as
+        // readable. selectors reports an error in every direction
+        // watched; so does this. (Nothing else reaches the write side of
+        // a registration made for reading only.)
+        let read_seen = r || (w && !s.write);
+        let write_seen = w && s.write;
         // Fresh: the registration is for these directions only, and its
         // readiness was cleared when last reported, so only an edge seen
-        // by this turn's poll (or a hang-up, which stays) sets it.
+        // since (or a hang-up, which stays) sets it. An fd listed twice
+        // is merged by the turn.
         if read_seen || write_seen {
-            match polled.iter_mut().find_map(|x| match x {
-                Ready::Fd {
-                    fd: other,
-                    readable,
-                    writable,
-                } if *other == *fd => Some((readable, writable)),
-                _ => None,
-            }) {
-                Some((readable, writable)) => {
-                    *readable |= read_seen;
-                    *writable |= write_seen;
-                }
-                None => polled.push(Ready::Fd {
-                    fd: *fd,
-                    readable: read_seen,
-                    writable: write_seen,
-                }),
-            }
+            polled.push(Ready::Fd {
+                fd,
+                readable: read_seen,
+                writable: write_seen,
+            });
         }
     }
 }
@@ -365,8 +361,13 @@ impl TokioScheduler {
                 // again with no new registration. What tokio saw meanwhile
                 // may be stale; the next turn asks poll(2) instead, which
                 // reports it if ready, as a new registration would (unless
-                // the caller knows it is not: `watch_fd_idle`).
-                clear_readiness(&slot.afd);
+                // the caller knows it is not: `watch_fd_idle`). If no edge
+                // came since the turn last polled it, tokio saw nothing and
+                // the fd's waker is still registered: nothing to do.
+                if slot.wake.is_woken() {
+                    clear_readiness(&slot.afd);
+                    slot.wake.list_again();
+                }
                 slot.watched = true;
                 if idle == Idle::No {
                     self.fired_fds.fired(fd, 0);
@@ -387,17 +388,18 @@ impl TokioScheduler {
             (read, write)
         };
         let afd = self.register(fd, watch::interest_of(registered))?;
-        self.fds.insert(
-            fd,
-            FdSlot {
-                afd,
-                read,
-                write,
-                watched: true,
-                file: file_id(fd),
-                registered,
-            },
-        );
+        let slot = FdSlot {
+            afd,
+            read,
+            write,
+            watched: true,
+            file: file_id(fd),
+            registered,
+            wake: FdWake::new(fd, &self.woken),
+        };
+        let (polled_read, polled_write) = slot.polled();
+        slot.wake.arm(&slot.afd, polled_read, polled_write);
+        self.fds.insert(fd, slot);
         Ok(())
     }
 

@@ -38,6 +38,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{Interest, Ready as TokioReady};
 
+use super::fd_wake::FdWake;
+
 /// A raw fd handed to tokio's reactor; never closed through this.
 pub(super) struct Fd(pub(super) RawFd);
 
@@ -101,8 +103,8 @@ pub(super) struct Report {
     pub ended: bool,
 }
 
-/// The watches tokio's reactor woke since the turn last looked, and the
-/// waker of a `turn` blocked until one comes. One lock for both, and no
+/// The watches and raw fds (fd_wake.rs) tokio's reactor woke since the
+/// turn last looked, and the waker of a `turn` blocked until one comes. One lock for both, and no
 /// permit left behind by wakes nobody waited for (a `Notify` would end
 /// the next blocking turn at once, with nothing to report).
 #[derive(Default)]
@@ -111,6 +113,7 @@ pub(super) struct Woken(Mutex<WokenList>);
 #[derive(Default)]
 struct WokenList {
     watches: Vec<Arc<Watch>>,
+    fds: Vec<Arc<FdWake>>,
     waiter: Option<Waker>,
 }
 
@@ -122,10 +125,11 @@ impl Woken {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn push(&self, watch: Arc<Watch>) {
+    /// Files `add` in the list and wakes a waiting turn.
+    fn push_with(&self, add: impl FnOnce(&mut WokenList)) {
         let waiter = {
             let mut woken = self.lock();
-            woken.watches.push(watch);
+            add(&mut woken);
             woken.waiter.take()
         };
         if let Some(waker) = waiter {
@@ -133,14 +137,23 @@ impl Woken {
         }
     }
 
-    pub fn has_any(&self) -> bool {
-        !self.lock().watches.is_empty()
+    fn push(&self, watch: Arc<Watch>) {
+        self.push_with(|w| w.watches.push(watch));
     }
 
-    /// Ready when a watch is waiting; else `cx` is woken by the next one.
+    pub fn push_fd(&self, fd: Arc<FdWake>) {
+        self.push_with(|w| w.fds.push(fd));
+    }
+
+    pub fn has_any(&self) -> bool {
+        let woken = self.lock();
+        !woken.watches.is_empty() || !woken.fds.is_empty()
+    }
+
+    /// Ready when a watch or fd is waiting; else `cx` is woken by the next.
     pub fn poll_any(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut woken = self.lock();
-        if !woken.watches.is_empty() {
+        if !woken.watches.is_empty() || !woken.fds.is_empty() {
             return Poll::Ready(());
         }
         match &mut woken.waiter {
@@ -153,6 +166,11 @@ impl Woken {
     /// Swaps every woken watch into `into` (empty; its buffer is reused).
     pub fn take(&self, into: &mut Vec<Arc<Watch>>) {
         std::mem::swap(&mut self.lock().watches, into);
+    }
+
+    /// Swaps every woken raw fd into `into` (empty; its buffer is reused).
+    pub fn take_fds(&self, into: &mut Vec<Arc<FdWake>>) {
+        std::mem::swap(&mut self.lock().fds, into);
     }
 
     /// Forgets a waiter that is not waiting now (the turn is over).

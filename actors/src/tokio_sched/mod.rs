@@ -48,7 +48,6 @@ use std::time::Duration;
 use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest as TokioInterest;
-use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::connection::DEFAULT_READ_BUFFER;
@@ -68,16 +67,18 @@ use sources::{poll_sources, FdSlot, ListenerSlot, SignalSlot};
 use watch::{Fd, Watch, Woken};
 
 /// Wakes a blocked (or the next) `turn` from any thread.
-#[derive(Default)]
 pub struct TokioWaker {
-    notify: Notify,
     woken: AtomicBool,
+    /// The turn waits on the woken list (watch.rs): a wake pokes it.
+    list: Arc<Woken>,
 }
 
 impl TokioWaker {
     pub fn wake(&self) -> io::Result<()> {
+        // Set before the poke: a turn that did not see the flag before it
+        // blocked sees the poke (see `Woken::poke`).
         self.woken.store(true, Ordering::SeqCst);
-        self.notify.notify_one();
+        self.list.poke();
         Ok(())
     }
 }
@@ -140,8 +141,12 @@ pub struct TokioScheduler {
 
 impl TokioScheduler {
     pub fn new() -> io::Result<Self> {
-        let waker = Arc::new(TokioWaker::default());
-        let hook = Arc::clone(&waker);
+        let woken = Arc::new(Woken::default());
+        let waker = Arc::new(TokioWaker {
+            woken: AtomicBool::new(false),
+            list: Arc::clone(&woken),
+        });
+        let hook = Arc::clone(&woken);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -153,7 +158,7 @@ impl TokioScheduler {
             // wakes it, without a `Woken` report.
             .on_thread_unpark(move || {
                 if take_eintr() {
-                    hook.notify.notify_one();
+                    hook.poke();
                 }
             })
             .build()?;
@@ -168,7 +173,7 @@ impl TokioScheduler {
             listeners: Slab::new(),
             fds: HashMap::default(),
             signal: None,
-            woken: Arc::new(Woken::default()),
+            woken,
             polling: Vec::new(),
             polling_fds: Vec::new(),
             collected: Vec::new(),
@@ -245,7 +250,6 @@ impl TokioScheduler {
         let mut polling_fds = std::mem::take(&mut self.polling_fds);
         {
             let woken = &*self.woken;
-            let waker = &self.waker;
             let listeners = &self.listeners;
             let fds = &self.fds;
             let signal = self.signal.as_ref();
@@ -274,7 +278,6 @@ impl TokioScheduler {
                 // listener or watched fd is ready, a signal comes, or the
                 // timeout. Watches woken by one reactor poll are all
                 // polled together, so their reports come in one turn.
-                let mut notified = std::pin::pin!(waker.notify.notified());
                 std::future::poll_fn(|cx| {
                     woken.poll_woken(polling, reports);
                     woken.take_fds(polling_fds);
@@ -282,7 +285,6 @@ impl TokioScheduler {
                     let done = !polled.is_empty()
                         || !reports.is_empty()
                         || woken.poll_any(cx).is_ready()
-                        || notified.as_mut().poll(cx).is_ready()
                         || signal.is_some_and(|s| s.poll(cx))
                         || (timed && sleep.as_mut().poll(cx).is_ready());
                     if done {

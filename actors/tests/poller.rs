@@ -126,44 +126,70 @@ fn watch_regular_file_fails_cleanly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn paused_listener_is_not_reported() {
-    let mut sched = MioScheduler::new().unwrap();
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    let lid = sched
-        .add_listener(actors::Listener::from_std_tcp(l).unwrap())
-        .unwrap();
-    sched.pause_listener(lid).unwrap();
-    let _c1 = std::net::TcpStream::connect(addr).unwrap();
-    let _c2 = std::net::TcpStream::connect(addr).unwrap();
-    let mut ready = Vec::new();
-    sched
-        .turn(Some(Duration::from_millis(50)), &mut ready)
-        .unwrap();
-    assert!(ready.is_empty());
-    sched.resume_listener(lid).unwrap();
-    sched
-        .turn(Some(Duration::from_secs(5)), &mut ready)
-        .unwrap();
-    assert_eq!(ready, vec![Ready::Listener { id: lid }]);
-    // Accept just one: the listener must be reported again.
-    assert!(sched.accept(lid).unwrap().is_some());
-    ready.clear();
-    sched
-        .turn(Some(Duration::from_secs(5)), &mut ready)
-        .unwrap();
-    assert_eq!(ready, vec![Ready::Listener { id: lid }]);
-    assert!(sched.accept(lid).unwrap().is_some());
-    assert!(sched.accept(lid).unwrap().is_none());
-    ready.clear();
-    sched
-        .turn(Some(Duration::from_millis(30)), &mut ready)
-        .unwrap();
-    assert!(ready.is_empty());
-    assert!(sched.remove_listener(lid).is_some());
-    assert!(sched.accept(lid).is_err());
+/// A paused listener is not reported; resumed, what queued meanwhile is,
+/// and so is a connection that comes after it was drained.
+macro_rules! paused_listener_test {
+    ($name:ident, $sched:expr) => {
+        #[test]
+        fn $name() {
+            let mut sched = $sched;
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let lid = sched
+                .add_listener(actors::Listener::from_std_tcp(l).unwrap())
+                .unwrap();
+            sched.pause_listener(lid).unwrap();
+            let _c1 = std::net::TcpStream::connect(addr).unwrap();
+            let _c2 = std::net::TcpStream::connect(addr).unwrap();
+            let mut ready = Vec::new();
+            sched
+                .turn(Some(Duration::from_millis(50)), &mut ready)
+                .unwrap();
+            assert!(ready.is_empty());
+            sched.resume_listener(lid).unwrap();
+            sched
+                .turn(Some(Duration::from_secs(5)), &mut ready)
+                .unwrap();
+            assert_eq!(ready, vec![Ready::Listener { id: lid }]);
+            // Accept just one: the listener must be reported again.
+            assert!(sched.accept(lid).unwrap().is_some());
+            ready.clear();
+            sched
+                .turn(Some(Duration::from_secs(5)), &mut ready)
+                .unwrap();
+            assert_eq!(ready, vec![Ready::Listener { id: lid }]);
+            assert!(sched.accept(lid).unwrap().is_some());
+            assert!(sched.accept(lid).unwrap().is_none());
+            ready.clear();
+            sched
+                .turn(Some(Duration::from_millis(30)), &mut ready)
+                .unwrap();
+            assert!(ready.is_empty());
+            // Drained: the next connection is an edge, and reported.
+            let _c3 = std::net::TcpStream::connect(addr).unwrap();
+            let start = Instant::now();
+            while ready.is_empty() {
+                assert!(start.elapsed() < Duration::from_secs(5));
+                sched
+                    .turn(Some(Duration::from_secs(5)), &mut ready)
+                    .unwrap();
+            }
+            assert_eq!(ready, vec![Ready::Listener { id: lid }]);
+            assert!(sched.accept(lid).unwrap().is_some());
+            assert!(sched.remove_listener(lid).is_some());
+            assert!(sched.accept(lid).is_err());
+        }
+    };
 }
+
+paused_listener_test!(
+    mio_paused_listener_is_not_reported,
+    MioScheduler::new().unwrap()
+);
+paused_listener_test!(
+    tokio_paused_listener_is_not_reported,
+    actors::TokioScheduler::new().unwrap()
+);
 
 /// What a `sock_recv` that waits round after round on one socket does: a
 /// read that would block, a watch that tells the scheduler the fd still

@@ -1,14 +1,16 @@
-//! The waker of a raw fd watch (asyncio's add_reader/add_writer).
+//! The waker of a raw fd watch (asyncio's add_reader/add_writer), of a
+//! listener and of the signal pipe.
 //!
 //! tokio's reactor holds one waker per direction of a registration and
 //! wakes it on an edge. Until 2026-12-04 that waker was the turn's own, and
-//! every turn polled every watched fd to learn which had fired: two
-//! readiness polls per watched fd per turn, whether it fired or not, so a
-//! loop with a thousand sockets waiting in `sock_recv` paid two thousand
-//! polls (each a lock and a waker clone) for every message. Now each fd
-//! has its own waker, which puts it on the scheduler's woken list
-//! (watch.rs's `Woken`, shared with the connection watches) and wakes the
-//! turn; the turn polls only the fds on that list.
+//! every poll of the turn's future polled every watched fd and listener to
+//! learn which had fired: two readiness polls per watched fd, whether it
+//! fired or not, so a loop with a thousand sockets waiting in `sock_recv`
+//! paid two thousand polls (each a lock and a waker clone) for every
+//! message, and a server paid a poll of its listener two or three times a
+//! turn. Now each has its own waker, which puts it on the scheduler's
+//! woken list (watch.rs's `Woken`, shared with the connection watches)
+//! and wakes the turn; the turn polls only what is on that list.
 //!
 //! The waker stays registered with tokio while the fd is unwatched (its
 //! registration is kept: sources.rs), so watching the same file again
@@ -23,8 +25,19 @@ use tokio::io::unix::AsyncFd;
 
 use super::watch::{Fd, Woken};
 
+/// What a waker stands for.
+#[derive(Clone, Copy)]
+pub(super) enum Source {
+    /// A raw fd watch, by its fd.
+    Fd(RawFd),
+    /// A listener, by its key in the scheduler's slab.
+    Listener(usize),
+    /// The signal pipe.
+    Signal,
+}
+
 pub(super) struct FdWake {
-    pub fd: RawFd,
+    pub source: Source,
     /// Set from the edge that took the waker until the turn polls the fd
     /// again: meanwhile no waker of ours is registered, and tokio's
     /// readiness may be set. Clear: the waker is registered in every
@@ -48,9 +61,9 @@ impl Wake for FdWake {
 }
 
 impl FdWake {
-    pub fn new(fd: RawFd, list: &Arc<Woken>) -> Arc<Self> {
+    pub fn new(source: Source, list: &Arc<Woken>) -> Arc<Self> {
         Arc::new(FdWake {
-            fd,
+            source,
             woken: AtomicBool::new(false),
             list: Arc::downgrade(list),
         })
@@ -62,7 +75,8 @@ impl FdWake {
     }
 
     /// Back on the woken list, for the next turn to poll (the fd is woken
-    /// already: its edge came while nobody watched it).
+    /// already: its edge came while nobody watched it, or its listener was
+    /// paused).
     pub fn list_again(self: &Arc<Self>) {
         if let Some(list) = self.list.upgrade() {
             list.push_fd(Arc::clone(self));

@@ -17,12 +17,11 @@
 //!   ends its connection with `Closed(Some(Panic))`, delivered by the next
 //!   call into it. Until 2026-12-04 each connection was a tokio task that
 //!   did this polling; see the watch's docs for why it is not.
-//! - Listeners are polled by the scheduler itself inside `turn`
-//!   ([`sources`]). A raw-fd watcher (asyncio's add_reader) has a waker of
-//!   its own ([`fd_wake`]) that lists it with the woken watches, so a turn
-//!   polls only the fds that fired; they get asyncio's level-triggered
-//!   behaviour by re-checking, with `poll(2)`, the fds that fired last
-//!   turn.
+//! - Listeners, raw-fd watchers (asyncio's add_reader) and the signal pipe
+//!   ([`sources`]) each have a waker of their own ([`fd_wake`]) that lists
+//!   them with the woken watches, so a turn polls only what fired. Raw fds
+//!   get asyncio's level-triggered behaviour by re-checking, with
+//!   `poll(2)`, the fds that fired last turn.
 //! - When a connection ends, the scheduler stops its watch and drops its
 //!   registration, then closes the socket, all in the call that ends it
 //!   ([`conns`]): a reused fd number can never be deregistered by a stale
@@ -265,10 +264,10 @@ impl TokioScheduler {
             let wait = async move {
                 if timeout == Some(Duration::ZERO) {
                     yield_once().await;
-                    std::future::poll_fn(|cx| {
+                    std::future::poll_fn(|_| {
                         woken.poll_woken(polling, reports);
                         woken.take_fds(polling_fds);
-                        poll_sources(cx, listeners, fds, polling_fds, polled);
+                        poll_sources(listeners, fds, signal, polling_fds, polled);
                         Poll::Ready(())
                     })
                     .await;
@@ -281,11 +280,11 @@ impl TokioScheduler {
                 std::future::poll_fn(|cx| {
                     woken.poll_woken(polling, reports);
                     woken.take_fds(polling_fds);
-                    poll_sources(cx, listeners, fds, polling_fds, polled);
-                    let done = !polled.is_empty()
+                    let signalled = poll_sources(listeners, fds, signal, polling_fds, polled);
+                    let done = signalled
+                        || !polled.is_empty()
                         || !reports.is_empty()
                         || woken.poll_any(cx).is_ready()
-                        || signal.is_some_and(|s| s.poll(cx))
                         || (timed && sleep.as_mut().poll(cx).is_ready());
                     if done {
                         Poll::Ready(())

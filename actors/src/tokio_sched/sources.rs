@@ -1,7 +1,6 @@
-//! What `turn` polls on every poll of its future: listeners and the signal
-//! pipe, with the turn's own waker, and the raw fd watchers (asyncio's
-//! add_reader/add_writer, with their level-triggered re-check) that their
-//! own waker put on the woken list (fd_wake.rs).
+//! Listeners, raw fd watchers (asyncio's add_reader/add_writer, with their
+//! level-triggered re-check) and the signal pipe: what `turn` polls when
+//! their own waker put them on the woken list (fd_wake.rs).
 
 use rustc_hash::FxHashMap as HashMap;
 use std::io;
@@ -12,7 +11,7 @@ use std::task::Poll;
 use slab::Slab;
 use tokio::io::unix::AsyncFd;
 
-use super::fd_wake::FdWake;
+use super::fd_wake::{FdWake, Source};
 use super::watch::{self, Fd};
 use super::TokioScheduler;
 use crate::acceptor::Listener;
@@ -26,6 +25,8 @@ pub(super) struct ListenerSlot {
     pub gen: u64,
     pub listener: Listener,
     pub afd: AsyncFd<Fd>,
+    /// Its waker in tokio's reactor (fd_wake.rs).
+    pub wake: Arc<FdWake>,
     pub active: bool,
     pub hot: bool,
     pub queued_hot: bool,
@@ -100,63 +101,86 @@ fn clear_readiness(afd: &AsyncFd<Fd>) {
     }
 }
 
-/// Polls listeners, and the raw fds whose waker tokio's reactor called
-/// (`woken_fds`, emptied), for readiness (without blocking), pushing
-/// reports and clearing tokio's readiness so the next report needs an edge.
+/// Polls what tokio's reactor woke (`woken`, emptied): raw fds, listeners
+/// and the signal pipe, without blocking, pushing reports and clearing
+/// tokio's readiness so the next report needs an edge. Returns whether a
+/// byte came on the signal pipe (read now).
 pub(super) fn poll_sources(
-    cx: &mut std::task::Context<'_>,
     listeners: &Slab<ListenerSlot>,
     fds: &HashMap<RawFd, FdSlot>,
-    woken_fds: &mut Vec<Arc<FdWake>>,
+    signal: Option<&SignalSlot>,
+    woken: &mut Vec<Arc<FdWake>>,
     polled: &mut Vec<Ready>,
-) {
-    for (key, s) in listeners.iter() {
-        if !s.active {
-            continue;
-        }
-        if let Poll::Ready(Ok(mut guard)) = s.afd.poll_read_ready(cx) {
-            guard.clear_ready();
-            let id = ListenerId { key, gen: s.gen };
-            if !polled
-                .iter()
-                .any(|x| matches!(x, Ready::Listener { id: other } if *other == id))
-            {
-                polled.push(Ready::Listener { id });
+) -> bool {
+    let mut signalled = false;
+    for wake in woken.drain(..) {
+        match wake.source {
+            Source::Fd(fd) => poll_fd(fd, &wake, fds, polled),
+            Source::Listener(key) => {
+                let Some(s) = listeners.get(key).filter(|s| Arc::ptr_eq(&s.wake, &wake)) else {
+                    continue;
+                };
+                if !s.active {
+                    // Stays woken: resuming lists it anew.
+                    continue;
+                }
+                if wake.poll(&s.afd, true, false).0 {
+                    let id = ListenerId { key, gen: s.gen };
+                    if !polled
+                        .iter()
+                        .any(|x| matches!(x, Ready::Listener { id: other } if *other == id))
+                    {
+                        polled.push(Ready::Listener { id });
+                    }
+                }
+            }
+            Source::Signal => {
+                let Some(s) = signal.filter(|s| Arc::ptr_eq(&s.wake, &wake)) else {
+                    continue;
+                };
+                // Cleared before the drain: a byte written meanwhile is a
+                // new edge, which only this thread's driver, later, sees.
+                if wake.poll(&s.afd, true, false).0 {
+                    s.pipe.drain();
+                    signalled = true;
+                }
             }
         }
     }
-    for wake in woken_fds.drain(..) {
-        let fd = wake.fd;
-        let Some(s) = fds.get(&fd).filter(|s| Arc::ptr_eq(&s.wake, &wake)) else {
-            // Woken through a registration dropped since.
-            continue;
-        };
-        if !s.watched {
-            // Stays woken: watching it again lists it anew (`watch_fd_as`).
-            continue;
-        }
-        let (polled_read, polled_write) = s.polled();
-        let (r, w) = wake.poll(&s.afd, polled_read, polled_write);
-        // An fd watched for reading that can only fail, never become
-        // readable (the write end of a pipe, which asyncio's pipe
-        // transport watches to see the reader go away): epoll reports the
-        // error alone, and tokio files that as "write closed", not as
-        // readable. selectors reports an error in every direction
-        // watched; so does this. (Nothing else reaches the write side of
-        // a registration made for reading only.)
-        let read_seen = r || (w && !s.write);
-        let write_seen = w && s.write;
-        // Fresh: the registration is for these directions only, and its
-        // readiness was cleared when last reported, so only an edge seen
-        // since (or a hang-up, which stays) sets it. An fd listed twice
-        // is merged by the turn.
-        if read_seen || write_seen {
-            polled.push(Ready::Fd {
-                fd,
-                readable: read_seen,
-                writable: write_seen,
-            });
-        }
+    signalled
+}
+
+/// A woken raw fd: polled if it is still watched by the registration that
+/// woke, reported if ready.
+fn poll_fd(fd: RawFd, wake: &Arc<FdWake>, fds: &HashMap<RawFd, FdSlot>, polled: &mut Vec<Ready>) {
+    let Some(s) = fds.get(&fd).filter(|s| Arc::ptr_eq(&s.wake, wake)) else {
+        // Woken through a registration dropped since.
+        return;
+    };
+    if !s.watched {
+        // Stays woken: watching it again lists it anew (`watch_fd_as`).
+        return;
+    }
+    let (polled_read, polled_write) = s.polled();
+    let (r, w) = wake.poll(&s.afd, polled_read, polled_write);
+    // An fd watched for reading that can only fail, never become readable
+    // (the write end of a pipe, which asyncio's pipe transport watches to
+    // see the reader go away): epoll reports the error alone, and tokio
+    // files that as "write closed", not as readable. selectors reports an
+    // error in every direction watched; so does this. (Nothing else
+    // reaches the write side of a registration made for reading only.)
+    let read_seen = r || (w && !s.write);
+    let write_seen = w && s.write;
+    // Fresh: the registration is for these directions only, and its
+    // readiness was cleared when last reported, so only an edge seen since
+    // (or a hang-up, which stays) sets it. An fd listed twice is merged by
+    // the turn.
+    if read_seen || write_seen {
+        polled.push(Ready::Fd {
+            fd,
+            readable: read_seen,
+            writable: write_seen,
+        });
     }
 }
 
@@ -192,22 +216,8 @@ pub(super) fn poll_now(fd: RawFd, read: bool, write: bool) -> (bool, bool) {
 pub(super) struct SignalSlot {
     pub afd: AsyncFd<Fd>,
     pub pipe: SignalPipe,
-}
-
-impl SignalSlot {
-    /// Whether bytes came (read now); registers `cx` for the next ones.
-    pub fn poll(&self, cx: &mut std::task::Context<'_>) -> bool {
-        match self.afd.poll_read_ready(cx) {
-            Poll::Ready(Ok(mut guard)) => {
-                self.pipe.drain();
-                // Only this thread's driver sets readiness again, after
-                // this: a byte written since the drain is a new edge.
-                guard.clear_ready();
-                true
-            }
-            _ => false,
-        }
-    }
+    /// Its waker in tokio's reactor (fd_wake.rs).
+    pub wake: Arc<FdWake>,
 }
 
 /// Listeners and raw fd watchers: the scheduler's side of them.
@@ -221,8 +231,10 @@ impl TokioScheduler {
         }
         let pipe = SignalPipe::new()?;
         let afd = self.register(pipe.read_fd(), TokioInterest::READABLE)?;
+        let wake = FdWake::new(Source::Signal, &self.woken);
+        wake.arm(&afd, true, false);
         let fd = pipe.write_fd();
-        self.signal = Some(SignalSlot { afd, pipe });
+        self.signal = Some(SignalSlot { afd, pipe, wake });
         Ok(fd)
     }
 
@@ -250,10 +262,15 @@ impl TokioScheduler {
     pub fn add_listener(&mut self, listener: Listener) -> io::Result<ListenerId> {
         let afd = self.register(listener.as_raw_fd(), TokioInterest::READABLE)?;
         let gen = self.gen();
-        let key = self.listeners.insert(ListenerSlot {
+        let entry = self.listeners.vacant_entry();
+        let key = entry.key();
+        let wake = FdWake::new(Source::Listener(key), &self.woken);
+        wake.arm(&afd, true, false);
+        entry.insert(ListenerSlot {
             gen,
             listener,
             afd,
+            wake,
             active: true,
             hot: false,
             queued_hot: false,
@@ -292,6 +309,11 @@ impl TokioScheduler {
             .ok_or(io::Error::from(io::ErrorKind::NotFound))?;
         if !s.active {
             s.active = true;
+            if s.wake.is_woken() {
+                // An edge took the waker while paused: the turn polls the
+                // listener again, which registers it.
+                s.wake.list_again();
+            }
             // Connections may have queued while paused, with no new edge.
             s.hot = true;
             if !s.queued_hot {
@@ -395,7 +417,7 @@ impl TokioScheduler {
             watched: true,
             file: file_id(fd),
             registered,
-            wake: FdWake::new(fd, &self.woken),
+            wake: FdWake::new(Source::Fd(fd), &self.woken),
         };
         let (polled_read, polled_write) = slot.polled();
         slot.wake.arm(&slot.afd, polled_read, polled_write);

@@ -23,7 +23,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use tokio::io::unix::AsyncFd;
 
-use super::watch::{Fd, Woken};
+use super::watch::{list_once, Fd, Woken};
 
 /// What a waker stands for.
 #[derive(Clone, Copy)]
@@ -54,9 +54,7 @@ impl Wake for FdWake {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::Relaxed) {
-            self.list_again();
-        }
+        list_once(&self.woken, &self.list, |w| w.push_fd(Arc::clone(self)));
     }
 }
 

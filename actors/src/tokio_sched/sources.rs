@@ -138,8 +138,10 @@ pub(super) fn poll_sources(
                 let Some(s) = signal.filter(|s| Arc::ptr_eq(&s.wake, &wake)) else {
                     continue;
                 };
-                // Cleared before the drain: a byte written meanwhile is a
-                // new edge, which only this thread's driver, later, sees.
+                // Cleared, then drained: a byte another thread writes in
+                // between is drained now, and its edge, which this
+                // thread's driver sees later, ends a turn early for
+                // nothing; no byte can be left unread with no edge.
                 if wake.poll(&s.afd, true, false).0 {
                     s.pipe.drain();
                     signalled = true;

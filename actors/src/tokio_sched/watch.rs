@@ -214,6 +214,16 @@ impl Woken {
     }
 }
 
+/// A waker's edge: files its owner with `push` unless `flag` says it is
+/// filed already (or the scheduler is gone).
+pub(super) fn list_once(flag: &AtomicBool, list: &Weak<Woken>, push: impl FnOnce(&Woken)) {
+    if !flag.swap(true, Ordering::Relaxed) {
+        if let Some(list) = list.upgrade() {
+            push(&list);
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Dropped by the scheduler before it closes the socket.
@@ -248,11 +258,7 @@ impl Wake for Watch {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.queued.swap(true, Ordering::Relaxed) {
-            if let Some(woken) = self.woken.upgrade() {
-                woken.push(Arc::clone(self));
-            }
-        }
+        list_once(&self.queued, &self.woken, |w| w.push(Arc::clone(self)));
     }
 }
 

@@ -177,6 +177,53 @@ fn waker_wakes_a_blocked_turn() {
     t.join().unwrap();
 }
 
+/// Turns with `timeout` until one ends with nothing to report, however
+/// early a kept deadline makes them end; returns the time it took.
+fn timed_turns(sched: &mut TokioScheduler, timeout: Duration) -> Duration {
+    let start = Instant::now();
+    let mut ready = Vec::new();
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        sched.turn(Some(left), &mut ready).unwrap();
+        assert!(ready.is_empty(), "{ready:?}");
+        if start.elapsed() >= timeout {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < DEADLINE);
+    }
+}
+
+#[test]
+fn a_timed_turn_ends_at_its_timeout_whatever_came_before() {
+    let mut sched = TokioScheduler::new().unwrap();
+    let mut ready = Vec::new();
+    // Alone.
+    let took = timed_turns(&mut sched, Duration::from_millis(30));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // After a turn that waited for a later deadline and was woken first:
+    // the earlier deadline is armed anew.
+    let waker = sched.waker();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        waker.wake().unwrap();
+    });
+    let start = Instant::now();
+    while !ready.contains(&Ready::Woken) {
+        assert!(start.elapsed() < DEADLINE);
+        sched
+            .turn(Some(Duration::from_secs(10)), &mut ready)
+            .unwrap();
+    }
+    t.join().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let took = timed_turns(&mut sched, Duration::from_millis(30));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // After an earlier deadline that was kept (a turn woken before it):
+    // the turns that follow end by the later one.
+    let took = timed_turns(&mut sched, Duration::from_millis(80));
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
 #[test]
 fn fd_watchers_are_level_triggered() {
     let mut sched = TokioScheduler::new().unwrap();

@@ -1,5 +1,5 @@
 //! The waker of a raw fd watch (asyncio's add_reader/add_writer), of a
-//! listener and of the signal pipe.
+//! listener, of the signal pipe and of the turn's timer.
 //!
 //! tokio's reactor holds one waker per direction of a registration and
 //! wakes it on an edge. Until 2026-12-04 that waker was the turn's own, and
@@ -34,6 +34,8 @@ pub(super) enum Source {
     Listener(usize),
     /// The signal pipe.
     Signal,
+    /// The timer of a blocking turn (turn_timer.rs).
+    Timer,
 }
 
 pub(super) struct FdWake {

@@ -31,6 +31,8 @@
 //!   at `errno` (`signal_pipe::take_eintr`); a signal taken by another
 //!   thread wakes the turn through the signal pipe
 //!   ([`signal_fd`](TokioScheduler::signal_fd)).
+//! - A blocking turn's timeout is a timerfd in the reactor ([`turn_timer`]),
+//!   not tokio's time driver, which every park would go through.
 
 // Keyed by fd numbers, which the kernel hands out, never by input a peer
 // controls: a fast hash, not a DoS-resistant one.
@@ -38,7 +40,6 @@ use rustc_hash::FxHashMap as HashMap;
 use std::future::Future;
 use std::io;
 use std::os::fd::RawFd;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
@@ -47,7 +48,6 @@ use std::time::Duration;
 use slab::Slab;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest as TokioInterest;
-use tokio::time::{Instant, Sleep};
 
 use crate::connection::DEFAULT_READ_BUFFER;
 use crate::level::FiredFds;
@@ -58,11 +58,13 @@ use crate::toxics::Deadlines;
 mod conns;
 mod fd_wake;
 mod sources;
+mod turn_timer;
 mod watch;
 
 use conns::ConnSlot;
 use fd_wake::FdWake;
 use sources::{poll_sources, FdSlot, ListenerSlot, SignalSlot};
+use turn_timer::TurnTimer;
 use watch::{Fd, Watch, Woken};
 
 /// Wakes a blocked (or the next) `turn` from any thread.
@@ -103,11 +105,8 @@ fn yield_once() -> impl Future<Output = ()> {
 pub struct TokioScheduler {
     // Field order is drop order: the timer, then the runtime, then the
     // connections (each slot drops its registration before its socket).
-    /// The wait of a blocking `turn` with a timeout. One timer, moved from
-    /// turn to turn: a new `Sleep` per turn would wake tokio's driver (an
-    /// eventfd write) each time it is registered, while moving a timer to
-    /// the same or a later millisecond is one atomic store.
-    sleep: Pin<Box<Sleep>>,
+    /// The wait of a blocking `turn` with a timeout (turn_timer.rs).
+    timer: TurnTimer,
     rt: tokio::runtime::Runtime,
     conns: Slab<ConnSlot>,
     listeners: Slab<ListenerSlot>,
@@ -148,7 +147,6 @@ impl TokioScheduler {
         let hook = Arc::clone(&woken);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
-            .enable_time()
             // After every park: tokio's driver ignores an EINTR from its
             // poll (and parks again if nothing woke the turn), so the turn
             // would not end for a signal this thread took. The failed poll
@@ -161,12 +159,12 @@ impl TokioScheduler {
                 }
             })
             .build()?;
-        let sleep = {
+        let timer = {
             let _runtime = rt.enter();
-            Box::pin(tokio::time::sleep(Duration::ZERO))
+            TurnTimer::new(&woken)?
         };
         Ok(TokioScheduler {
-            sleep,
+            timer,
             rt,
             conns: Slab::new(),
             listeners: Slab::new(),
@@ -236,17 +234,14 @@ impl TokioScheduler {
         } else {
             timeout
         };
-        let timed = match timeout {
-            Some(d) if !d.is_zero() => {
-                self.sleep.as_mut().reset(Instant::now() + d);
-                true
-            }
-            _ => false,
-        };
+        if let Some(d) = timeout.filter(|d| !d.is_zero()) {
+            self.timer.set(d)?;
+        }
         let mut polled: Vec<Ready> = Vec::new();
         let mut reports = std::mem::take(&mut self.collected);
         let mut polling = std::mem::take(&mut self.polling);
         let mut polling_fds = std::mem::take(&mut self.polling_fds);
+        let mut timed_out = false;
         {
             let woken = &*self.woken;
             let listeners = &self.listeners;
@@ -256,7 +251,8 @@ impl TokioScheduler {
             let reports = &mut reports;
             let polling = &mut polling;
             let polling_fds = &mut polling_fds;
-            let mut sleep = self.sleep.as_mut();
+            let timer = &self.timer;
+            let timed_out = &mut timed_out;
             // The reactor calls a connection's watch on an edge, which puts
             // it on the woken list and wakes this future; every poll of it
             // polls the woken watches first, so what the reactor's last poll
@@ -267,7 +263,8 @@ impl TokioScheduler {
                     std::future::poll_fn(|_| {
                         woken.poll_woken(polling, reports);
                         woken.take_fds(polling_fds);
-                        poll_sources(listeners, fds, signal, polling_fds, polled);
+                        let seen = poll_sources(listeners, fds, signal, timer, polling_fds, polled);
+                        *timed_out |= seen.timed_out;
                         Poll::Ready(())
                     })
                     .await;
@@ -280,12 +277,13 @@ impl TokioScheduler {
                 std::future::poll_fn(|cx| {
                     woken.poll_woken(polling, reports);
                     woken.take_fds(polling_fds);
-                    let signalled = poll_sources(listeners, fds, signal, polling_fds, polled);
-                    let done = signalled
+                    let seen = poll_sources(listeners, fds, signal, timer, polling_fds, polled);
+                    *timed_out |= seen.timed_out;
+                    let done = seen.signalled
+                        || seen.timed_out
                         || !polled.is_empty()
                         || !reports.is_empty()
-                        || woken.poll_any(cx).is_ready()
-                        || (timed && sleep.as_mut().poll(cx).is_ready());
+                        || woken.poll_any(cx).is_ready();
                     if done {
                         Poll::Ready(())
                     } else {
@@ -299,6 +297,9 @@ impl TokioScheduler {
             self.rt.block_on(tokio::task::coop::unconstrained(wait));
         }
         self.woken.forget_waiter();
+        if timed_out {
+            self.timer.fired();
+        }
         self.polling = polling;
         self.polling_fds = polling_fds;
         if self.waker.woken.swap(false, Ordering::SeqCst) {

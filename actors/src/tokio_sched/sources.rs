@@ -1,6 +1,7 @@
 //! Listeners, raw fd watchers (asyncio's add_reader/add_writer, with their
-//! level-triggered re-check) and the signal pipe: what `turn` polls when
-//! their own waker put them on the woken list (fd_wake.rs).
+//! level-triggered re-check), the signal pipe and the turn's timer: what
+//! `turn` polls when their own waker put them on the woken list
+//! (fd_wake.rs).
 
 use rustc_hash::FxHashMap as HashMap;
 use std::io;
@@ -12,6 +13,7 @@ use slab::Slab;
 use tokio::io::unix::AsyncFd;
 
 use super::fd_wake::{FdWake, Source};
+use super::turn_timer::TurnTimer;
 use super::watch::{self, Fd};
 use super::TokioScheduler;
 use crate::acceptor::Listener;
@@ -101,18 +103,27 @@ fn clear_readiness(afd: &AsyncFd<Fd>) {
     }
 }
 
-/// Polls what tokio's reactor woke (`woken`, emptied): raw fds, listeners
-/// and the signal pipe, without blocking, pushing reports and clearing
-/// tokio's readiness so the next report needs an edge. Returns whether a
-/// byte came on the signal pipe (read now).
+/// What a poll of the sources saw besides reports.
+#[derive(Default)]
+pub(super) struct Seen {
+    /// A byte came on the signal pipe (read now).
+    pub signalled: bool,
+    /// The turn's timer fired (drained now).
+    pub timed_out: bool,
+}
+
+/// Polls what tokio's reactor woke (`woken`, emptied): raw fds, listeners,
+/// the signal pipe and the turn's timer, without blocking, pushing reports
+/// and clearing tokio's readiness so the next report needs an edge.
 pub(super) fn poll_sources(
     listeners: &Slab<ListenerSlot>,
     fds: &HashMap<RawFd, FdSlot>,
     signal: Option<&SignalSlot>,
+    timer: &TurnTimer,
     woken: &mut Vec<Arc<FdWake>>,
     polled: &mut Vec<Ready>,
-) -> bool {
-    let mut signalled = false;
+) -> Seen {
+    let mut seen = Seen::default();
     for wake in woken.drain(..) {
         match wake.source {
             Source::Fd(fd) => poll_fd(fd, &wake, fds, polled),
@@ -144,12 +155,18 @@ pub(super) fn poll_sources(
                 // nothing; no byte can be left unread with no edge.
                 if wake.poll(&s.afd, true, false).0 {
                     s.pipe.drain();
-                    signalled = true;
+                    seen.signalled = true;
+                }
+            }
+            Source::Timer => {
+                if Arc::ptr_eq(&timer.wake, &wake) && wake.poll(&timer.afd, true, false).0 {
+                    timer.drain();
+                    seen.timed_out = true;
                 }
             }
         }
     }
-    signalled
+    seen
 }
 
 /// A woken raw fd: polled if it is still watched by the registration that

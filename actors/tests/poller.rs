@@ -126,6 +126,41 @@ fn watch_regular_file_fails_cleanly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Turns until something is reported (5 s at most).
+fn turn_until_ready<S: Turn>(sched: &mut S, ready: &mut Vec<Ready>) {
+    let start = Instant::now();
+    ready.clear();
+    while ready.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(5), "nothing reported");
+        sched.turn_for(Duration::from_secs(5), ready);
+    }
+}
+
+/// The two schedulers' `turn`, for the tests below.
+trait Turn {
+    fn turn_for(&mut self, timeout: Duration, ready: &mut Vec<Ready>);
+}
+
+impl Turn for MioScheduler {
+    fn turn_for(&mut self, timeout: Duration, ready: &mut Vec<Ready>) {
+        self.turn(Some(timeout), ready).unwrap();
+    }
+}
+
+impl Turn for actors::TokioScheduler {
+    fn turn_for(&mut self, timeout: Duration, ready: &mut Vec<Ready>) {
+        self.turn(Some(timeout), ready).unwrap();
+    }
+}
+
+/// Instantiates a scheduler test macro for both schedulers.
+macro_rules! on_both {
+    ($test:ident, $mio:ident, $tokio:ident) => {
+        $test!($mio, MioScheduler::new().unwrap());
+        $test!($tokio, actors::TokioScheduler::new().unwrap());
+    };
+}
+
 /// A paused listener is not reported; resumed, what queued meanwhile is,
 /// and so is a connection that comes after it was drained.
 macro_rules! paused_listener_test {
@@ -167,13 +202,7 @@ macro_rules! paused_listener_test {
             assert!(ready.is_empty());
             // Drained: the next connection is an edge, and reported.
             let _c3 = std::net::TcpStream::connect(addr).unwrap();
-            let start = Instant::now();
-            while ready.is_empty() {
-                assert!(start.elapsed() < Duration::from_secs(5));
-                sched
-                    .turn(Some(Duration::from_secs(5)), &mut ready)
-                    .unwrap();
-            }
+            turn_until_ready(&mut sched, &mut ready);
             assert_eq!(ready, vec![Ready::Listener { id: lid }]);
             assert!(sched.accept(lid).unwrap().is_some());
             assert!(sched.remove_listener(lid).is_some());
@@ -182,13 +211,10 @@ macro_rules! paused_listener_test {
     };
 }
 
-paused_listener_test!(
+on_both!(
+    paused_listener_test,
     mio_paused_listener_is_not_reported,
-    MioScheduler::new().unwrap()
-);
-paused_listener_test!(
-    tokio_paused_listener_is_not_reported,
-    actors::TokioScheduler::new().unwrap()
+    tokio_paused_listener_is_not_reported
 );
 
 /// What a `sock_recv` that waits round after round on one socket does: a
@@ -233,41 +259,11 @@ macro_rules! same_file_rewatch_test {
     };
 }
 
-same_file_rewatch_test!(
+on_both!(
+    same_file_rewatch_test,
     mio_same_file_rewatch_sees_new_data,
-    MioScheduler::new().unwrap()
+    tokio_same_file_rewatch_sees_new_data
 );
-same_file_rewatch_test!(
-    tokio_same_file_rewatch_sees_new_data,
-    actors::TokioScheduler::new().unwrap()
-);
-
-/// Turns until something is reported (5 s at most).
-fn turn_until_ready<S: Turn>(sched: &mut S, ready: &mut Vec<Ready>) {
-    let start = Instant::now();
-    ready.clear();
-    while ready.is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(5), "nothing reported");
-        sched.turn_for(Duration::from_secs(5), ready);
-    }
-}
-
-/// The two schedulers' `turn`, for the tests below.
-trait Turn {
-    fn turn_for(&mut self, timeout: Duration, ready: &mut Vec<Ready>);
-}
-
-impl Turn for MioScheduler {
-    fn turn_for(&mut self, timeout: Duration, ready: &mut Vec<Ready>) {
-        self.turn(Some(timeout), ready).unwrap();
-    }
-}
-
-impl Turn for actors::TokioScheduler {
-    fn turn_for(&mut self, timeout: Duration, ready: &mut Vec<Ready>) {
-        self.turn(Some(timeout), ready).unwrap();
-    }
-}
 
 /// Many fds watched, a few ready: each turn reports exactly the ready
 /// ones, however many others wait.
@@ -324,13 +320,10 @@ macro_rules! one_ready_among_many_test {
     };
 }
 
-one_ready_among_many_test!(
+on_both!(
+    one_ready_among_many_test,
     mio_reports_one_ready_fd_among_many,
-    MioScheduler::new().unwrap()
-);
-one_ready_among_many_test!(
-    tokio_reports_one_ready_fd_among_many,
-    actors::TokioScheduler::new().unwrap()
+    tokio_reports_one_ready_fd_among_many
 );
 
 /// Data that came while an fd was not watched (a turn ran meanwhile, so
@@ -386,11 +379,8 @@ macro_rules! edge_while_unwatched_test {
     };
 }
 
-edge_while_unwatched_test!(
+on_both!(
+    edge_while_unwatched_test,
     mio_sees_an_edge_that_came_unwatched,
-    MioScheduler::new().unwrap()
-);
-edge_while_unwatched_test!(
-    tokio_sees_an_edge_that_came_unwatched,
-    actors::TokioScheduler::new().unwrap()
+    tokio_sees_an_edge_that_came_unwatched
 );

@@ -19,11 +19,12 @@
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Wake, Waker};
 
 use tokio::io::unix::AsyncFd;
+use tokio::io::Ready as TokioReady;
 
-use super::watch::{list_once, Fd, Woken};
+use super::watch::{list_once, poll_side, Fd, Woken};
 
 /// What a waker stands for.
 #[derive(Clone, Copy)]
@@ -121,20 +122,10 @@ impl FdWake {
 }
 
 /// Whether tokio has readiness for one direction of `afd`, cleared now; if
-/// not, `cx` is woken by the next edge.
+/// not, `cx` is woken by the next edge. A reactor that is gone (the
+/// runtime shutting down) reports nothing more.
 fn take_ready(afd: &AsyncFd<Fd>, cx: &mut Context<'_>, write: bool) -> bool {
-    let polled = if write {
-        afd.poll_write_ready(cx)
-    } else {
-        afd.poll_read_ready(cx)
-    };
-    match polled {
-        Poll::Ready(Ok(mut guard)) => {
-            guard.clear_ready();
-            true
-        }
-        // The reactor is gone (the runtime is shutting down): nothing
-        // more will come.
-        Poll::Ready(Err(_)) | Poll::Pending => false,
-    }
+    let mut got = TokioReady::EMPTY;
+    poll_side(afd, cx, write, &mut got);
+    !got.is_empty()
 }

@@ -241,33 +241,28 @@ impl TokioScheduler {
         let mut reports = std::mem::take(&mut self.collected);
         let mut polling = std::mem::take(&mut self.polling);
         let mut polling_fds = std::mem::take(&mut self.polling_fds);
-        let mut timed_out = false;
         {
             let woken = &*self.woken;
             let listeners = &self.listeners;
             let fds = &self.fds;
             let signal = self.signal.as_ref();
-            let polled = &mut polled;
-            let reports = &mut reports;
-            let polling = &mut polling;
-            let polling_fds = &mut polling_fds;
             let timer = &self.timer;
-            let timed_out = &mut timed_out;
-            // The reactor calls a connection's watch on an edge, which puts
-            // it on the woken list and wakes this future; every poll of it
-            // polls the woken watches first, so what the reactor's last poll
-            // saw reports in this turn.
+            // Polls the woken watches, then the woken sources, so what the
+            // reactor's last poll saw reports in this turn; true if that
+            // ends a blocking turn (a report, a signal, the timeout).
+            let mut poll_all = || {
+                woken.poll_woken(&mut polling, &mut polling_fds, &mut reports);
+                let seen =
+                    poll_sources(listeners, fds, signal, timer, &mut polling_fds, &mut polled);
+                seen.signalled || seen.timed_out || !polled.is_empty() || !reports.is_empty()
+            };
+            // The reactor calls a connection's watch (or a source's waker)
+            // on an edge, which puts it on the woken list and wakes this
+            // future; every poll of it polls what is on the list.
             let wait = async move {
                 if timeout == Some(Duration::ZERO) {
                     yield_once().await;
-                    std::future::poll_fn(|_| {
-                        woken.poll_woken(polling, reports);
-                        woken.take_fds(polling_fds);
-                        let seen = poll_sources(listeners, fds, signal, timer, polling_fds, polled);
-                        *timed_out |= seen.timed_out;
-                        Poll::Ready(())
-                    })
-                    .await;
+                    poll_all();
                     return;
                 }
                 // Block until a watch reports, another thread wakes us, a
@@ -275,16 +270,7 @@ impl TokioScheduler {
                 // timeout. Watches woken by one reactor poll are all
                 // polled together, so their reports come in one turn.
                 std::future::poll_fn(|cx| {
-                    woken.poll_woken(polling, reports);
-                    woken.take_fds(polling_fds);
-                    let seen = poll_sources(listeners, fds, signal, timer, polling_fds, polled);
-                    *timed_out |= seen.timed_out;
-                    let done = seen.signalled
-                        || seen.timed_out
-                        || !polled.is_empty()
-                        || !reports.is_empty()
-                        || woken.poll_any(cx).is_ready();
-                    if done {
+                    if poll_all() || woken.poll_any(cx).is_ready() {
                         Poll::Ready(())
                     } else {
                         Poll::Pending
@@ -297,9 +283,6 @@ impl TokioScheduler {
             self.rt.block_on(tokio::task::coop::unconstrained(wait));
         }
         self.woken.forget_waiter();
-        if timed_out {
-            self.timer.fired();
-        }
         self.polling = polling;
         self.polling_fds = polling_fds;
         if self.waker.woken.swap(false, Ordering::SeqCst) {

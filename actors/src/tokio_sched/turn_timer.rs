@@ -17,6 +17,7 @@
 //! timeout cancelled, the next one set further on), so most timed turns
 //! make no system call; a timer that fires costs one.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Arc;
@@ -32,8 +33,9 @@ pub(super) struct TurnTimer {
     pub afd: AsyncFd<Fd>,
     pub wake: Arc<FdWake>,
     fd: OwnedFd,
-    /// The deadline armed (CLOCK_MONOTONIC), until it fires.
-    armed: Option<Duration>,
+    /// The deadline armed (CLOCK_MONOTONIC), until it fires. A cell: the
+    /// turn drains the timer through a shared borrow, inside its future.
+    armed: Cell<Option<Duration>>,
 }
 
 /// Now, on the clock timerfd deadlines are set in.
@@ -71,15 +73,15 @@ impl TurnTimer {
             afd,
             wake,
             fd,
-            armed: None,
+            armed: Cell::new(None),
         })
     }
 
     /// The turn that follows wakes within `timeout` (maybe earlier: see
     /// the module docs).
-    pub fn set(&mut self, timeout: Duration) -> io::Result<()> {
+    pub fn set(&self, timeout: Duration) -> io::Result<()> {
         let deadline = monotonic_now().saturating_add(timeout);
-        if self.armed.is_some_and(|armed| armed <= deadline) {
+        if self.armed.get().is_some_and(|armed| armed <= deadline) {
             return Ok(());
         }
         let spec = libc::itimerspec {
@@ -104,21 +106,17 @@ impl TurnTimer {
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
-        self.armed = Some(deadline);
+        self.armed.set(Some(deadline));
         Ok(())
     }
 
-    /// Reads the expirations (the turn saw the fd ready). Needs no `&mut`:
-    /// the caller marks the timer disarmed afterwards ([`Self::fired`]).
+    /// Reads the expirations (the turn saw the fd ready): nothing is armed
+    /// any more.
     pub fn drain(&self) {
         let mut buf = [0u8; 8];
         // SAFETY: reads at most 8 bytes into `buf`; a timerfd that has not
         // expired returns EAGAIN (it is non-blocking), which is ignored.
         unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-    }
-
-    /// The timer fired and was drained: nothing is armed.
-    pub fn fired(&mut self) {
-        self.armed = None;
+        self.armed.set(None);
     }
 }

@@ -180,14 +180,12 @@ impl Woken {
         Poll::Pending
     }
 
-    /// Swaps every woken watch into `into` (empty; its buffer is reused).
-    pub fn take(&self, into: &mut Vec<Arc<Watch>>) {
-        std::mem::swap(&mut self.lock().watches, into);
-    }
-
-    /// Swaps every woken raw fd into `into` (empty; its buffer is reused).
-    pub fn take_fds(&self, into: &mut Vec<Arc<FdWake>>) {
-        std::mem::swap(&mut self.lock().fds, into);
+    /// Swaps every woken watch and fd waker into `watches` and `fds`
+    /// (empty; their buffers are reused), under one lock.
+    fn take(&self, watches: &mut Vec<Arc<Watch>>, fds: &mut Vec<Arc<FdWake>>) {
+        let mut woken = self.lock();
+        std::mem::swap(&mut woken.watches, watches);
+        std::mem::swap(&mut woken.fds, fds);
     }
 
     /// Forgets a waiter that is not waiting now, and any poke (the turn
@@ -199,9 +197,15 @@ impl Woken {
     }
 
     /// Polls every woken watch (inside the runtime), filing its reports in
-    /// `out`. A watch that panics ends its own connection only.
-    pub fn poll_woken(&self, buf: &mut Vec<Arc<Watch>>, out: &mut Vec<Report>) {
-        self.take(buf);
+    /// `out`, and hands the woken fd wakers over in `fds`, for the sources
+    /// to poll. A watch that panics ends its own connection only.
+    pub fn poll_woken(
+        &self,
+        buf: &mut Vec<Arc<Watch>>,
+        fds: &mut Vec<Arc<FdWake>>,
+        out: &mut Vec<Report>,
+    ) {
+        self.take(buf, fds);
         for watch in buf.drain(..) {
             let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 watch.poll(out);
@@ -424,7 +428,7 @@ impl Watch {
 
 /// Polls one direction: the readiness seen (cleared in tokio, so the next
 /// one needs a new edge), or `None` if the registration is gone.
-fn poll_side(
+pub(super) fn poll_side(
     afd: &AsyncFd<Fd>,
     cx: &mut Context<'_>,
     write: bool,

@@ -24,7 +24,7 @@ use crate::gil_cell::GilRefCell;
 use crate::handles::Handle;
 use crate::py_imports;
 use crate::queued;
-use crate::reactor::{ConnId, ListenerId, Reactor, Ready, Wake};
+use crate::reactor::{ConnId, Driver, ListenerId, Reactor, Ready, Wake};
 use crate::server_io::Listening;
 use crate::signal_wakeup::WAKEUP_UNTRIED;
 use crate::sock_files::SockFiles;
@@ -246,6 +246,25 @@ impl EventLoop {
     pub fn is_running_flag(&self) -> bool {
         self.running.load(Ordering::Relaxed)
     }
+
+    /// Iterations until stop(): inside the scheduler's runtime when it has
+    /// one to run in (TokioLoop: src/driven.rs), else one `run_once` after
+    /// another. A TokioLoop run from inside another's runtime (from one of
+    /// its callbacks, or in a process forked there) cannot enter its own:
+    /// its turns then run on a thread of their own (tokio_sched/turn.rs).
+    fn run_iterations(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        let driver = this.reactor(slf.py())?.as_ref().and_then(|r| r.driver());
+        if let Some(driver) = driver.filter(|_| !Driver::is_driving()) {
+            return Self::run_driven(slf, driver);
+        }
+        loop {
+            Self::run_once(slf)?;
+            if this.stopping.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// The queued handles back in the collector's sight, before the loop lets
@@ -340,14 +359,7 @@ impl EventLoop {
         py_imports::set_running_loop(py)?.call1((slf,))?;
         this.running.store(true, Ordering::Relaxed);
 
-        let result = loop {
-            if let Err(e) = Self::run_once(slf) {
-                break Err(e);
-            }
-            if this.stopping.load(Ordering::Relaxed) {
-                break Ok(());
-            }
-        };
+        let result = Self::run_iterations(slf);
 
         this.stopping.store(false, Ordering::Relaxed);
         this.running.store(false, Ordering::Relaxed);

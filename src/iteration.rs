@@ -27,6 +27,18 @@ use crate::reactor::Ready;
 use crate::signal_wakeup::WAKEUP_UNTRIED;
 use crate::transport::SocketTransport;
 
+/// An iteration between its two halves (see `run_once`).
+pub(crate) struct Iteration {
+    /// How long its poll may block (None: until woken).
+    pub(crate) timeout: Option<Duration>,
+    /// Callbacks are waiting: the poll must not block.
+    pub(crate) busy: bool,
+    /// It polls the reactor (busy_poll.rs).
+    pub(crate) poll: bool,
+    /// What the poll reported.
+    pub(crate) readiness: Vec<Ready>,
+}
+
 /// asyncio caps one wait at a day, so a clock jump can't freeze the loop.
 const MAX_WAIT: f64 = 24.0 * 3600.0;
 
@@ -57,6 +69,32 @@ impl EventLoop {
     pub(crate) fn run_once(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let this = slf.get();
+        let mut it = Self::begin_iteration(slf)?;
+        let polled = if it.poll {
+            let mut reactor = this.reactor(py)?;
+            let Iteration {
+                timeout,
+                busy,
+                readiness,
+                ..
+            } = &mut it;
+            match reactor.as_mut() {
+                // A zero timeout never blocks: keep the GIL.
+                Some(r) if *busy => r.turn(*timeout, readiness),
+                Some(r) => py.detach(|| r.turn(*timeout, readiness)),
+                None => return Err(closed_error()),
+            }
+        } else {
+            Ok(())
+        };
+        Self::finish_iteration(slf, it, polled)
+    }
+
+    /// An iteration's first half: how long its poll may block, and whether
+    /// it polls at all.
+    pub(crate) fn begin_iteration(slf: &Bound<'_, Self>) -> PyResult<Iteration> {
+        let py = slf.py();
+        let this = slf.get();
         let mut timeout = this.poll_timeout(py);
         let mut busy = timeout == Some(Duration::ZERO);
         if !busy {
@@ -84,21 +122,35 @@ impl EventLoop {
         }
         let mut readiness = std::mem::take(&mut *this.readiness.borrow_mut(py));
         readiness.clear();
-        let polled = if this.busy_poll.borrow_mut(py).should_poll(busy) {
-            let mut reactor = this.reactor(py)?;
-            let polled = match reactor.as_mut() {
-                // A zero timeout never blocks: keep the GIL.
-                Some(r) if busy => r.turn(timeout, &mut readiness),
-                Some(r) => py.detach(|| r.turn(timeout, &mut readiness)),
-                None => return Err(closed_error()),
-            };
+        let poll = this.busy_poll.borrow_mut(py).should_poll(busy);
+        Ok(Iteration {
+            timeout,
+            busy,
+            poll,
+            readiness,
+        })
+    }
+
+    /// An iteration's second half, once its poll (if any) is over: queue
+    /// what the poll found and the timers due, then run the callbacks.
+    pub(crate) fn finish_iteration(
+        slf: &Bound<'_, Self>,
+        it: Iteration,
+        polled: std::io::Result<()>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let Iteration {
+            busy,
+            poll,
+            readiness,
+            ..
+        } = it;
+        if poll {
             this.busy_poll
                 .borrow_mut(py)
                 .polled(busy, !readiness.is_empty());
-            polled
-        } else {
-            Ok(())
-        };
+        }
         if !busy {
             this.polling.store(false, Ordering::Relaxed);
         }

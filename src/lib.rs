@@ -10,6 +10,7 @@ mod context;
 mod cycle_gc;
 mod datagram;
 mod debug;
+mod driven;
 mod errors;
 mod event_loop;
 mod exception_handler;

@@ -9,13 +9,15 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub use actors::sparse::shrink_if_sparse;
 pub use actors::{
-    socket_family, ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Direction, Event,
-    EveryNth, FaultPlan, FileSegment, IoCounts, Listener, ListenerId, ReadCount, ReadResult, Ready,
-    SendfileError, SendfileOutcome, SharedFd, Stream, StreamKind, Toxic, ToxicKind, ToxicPlan,
+    socket_family, ActorError, Addr, CloseError, Command, ConnId, ConnInfo, Direction, Driver,
+    Event, EveryNth, FaultPlan, FileSegment, IoCounts, Listener, ListenerId, ReadCount, ReadResult,
+    Ready, SendfileError, SendfileOutcome, SharedFd, Stream, StreamKind, Toxic, ToxicKind,
+    ToxicPlan,
 };
 
 /// Wakes a loop blocked in `turn`, from any thread.
@@ -23,7 +25,25 @@ pub trait Wake: Send + Sync {
     fn wake(&self) -> io::Result<()>;
 }
 
+/// A scheduler whose turns can be steps of the one future a loop's whole
+/// run is, inside its [`Driver`] (TokioLoop: actors' tokio_sched/driver.rs
+/// and turn.rs): `begin_turn`, then `poll_turn` until it is ready, then
+/// `end_turn`, as `Reactor::turn` does in one call.
+pub trait DrivenTurns {
+    fn begin_turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()>;
+    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+    fn end_turn(&mut self, out: &mut Vec<Ready>);
+}
+
 pub trait Reactor: Send {
+    /// The runtime a run of the loop may go inside (src/driven.rs), for a
+    /// scheduler whose turns are [`DrivenTurns`].
+    fn driver(&self) -> Option<Driver> {
+        None
+    }
+    fn driven(&mut self) -> Option<&mut dyn DrivenTurns> {
+        None
+    }
     /// Waits at most `timeout` (None: forever) for readiness. A signal taken
     /// by this thread, or a byte on `signal_fd`, ends the wait: with
     /// `ErrorKind::Interrupted` (mio's `EINTR`) or with `Ok` and maybe

@@ -28,8 +28,9 @@ impl Wake for TokioWake {
 }
 
 macro_rules! reactor_for {
-    ($scheduler:ty, $wake:ident) => {
+    ($scheduler:ty, $wake:ident $(, $extra:item)* $(,)?) => {
         impl Reactor for $scheduler {
+            $($extra)*
             fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
                 <$scheduler>::turn(self, timeout, out)
             }
@@ -142,4 +143,25 @@ macro_rules! reactor_for {
 }
 
 reactor_for!(MioScheduler, MioWake);
-reactor_for!(TokioScheduler, TokioWake);
+reactor_for!(
+    TokioScheduler,
+    TokioWake,
+    fn driver(&self) -> Option<Driver> {
+        Some(TokioScheduler::driver(self))
+    },
+    fn driven(&mut self) -> Option<&mut dyn DrivenTurns> {
+        Some(self)
+    }
+);
+
+impl DrivenTurns for TokioScheduler {
+    fn begin_turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
+        TokioScheduler::begin_turn(self, timeout, out)
+    }
+    fn poll_turn(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        TokioScheduler::poll_turn(self, cx)
+    }
+    fn end_turn(&mut self, out: &mut Vec<Ready>) {
+        TokioScheduler::end_turn(self, out)
+    }
+}

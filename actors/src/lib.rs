@@ -65,6 +65,6 @@ pub use mio_sched::MioScheduler;
 pub use ready::{ConnId, ListenerId, Ready};
 pub use sendfile::{FileSegment, SendfileError, SendfileOutcome};
 pub use stream::{socket_family, SharedFd, Stream, StreamKind};
-pub use tokio_sched::{TokioScheduler, TokioWaker};
+pub use tokio_sched::{Driver, TokioScheduler, TokioWaker};
 pub use toxics::{Direction, EveryNth, Toxic, ToxicKind, ToxicPlan};
 pub use write_queue::{WriteQueue, DEFAULT_HIGH_WATER};

@@ -177,6 +177,59 @@ fn waker_wakes_a_blocked_turn() {
     t.join().unwrap();
 }
 
+/// A loop's whole run inside its driver: turns are steps of one future
+/// (begin, poll until ready, end). Data sent by the peer is reported;
+/// inside that run, another scheduler's `turn` still works (it cannot
+/// enter its runtime there, so it runs on a thread), and a scheduler
+/// dropped there does not panic.
+#[test]
+fn turns_driven_from_inside_the_runtime() {
+    let mut sched = TokioScheduler::new().unwrap();
+    let (id, mut peer) = add_tcp(&mut sched);
+    peer.write_all(b"ping").unwrap();
+    let driver = sched.driver();
+    assert!(!actors::Driver::is_driving());
+    let start = Instant::now();
+    let mut ready = Vec::new();
+    let mut begun = false;
+    let mut nested_woken = false;
+    driver.block_on(|cx| loop {
+        assert!(actors::Driver::is_driving());
+        assert!(start.elapsed() < DEADLINE, "timed out");
+        if !begun {
+            sched.begin_turn(None, &mut ready).unwrap();
+            begun = true;
+        }
+        if sched.poll_turn(cx).is_pending() {
+            return std::task::Poll::Pending;
+        }
+        sched.end_turn(&mut ready);
+        begun = false;
+        if !nested_woken {
+            let mut other = TokioScheduler::new().unwrap();
+            other.waker().wake().unwrap();
+            let mut out = Vec::new();
+            other.turn(None, &mut out).unwrap();
+            assert_eq!(out, vec![Ready::Woken]);
+            drop(other);
+            nested_woken = true;
+        }
+        if ready
+            .iter()
+            .any(|r| matches!(r, Ready::Conn { id: c, readable: true, .. } if *c == id))
+        {
+            return std::task::Poll::Ready(());
+        }
+    });
+    assert!(!actors::Driver::is_driving());
+    assert!(nested_woken);
+    let mut out = Vec::new();
+    match sched.read(id, &mut out) {
+        ReadResult::Data(d) => assert_eq!(d, b"ping"),
+        _ => panic!("no data"),
+    }
+}
+
 /// Turns with `timeout` until one ends with nothing to report, however
 /// early a kept deadline makes them end; returns the time it took.
 fn timed_turns(sched: &mut TokioScheduler, timeout: Duration) -> Duration {

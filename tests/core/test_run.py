@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -296,6 +297,61 @@ def test_stock_loop_cannot_run_inside_this_loop(loop: asyncio.AbstractEventLoop)
         )
     finally:
         stock.close()
+
+
+def test_a_loop_of_the_same_kind_is_made_closed_and_dropped_inside_a_callback(
+    loop: asyncio.AbstractEventLoop, loop_name: str
+) -> None:
+    # TokioLoop runs its callbacks inside tokio's runtime, where dropping
+    # another runtime the plain way would panic.
+    done: list[str] = []
+
+    def cb() -> None:
+        closed = make_loop(loop_name)
+        closed.call_soon(noop)
+        closed.close()
+        dropped = make_loop(loop_name)
+        dropped.close()
+        del dropped
+        gc.collect()
+        done.append("ok")
+        loop.stop()
+
+    loop.call_soon(cb)
+    run_forever_bounded(loop)
+    assert done == ["ok"]
+    assert loop.run_until_complete(_value(3)) == 3
+
+
+def test_a_loop_of_the_same_kind_runs_inside_a_callback_past_the_running_check(
+    loop: asyncio.AbstractEventLoop, loop_name: str
+) -> None:
+    # What a process forked from a callback does (multiprocessing's fork
+    # start method): run a loop from inside the running one's callback.
+    # TokioLoop's callbacks run inside tokio's runtime, where another
+    # runtime cannot be entered.
+    results: list[object] = []
+
+    async def inner_work() -> str:
+        await asyncio.sleep(0.001)
+        fut = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.001, fut.set_result, "inner")
+        return await fut
+
+    def cb() -> None:
+        inner = make_loop(loop_name)
+        asyncio.events._set_running_loop(None)
+        try:
+            results.append(inner.run_until_complete(inner_work()))
+        finally:
+            asyncio.events._set_running_loop(loop)
+            inner.close()
+            loop.stop()
+
+    loop.call_soon(cb)
+    run_forever_bounded(loop)
+    assert results == ["inner"]
+    assert loop.run_until_complete(_value(4)) == 4
 
 
 def test_get_running_loop_in_task(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,9 +1,10 @@
 //! The tokio scheduler behind `rloop.TokioLoop`: the same pull-style API as
 //! [`MioScheduler`](crate::MioScheduler), with tokio as the reactor.
 //!
-//! - A current-thread tokio runtime, owned here and driven by `turn` on the
-//!   thread running the loop (`Runtime::block_on`): no cross-thread hop
-//!   per message. The scheduler is `Send` (its watches and their state
+//! - A current-thread tokio runtime, owned here and driven on the thread
+//!   running the loop: no cross-thread hop per message. A loop runs its
+//!   whole run inside one `block_on` ([`driver`]), a turn being a step of
+//!   it ([`turn`]); `turn` is a `block_on` of its own. The scheduler is `Send` (its watches and their state
 //!   are), so a loop made in one thread may run in another, as asyncio
 //!   allows.
 //! - **Each connection actor has a watch on tokio's reactor** ([`watch`]):
@@ -37,13 +38,11 @@
 // Keyed by fd numbers, which the kernel hands out, never by input a peer
 // controls: a fast hash, not a DoS-resistant one.
 use rustc_hash::FxHashMap as HashMap;
-use std::future::Future;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
-use std::time::Duration;
 
 use slab::Slab;
 use tokio::io::unix::AsyncFd;
@@ -56,12 +55,15 @@ use crate::signal_pipe::take_eintr;
 use crate::toxics::Deadlines;
 
 mod conns;
+mod driver;
 mod fd_wake;
 mod sources;
+mod turn;
 mod turn_timer;
 mod watch;
 
 use conns::ConnSlot;
+pub use driver::Driver;
 use fd_wake::FdWake;
 use sources::{poll_sources, FdSlot, ListenerSlot, SignalSlot};
 use turn_timer::TurnTimer;
@@ -84,30 +86,15 @@ impl TokioWaker {
     }
 }
 
-/// Lets tokio run its queued tasks and poll its reactor (without blocking)
-/// before the turn's future goes on. Like `tokio::task::yield_now`, but the
-/// wake-up is immediate rather than deferred: within `block_on` that means
-/// the same (tokio polls the reactor before coming back, since it sees a
-/// pending wake-up), without a deferred-waker list to allocate per turn.
-fn yield_once() -> impl Future<Output = ()> {
-    let mut yielded = false;
-    std::future::poll_fn(move |cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-}
-
 /// See the module docs.
 pub struct TokioScheduler {
     // Field order is drop order: the timer, then the runtime, then the
     // connections (each slot drops its registration before its socket).
     /// The wait of a blocking `turn` with a timeout (turn_timer.rs).
     timer: TurnTimer,
-    rt: tokio::runtime::Runtime,
+    /// Shared with the [`Driver`] a loop runs in; shut down in the
+    /// background when the scheduler goes (see `Drop`).
+    rt: ManuallyDrop<Arc<tokio::runtime::Runtime>>,
     conns: Slab<ConnSlot>,
     listeners: Slab<ListenerSlot>,
     fds: HashMap<RawFd, FdSlot>,
@@ -120,6 +107,10 @@ pub struct TokioScheduler {
     polling: Vec<Arc<Watch>>,
     polling_fds: Vec<Arc<FdWake>>,
     collected: Vec<watch::Report>,
+    /// What the turn in progress found on sources other than watches.
+    polled: Vec<Ready>,
+    /// The turn in progress (turn.rs).
+    turning: turn::Turning,
     waker: Arc<TokioWaker>,
     /// Connections (key, gen) to report again next turn without an event.
     hot: Vec<(usize, u64)>,
@@ -165,7 +156,7 @@ impl TokioScheduler {
         };
         Ok(TokioScheduler {
             timer,
-            rt,
+            rt: ManuallyDrop::new(Arc::new(rt)),
             conns: Slab::new(),
             listeners: Slab::new(),
             fds: HashMap::default(),
@@ -174,6 +165,8 @@ impl TokioScheduler {
             polling: Vec::new(),
             polling_fds: Vec::new(),
             collected: Vec::new(),
+            polled: Vec::new(),
+            turning: turn::Turning::default(),
             waker,
             hot: Vec::new(),
             hot_listeners: Vec::new(),
@@ -193,6 +186,11 @@ impl TokioScheduler {
         Arc::clone(&self.waker)
     }
 
+    /// The runtime, for a loop to run inside (driver.rs).
+    pub fn driver(&self) -> Driver {
+        Driver(Arc::clone(&self.rt))
+    }
+
     fn gen(&mut self) -> u64 {
         self.next_gen += 1;
         self.next_gen
@@ -208,120 +206,6 @@ impl TokioScheduler {
         }
         let _runtime = self.rt.enter();
         watch::register(fd, interest)
-    }
-
-    /// Waits up to `timeout` for readiness and appends it to `out`. A
-    /// signal taken by this thread, or a byte on the signal pipe, ends the
-    /// wait early (with nothing to report, maybe): the caller runs its
-    /// signal handlers after a turn that could block.
-    pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
-        self.heap.turned();
-        self.turn_no += 1;
-        let start = out.len();
-        self.recheck_fired_fds(timeout == Some(Duration::ZERO), out);
-        // A trim that waits for tokio to release registrations must not
-        // wait for the loop's next event.
-        let busy = out.len() > start
-            || self.heap.pending()
-            || !self.hot.is_empty()
-            || !self.hot_listeners.is_empty()
-            || self.woken.has_any()
-            || self.waker.woken.load(Ordering::SeqCst);
-        let timeout = if busy {
-            Some(Duration::ZERO)
-        } else if !self.deadlines.is_empty() {
-            self.deadlines.clamp(timeout, std::time::Instant::now())
-        } else {
-            timeout
-        };
-        if let Some(d) = timeout.filter(|d| !d.is_zero()) {
-            self.timer.set(d)?;
-        }
-        let mut polled: Vec<Ready> = Vec::new();
-        let mut reports = std::mem::take(&mut self.collected);
-        let mut polling = std::mem::take(&mut self.polling);
-        let mut polling_fds = std::mem::take(&mut self.polling_fds);
-        {
-            let woken = &*self.woken;
-            let listeners = &self.listeners;
-            let fds = &self.fds;
-            let signal = self.signal.as_ref();
-            let timer = &self.timer;
-            // Polls the woken watches, then the woken sources, so what the
-            // reactor's last poll saw reports in this turn; true if that
-            // ends a blocking turn (a report, a signal, the timeout).
-            let mut poll_all = || {
-                woken.poll_woken(&mut polling, &mut polling_fds, &mut reports);
-                let seen =
-                    poll_sources(listeners, fds, signal, timer, &mut polling_fds, &mut polled);
-                seen.signalled || seen.timed_out || !polled.is_empty() || !reports.is_empty()
-            };
-            // The reactor calls a connection's watch (or a source's waker)
-            // on an edge, which puts it on the woken list and wakes this
-            // future; every poll of it polls what is on the list.
-            let wait = async move {
-                if timeout == Some(Duration::ZERO) {
-                    yield_once().await;
-                    poll_all();
-                    return;
-                }
-                // Block until a watch reports, another thread wakes us, a
-                // listener or watched fd is ready, a signal comes, or the
-                // timeout. Watches woken by one reactor poll are all
-                // polled together, so their reports come in one turn.
-                std::future::poll_fn(|cx| {
-                    if poll_all() || woken.poll_any(cx).is_ready() {
-                        Poll::Ready(())
-                    } else {
-                        Poll::Pending
-                    }
-                })
-                .await;
-            };
-            // Unconstrained: tokio's budget of 128 readiness polls per
-            // poll of a future would hold back the watches past it.
-            self.rt.block_on(tokio::task::coop::unconstrained(wait));
-        }
-        self.woken.forget_waiter();
-        self.polling = polling;
-        self.polling_fds = polling_fds;
-        if self.waker.woken.swap(false, Ordering::SeqCst) {
-            out.push(Ready::Woken);
-        }
-        for r in polled {
-            if let Ready::Fd {
-                fd,
-                readable,
-                writable,
-            } = r
-            {
-                // Reported already this turn (by the re-check above, or a
-                // woken list holding it twice): one report, with both.
-                if self.fired_fds.fired(fd, self.turn_no) {
-                    let known = out[start..].iter_mut().find_map(|x| match x {
-                        Ready::Fd {
-                            fd: other,
-                            readable,
-                            writable,
-                        } if *other == fd => Some((readable, writable)),
-                        _ => None,
-                    });
-                    if let Some((r0, w0)) = known {
-                        *r0 |= readable;
-                        *w0 |= writable;
-                        continue;
-                    }
-                }
-            }
-            out.push(r);
-        }
-        self.collect_reports(&mut reports, out);
-        self.collected = reports;
-        self.report_hot(out);
-        if !self.deadlines.is_empty() {
-            self.report_due(out);
-        }
-        Ok(())
     }
 
     /// Reports connections whose toxic deadline has come, both ways (see
@@ -394,6 +278,22 @@ impl TokioScheduler {
             if slot.hot && slot.active && !seen {
                 out.push(Ready::Listener { id });
             }
+        }
+    }
+}
+
+impl Drop for TokioScheduler {
+    /// The runtime is shut down in the background: a plain drop waits for
+    /// tokio's blocking pool, which tokio refuses (with a panic) inside
+    /// another runtime, and a loop may be dropped by code that runs inside
+    /// another TokioLoop's `Driver` (driver.rs). This loop spawns no
+    /// blocking work, so there is nothing to wait for.
+    fn drop(&mut self) {
+        // SAFETY: `rt` is taken once, here, and no field dropped after this
+        // method uses it.
+        let rt = unsafe { ManuallyDrop::take(&mut self.rt) };
+        if let Ok(rt) = Arc::try_unwrap(rt) {
+            rt.shutdown_background();
         }
     }
 }

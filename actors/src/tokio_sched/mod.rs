@@ -57,6 +57,7 @@ use crate::toxics::Deadlines;
 mod conns;
 mod driver;
 mod fd_wake;
+mod nested;
 mod sources;
 mod turn;
 mod turn_timer;
@@ -111,6 +112,8 @@ pub struct TokioScheduler {
     polled: Vec<Ready>,
     /// The turn in progress (turn.rs).
     turning: turn::Turning,
+    /// Runs the turns of a loop that cannot enter its runtime (nested.rs).
+    nested: Option<nested::TurnThread>,
     waker: Arc<TokioWaker>,
     /// Connections (key, gen) to report again next turn without an event.
     hot: Vec<(usize, u64)>,
@@ -167,6 +170,7 @@ impl TokioScheduler {
             collected: Vec::new(),
             polled: Vec::new(),
             turning: turn::Turning::default(),
+            nested: None,
             waker,
             hot: Vec::new(),
             hot_listeners: Vec::new(),

@@ -33,25 +33,23 @@ impl TokioScheduler {
     /// wait early (with nothing to report, maybe): the caller runs its
     /// signal handlers after a turn that could block.
     ///
+    ///
     /// Inside a [`Driver`](super::Driver)'s `block_on` (this loop is run
     /// from a callback of another TokioLoop, or in a process forked from
-    /// one, whose thread copied that state) tokio cannot block on this
-    /// runtime: the turn then runs on a thread of its own, at the cost of
-    /// starting one per turn.
+    /// one) tokio cannot block on this runtime: the turn then runs on a
+    /// thread of the scheduler's own (nested.rs).
     pub fn turn(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
         if super::Driver::is_driving() {
-            return std::thread::scope(|s| {
-                std::thread::Builder::new()
-                    .name("rloop-turn".into())
-                    .spawn_scoped(s, || self.turn_here(timeout, out))?
-                    .join()
-                    .unwrap_or_else(|_| Err(io::Error::other("the turn's thread panicked")))
-            });
+            return self.turn_nested(timeout, out);
         }
         self.turn_here(timeout, out)
     }
 
-    fn turn_here(&mut self, timeout: Option<Duration>, out: &mut Vec<Ready>) -> io::Result<()> {
+    pub(super) fn turn_here(
+        &mut self,
+        timeout: Option<Duration>,
+        out: &mut Vec<Ready>,
+    ) -> io::Result<()> {
         self.begin_turn(timeout, out)?;
         let rt = Arc::clone(&self.rt);
         // Unconstrained: tokio's budget of 128 readiness polls per poll of

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import select
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -352,6 +355,50 @@ def test_a_loop_of_the_same_kind_runs_inside_a_callback_past_the_running_check(
     run_forever_bounded(loop)
     assert results == ["inner"]
     assert loop.run_until_complete(_value(4)) == 4
+
+
+async def _child_work() -> bytes:
+    await asyncio.sleep(0.001)
+    return b"child ran"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_loop_of_the_same_kind_runs_in_a_process_forked_from_a_callback(
+    loop: asyncio.AbstractEventLoop, loop_name: str
+) -> None:
+    # multiprocessing's fork start method does this: the child carries on
+    # from inside the callback (on TokioLoop, inside tokio's runtime).
+    r, w = os.pipe()
+    pids: list[int] = []
+
+    def cb() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads
+            pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                asyncio.events._set_running_loop(None)
+                inner = make_loop(loop_name)
+                os.write(w, inner.run_until_complete(_child_work()))
+                inner.close()
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+        loop.stop()
+
+    loop.call_soon(cb)
+    run_forever_bounded(loop)
+    os.close(w)
+    try:
+        readable, _, _ = select.select([r], [], [], 20)
+        got = os.read(r, 100) if readable else b""
+    finally:
+        os.close(r)
+        _, status = os.waitpid(pids[0], 0)
+    assert got == b"child ran"
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_get_running_loop_in_task(loop: asyncio.AbstractEventLoop) -> None:

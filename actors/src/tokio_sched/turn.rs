@@ -117,6 +117,11 @@ impl TokioScheduler {
             self.poll_all();
             return Poll::Ready(());
         }
+        // Only the reactor's park (or another thread) lists anything, so
+        // most first polls find the list empty: they only leave the waker.
+        if self.woken.poll_any(cx).is_pending() {
+            return Poll::Pending;
+        }
         if self.poll_all() || self.woken.poll_any(cx).is_ready() {
             Poll::Ready(())
         } else {

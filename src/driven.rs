@@ -1,7 +1,8 @@
 //! TokioLoop's `run_forever`: the whole run is one future that tokio's
 //! runtime blocks on (actors' tokio_sched/driver.rs), and each loop
 //! iteration a step of it. Entering the runtime once per run instead of
-//! once per iteration saves some 800 instructions an iteration.
+//! once per iteration saved about 330 instructions a turn (a
+//! one-connection Protocol round trip, three turns: 14.6k to 13.6k).
 //!
 //! An iteration is `run_once`'s, cut at its poll: `begin_iteration`, the
 //! scheduler's `begin_turn`, then `poll_turn` until the turn is over, then

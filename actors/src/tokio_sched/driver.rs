@@ -3,8 +3,9 @@
 //! A turn driven by [`TokioScheduler::turn`](super::TokioScheduler::turn)
 //! enters tokio's runtime and leaves it again: `block_on` takes the
 //! scheduler's core, sets the thread's runtime context and a fresh random
-//! seed, polls, parks the driver, and undoes all of it. That is some 800
-//! instructions a turn, paid on every loop iteration that polls.
+//! seed, polls, parks the driver, and undoes all of it, on every loop
+//! iteration that polls: in a bare runtime, 1,329 instructions an
+//! iteration against 555 with one `block_on` for all.
 //!
 //! A loop that runs for a while instead hands its whole run to
 //! [`Driver::block_on`]: the caller's closure is the one future tokio

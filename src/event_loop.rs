@@ -251,7 +251,8 @@ impl EventLoop {
     /// one to run in (TokioLoop: src/driven.rs), else one `run_once` after
     /// another. A TokioLoop run from inside another's runtime (from one of
     /// its callbacks, or in a process forked there) cannot enter its own:
-    /// its turns then run on a thread of their own (tokio_sched/turn.rs).
+    /// its turns then run on a thread of their own (actors'
+    /// tokio_sched/nested.rs).
     fn run_iterations(slf: &Bound<'_, Self>) -> PyResult<()> {
         let this = slf.get();
         let driver = this.reactor(slf.py())?.as_ref().and_then(|r| r.driver());

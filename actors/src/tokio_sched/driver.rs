@@ -18,11 +18,12 @@
 //! without blocking and comes straight back. The runtime is entered once
 //! per run, not once per iteration.
 //!
-//! Whatever runs inside the closure runs inside the runtime: starting
+//! Whatever runs inside the closure runs inside the runtime: blocking on
 //! another runtime there would panic (tokio refuses nested `block_on`),
-//! so [`Driver::is_driving`] tells a caller to refuse instead. Dropping a runtime
-//! there would panic too, unless it is shut down in the background, as
-//! the scheduler's `Drop` does.
+//! so [`Driver::is_driving`] tells a scheduler to hand its turns to a
+//! thread instead (nested.rs). Dropping a runtime there would panic too,
+//! unless it is shut down in the background, as the scheduler's `Drop`
+//! does.
 
 use std::cell::Cell;
 use std::future::poll_fn;

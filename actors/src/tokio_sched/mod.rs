@@ -4,9 +4,9 @@
 //! - A current-thread tokio runtime, owned here and driven on the thread
 //!   running the loop: no cross-thread hop per message. A loop runs its
 //!   whole run inside one `block_on` ([`driver`]), a turn being a step of
-//!   it ([`turn`]); `turn` is a `block_on` of its own. The scheduler is `Send` (its watches and their state
-//!   are), so a loop made in one thread may run in another, as asyncio
-//!   allows.
+//!   it ([`turn`]); `turn` is a `block_on` of its own. The scheduler is
+//!   `Send` (its watches and their state are), so a loop made in one
+//!   thread may run in another, as asyncio allows.
 //! - **Each connection actor has a watch on tokio's reactor** ([`watch`]):
 //!   its registration, covering the directions the connection wants, with
 //!   the watch itself as the waker. An edge puts the watch on the woken

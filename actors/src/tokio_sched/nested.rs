@@ -26,7 +26,7 @@ struct Job {
 
 // SAFETY: a `Job` is only the caller's exclusive borrows of a `Send`
 // scheduler and of a `Vec<Ready>`, lent to the turn thread for the time
-// the caller waits for its result (see `TurnThread::turn`).
+// the caller waits for its result (see `TokioScheduler::turn_nested`).
 unsafe impl Send for Job {}
 
 /// The thread that runs a nested loop's turns.
@@ -48,7 +48,7 @@ impl TurnThread {
                 for job in job_rx {
                     let turned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         // SAFETY: the caller waits, holding both borrows,
-                        // until the result below is sent (TurnThread::turn).
+                        // until the result below is sent (turn_nested).
                         let (sched, out) = unsafe { (&mut *job.sched, &mut *job.out) };
                         sched.turn_here(job.timeout, out)
                     }))

@@ -9,7 +9,6 @@
 
 use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,7 +32,6 @@ impl TokioScheduler {
     /// wait early (with nothing to report, maybe): the caller runs its
     /// signal handlers after a turn that could block.
     ///
-    ///
     /// Inside a [`Driver`](super::Driver)'s `block_on` (this loop is run
     /// from a callback of another TokioLoop, or in a process forked from
     /// one) tokio cannot block on this runtime: the turn then runs on a
@@ -51,12 +49,7 @@ impl TokioScheduler {
         out: &mut Vec<Ready>,
     ) -> io::Result<()> {
         self.begin_turn(timeout, out)?;
-        let rt = Arc::clone(&self.rt);
-        // Unconstrained: tokio's budget of 128 readiness polls per poll of
-        // a future would hold back the watches past it.
-        rt.block_on(tokio::task::coop::unconstrained(std::future::poll_fn(
-            |cx| self.poll_turn(cx),
-        )));
+        self.driver().block_on(|cx| self.poll_turn(cx));
         self.end_turn(out);
         Ok(())
     }

@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 use crate::clock;
 use crate::errors::os_error;
 use crate::event_loop::{closed_error, EventLoop, Item};
+use crate::handle_freelist;
 use crate::handles::Handle;
 use crate::py_imports;
 use crate::queued;
@@ -103,6 +104,7 @@ impl EventLoop {
             // setup, waiting for the reactor, the poll) is covered, as a
             // call_soon_threadsafe finds the flag (see wake_if_polling).
             this.polling.store(true, Ordering::Relaxed);
+            handle_freelist::release(py);
         }
         if !busy
             && this.signal_wakeup.load(Ordering::Relaxed) == WAKEUP_UNTRIED

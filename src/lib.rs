@@ -18,6 +18,7 @@ mod extra_info;
 mod fault_plans;
 mod faults;
 mod gil_cell;
+mod handle_freelist;
 mod handles;
 mod io_watch;
 mod iteration;
@@ -51,6 +52,7 @@ fn _rloop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<event_loop::EventLoop>()?;
     callback_methods::install_methods(&m.py().get_type::<event_loop::EventLoop>())?;
     m.add_class::<handles::Handle>()?;
+    handle_freelist::install(m.py());
     m.add_class::<handles::TimerHandle>()?;
     m.add_class::<transport::SocketTransport>()?;
     m.add_class::<fault_plans::PyToxicPlan>()?;

@@ -171,9 +171,7 @@ def _soon_holder(
 )
 @pytest.mark.parametrize("ends", ["ran", "cancelled", "loop closed"])
 @pytest.mark.parametrize("count", [3, 100])
-def test_call_soon_cycle_is_collected(
-    loop_name: str, ends: str, through: str, count: int
-) -> None:
+def test_call_soon_cycle_is_collected(loop_name: str, ends: str, through: str, count: int) -> None:
     """A cycle through a call_soon handle is collected once the loop lets go
     of the handle, however the handle left its queue: through its callback,
     or through its arguments, which the loop hides from the collector with
@@ -313,3 +311,41 @@ def test_finalizers_that_schedule_while_the_loop_frees(loop: asyncio.AbstractEve
     loop.close()
     gc.collect()
     assert len(ran) == 600
+
+
+class Roundtrip:
+    """Keeps the handle of a call_soon of one of its own methods, with a
+    tag as its argument: obj -> handle -> bound method -> obj."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, ran: list[tuple[int, int]], tag: tuple[int, int]
+    ) -> None:
+        self.ran = ran
+        self.handle = loop.call_soon(self.record, tag)
+
+    def record(self, tag: tuple[int, int]) -> None:
+        self.ran.append(tag)
+
+
+def test_handles_made_after_others_were_freed(loop: asyncio.AbstractEventLoop) -> None:
+    """Rounds of call_soon handles, each round made once the last one's
+    handles are freed (rloop then makes them in the freed handles' memory):
+    every handle is new (not cancelled, tracked by the collector, with its
+    own callback and arguments), and a cycle through any of them is
+    collected."""
+    ran: list[tuple[int, int]] = []
+    for rnd in range(40):
+        objs = [Roundtrip(loop, ran, (rnd, i)) for i in range(rnd % 5)]
+        assert all(not obj.handle.cancelled() for obj in objs)
+        assert all(gc.is_tracked(obj.handle) for obj in objs)
+        refs = [weakref.ref(obj) for obj in objs] + [weakref.ref(obj.handle) for obj in objs]
+        if objs and rnd % 3 == 0:
+            objs[0].handle.cancel()
+        run(loop, asyncio.sleep(0))
+        del objs
+        gc.collect()
+        assert [r() for r in refs] == [None] * len(refs)
+    expected = [
+        (rnd, i) for rnd in range(40) for i in range(rnd % 5) if not (rnd % 3 == 0 and i == 0)
+    ]
+    assert ran == expected

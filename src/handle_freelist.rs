@@ -86,8 +86,8 @@ fn free_threaded(py: Python<'_>) -> bool {
 
 /// Frees the kept blocks. The loop calls this before a poll that may
 /// block: an idle loop keeps nothing, so no arena stays resident for the
-/// list's sake once a burst of work is over (a server whose connections
-/// all closed went back to its start within 1 MB only with this).
+/// list's sake once a burst of work is over (without this, a server whose
+/// 10,000 connections had closed kept about 0.8 MB more: one arena).
 pub(crate) fn release(py: Python<'_>) {
     for addr in FREE.borrow_mut(py).drain(..) {
         // SAFETY: a block `free` kept, freed as CPython frees a GC

@@ -1,10 +1,11 @@
 //! OS errors as Python sees them: `OSError(errno, strerror)`, which Python
 //! turns into the matching subclass (ConnectionResetError, ...) with
-//! `.errno` set, exactly as a failing `socket` call would raise.
+//! `.errno` set, exactly as a failing `socket` call would raise; and which
+//! exceptions a callback raises out of the loop instead of to its handler.
 
 use std::io;
 
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyOSError, PySystemExit};
 use pyo3::prelude::*;
 
 pub fn os_error(e: io::Error) -> PyErr {
@@ -19,4 +20,10 @@ pub fn os_error(e: io::Error) -> PyErr {
         }
         None => PyErr::from(e),
     }
+}
+
+/// SystemExit and KeyboardInterrupt leave the loop; every other exception
+/// raised by a callback goes to the exception handler, as in asyncio.
+pub fn escapes_loop(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py)
 }

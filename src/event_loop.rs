@@ -22,14 +22,12 @@ use crate::clock;
 use crate::errors::os_error;
 use crate::gil_cell::GilRefCell;
 use crate::handles::Handle;
+use crate::listening::Listening;
 use crate::py_imports;
 use crate::queued;
 use crate::reactor::{ConnId, Driver, ListenerId, Reactor, Ready, Wake};
-use crate::server_io::Listening;
-use crate::signal_wakeup::WAKEUP_UNTRIED;
 use crate::sock_files::SockFiles;
 use crate::timers::TimerHeap;
-use crate::transport::SocketTransport;
 
 /// The schedulers this build has (`backend=` of the constructor).
 pub const BACKENDS: &[&str] = &["mio", "tokio"];
@@ -59,7 +57,11 @@ pub struct EventLoop {
     pub(crate) reactor: Mutex<Option<Box<dyn Reactor>>>,
     waker: Mutex<Option<Arc<dyn Wake>>>,
     pub(crate) readiness: GilRefCell<Vec<Ready>>,
-    pub(crate) transports: Mutex<HashMap<ConnId, Py<SocketTransport>>>,
+    /// Live transports by connection (each a `SocketTransport`: held as
+    /// a plain object here, so that the loop's state does not depend on
+    /// the transport module, which depends on it; `EventLoop::transport`
+    /// in transport/mod.rs gives one back typed).
+    pub(crate) transports: Mutex<HashMap<ConnId, Py<PyAny>>>,
     /// fds (the actor's and the Python socket's) of live transports.
     pub(crate) transport_fds: Mutex<HashMap<RawFd, ConnId>>,
     /// The Python socket's fd of a transport made from one (`sock=`), when
@@ -96,6 +98,14 @@ pub struct EventLoop {
     pub(crate) wakeup_refused: Mutex<Option<(u64, u32)>>,
     pub(crate) clock_resolution: f64,
 }
+
+/// `signal_wakeup` of a loop not tried in this run yet (and the state
+/// between runs): signal_wakeup.rs sets it up at the first poll that may
+/// block.
+pub const WAKEUP_UNTRIED: RawFd = -2;
+/// `signal_wakeup` of a loop whose wakeup fd is not set in this run:
+/// another's is, or the loop does not run on the main thread.
+pub const WAKEUP_OFF: RawFd = -1;
 
 pub fn current_thread_id() -> u64 {
     // SAFETY: pthread_self has no preconditions. It is what

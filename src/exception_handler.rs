@@ -3,20 +3,15 @@
 //! `default_exception_handler` (formatting and logging) is asyncio's own,
 //! bound on the Python class.
 
-use pyo3::exceptions::{PyKeyboardInterrupt, PySystemExit, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::errors::escapes_loop;
 use crate::event_loop::EventLoop;
 use crate::handles::Handle;
 use crate::py_imports;
-
-/// SystemExit and KeyboardInterrupt leave the loop; every other exception
-/// raised by a callback goes to the exception handler, as in asyncio.
-pub fn escapes_loop(py: Python<'_>, err: &PyErr) -> bool {
-    err.is_instance_of::<PySystemExit>(py) || err.is_instance_of::<PyKeyboardInterrupt>(py)
-}
 
 fn log_error(py: Python<'_>, message: &str, err: &PyErr) -> PyResult<()> {
     let kwargs = PyDict::new(py);

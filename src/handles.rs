@@ -85,11 +85,11 @@ impl Drop for Handle {
     /// are freed with the GIL held (in their deallocation, or where they
     /// were made).
     fn drop(&mut self) {
-        crate::queued::track_context(&self.context);
+        crate::gc_tracking::track_context(&self.context);
         if let Target::Live { args, .. } = self.target.get_mut() {
             // SAFETY: see above: the GIL is held.
             let py = unsafe { Python::assume_attached() };
-            crate::queued::track_args(py, args);
+            crate::gc_tracking::track_args(py, args);
         }
     }
 }
@@ -153,7 +153,7 @@ impl Handle {
         if let Target::Live { args, .. } = &old {
             // Someone else may hold them (`handle._args`): the collector
             // must see them again, as the queue no longer hides them.
-            crate::queued::track_args(py, args);
+            crate::gc_tracking::track_args(py, args);
         }
         drop(old);
         true

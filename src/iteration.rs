@@ -19,13 +19,12 @@ use pyo3::prelude::*;
 
 use crate::clock;
 use crate::errors::os_error;
-use crate::event_loop::{closed_error, EventLoop, Item};
+use crate::event_loop::{closed_error, EventLoop, Item, WAKEUP_UNTRIED};
 use crate::handle_freelist;
 use crate::handles::Handle;
 use crate::py_imports;
 use crate::queued;
 use crate::reactor::Ready;
-use crate::signal_wakeup::WAKEUP_UNTRIED;
 use crate::transport::SocketTransport;
 
 /// An iteration between its two halves (see `run_once`).
@@ -192,8 +191,7 @@ impl EventLoop {
                     readable,
                     writable,
                 } => {
-                    let transport = this.transports.lock().get(&id).map(|t| t.bind(py).clone());
-                    if let Some(t) = transport {
+                    if let Some(t) = this.transport(py, id) {
                         SocketTransport::on_ready(&t, readable, writable)?;
                     }
                 }

@@ -15,10 +15,11 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::callback_args::Args;
 use crate::context;
+use crate::errors::escapes_loop;
 use crate::errors::os_error;
 use crate::event_loop::{EventLoop, Item};
-use crate::exception_handler::escapes_loop;
 use crate::handles::Handle;
+use crate::listening::Listening;
 use crate::py_imports;
 use crate::reactor::{
     shrink_if_sparse, socket_family, Addr, Listener, ListenerId, Stream, StreamKind,
@@ -27,26 +28,6 @@ use crate::transport::SocketTransport;
 
 /// Delay before accepting again after running out of fds, as asyncio.
 const ACCEPT_RETRY_DELAY: f64 = 1.0;
-
-pub struct Listening {
-    protocol_factory: Py<PyAny>,
-    server: Py<PyAny>,
-    backlog: usize,
-    /// The server's own socket (the acceptor owns a duplicate of its fd).
-    sock: Py<PyAny>,
-    sock_fd: RawFd,
-    /// Copied for each connection (see serve_connection).
-    context: Py<PyAny>,
-}
-
-impl Listening {
-    pub fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.protocol_factory)?;
-        visit.call(&self.server)?;
-        visit.call(&self.sock)?;
-        visit.call(&self.context)
-    }
-}
 
 fn out_of_resources(e: &io::Error) -> bool {
     matches!(
@@ -131,7 +112,7 @@ impl EventLoop {
                 )?,
             )?;
             let face = SocketTransport::attach_face(transport.bind(py))?;
-            this.transports.lock().insert(id, transport.clone_ref(py));
+            this.add_transport(id, transport.clone_ref(py));
             {
                 let mut fds = this.transport_fds.lock();
                 fds.insert(fd, id);
@@ -479,8 +460,8 @@ impl EventLoop {
         let raw = Self::fd_of(&fd)?;
         let id = this.transport_fds.lock().get(&raw).copied();
         let transport = id
-            .and_then(|id| this.transports.lock().get(&id).map(|t| t.clone_ref(py)))
-            .map(|t| SocketTransport::face(t.bind(py)).clone())
+            .and_then(|id| this.transport(py, id))
+            .map(|t| SocketTransport::face(&t))
             .or_else(|| python_transport(slf, raw));
         if let Some(face) = transport {
             if !face.call_method0(intern!(py, "is_closing"))?.is_truthy()? {
@@ -507,13 +488,15 @@ impl EventLoop {
             }
         }
         drop(ended);
-        let transports: Vec<Py<SocketTransport>> =
-            this.transports.lock().drain().map(|(_, t)| t).collect();
+        let transports: Vec<Py<PyAny>> = this.transports.lock().drain().map(|(_, t)| t).collect();
         this.transport_fds.lock().clear();
         this.transport_sock_fds.lock().clear();
         let mut first_error = None;
         for t in transports {
-            if let Err(e) = SocketTransport::on_loop_closed(t.bind(py)) {
+            // SAFETY: the loop files only `SocketTransport`s
+            // (`EventLoop::add_transport`).
+            let t = unsafe { t.bind(py).cast_unchecked::<SocketTransport>() };
+            if let Err(e) = SocketTransport::on_loop_closed(t) {
                 first_error.get_or_insert(e);
             }
         }

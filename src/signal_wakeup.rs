@@ -39,13 +39,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
-use crate::event_loop::{current_thread_id, EventLoop};
+use crate::event_loop::{current_thread_id, EventLoop, WAKEUP_OFF, WAKEUP_UNTRIED};
 use crate::py_imports;
-
-/// Not tried in this run yet (and the state between runs).
-pub const WAKEUP_UNTRIED: RawFd = -2;
-/// Not the loop's in this run: another's is set, or not the main thread.
-pub const WAKEUP_OFF: RawFd = -1;
 
 impl EventLoop {
     /// Before the first poll of a run that may block. Sets the loop's

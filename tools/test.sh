@@ -26,6 +26,7 @@ stage "install rloop and the test dependencies"
 stage "lint"
 "$PY" -m pip install --quiet --disable-pip-version-check ruff
 "$PY" -m ruff check python tests tools benchmarks examples
+"$PY" tools/module_cycles.py
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 

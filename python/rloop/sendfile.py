@@ -2,7 +2,7 @@
 
 The file is sent by the connection's actor in Rust with sendfile(2), as a
 segment of its write stream behind the bytes already written (see
-src/sendfile.rs and actors/src/sendfile.rs). This is the loop's
+src/transport/sendfile.rs and actors/src/sendfile.rs). This is the loop's
 ``_sendfile_native``, which asyncio's own ``loop.sendfile()`` calls for
 transports that declare ``_SendfileMode.TRY_NATIVE``; when it raises
 SendfileNotAvailableError, ``loop.sendfile()`` falls back to reading the file

@@ -12,9 +12,9 @@ use pyo3::types::PyDict;
 use super::{release_fd, SocketTransport};
 use crate::callback_args::Args;
 use crate::context;
+use crate::errors::escapes_loop;
 use crate::errors::os_error;
 use crate::event_loop::Item;
-use crate::exception_handler::escapes_loop;
 use crate::handles::Handle;
 use crate::py_imports;
 use crate::reactor::{CloseError, Command};
@@ -184,7 +184,7 @@ impl SocketTransport {
                 }),
             None => Ok(()),
         };
-        crate::sendfile::connection_lost(slf);
+        super::sendfile::connection_lost(slf);
         // asyncio closes its socket here: the fd closes now, or once the
         // actor's side has let go of it too.
         release_fd(py, sock, fd_holder);

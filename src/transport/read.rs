@@ -11,7 +11,7 @@ use pyo3::types::PyBytes;
 
 use super::SocketTransport;
 use crate::context;
-use crate::exception_handler::escapes_loop;
+use crate::errors::escapes_loop;
 use crate::py_imports;
 use crate::reactor::{ReadCount, ReadResult};
 use crate::streams;

@@ -11,10 +11,10 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use pyo3::exceptions::{PyConnectionError, PyRuntimeError};
 use pyo3::prelude::*;
 
+use super::SocketTransport;
 use crate::errors::os_error;
 use crate::py_imports;
 use crate::reactor::{ActorError, FileSegment, SendfileError, SendfileOutcome};
-use crate::transport::SocketTransport;
 
 /// A transport's sendfile, between `_sendfile_start` and `_sendfile_end`.
 #[derive(Default)]

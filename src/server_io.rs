@@ -15,8 +15,7 @@ use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::callback_args::Args;
 use crate::context;
-use crate::errors::escapes_loop;
-use crate::errors::os_error;
+use crate::errors::{escapes_loop, os_error};
 use crate::event_loop::{EventLoop, Item};
 use crate::handles::Handle;
 use crate::listening::Listening;

@@ -12,8 +12,7 @@ use pyo3::types::{PyDict, PyString};
 use pyo3::{intern, PyTraverseError, PyVisit};
 
 use crate::context;
-use crate::errors::escapes_loop;
-use crate::errors::os_error;
+use crate::errors::{escapes_loop, os_error};
 use crate::event_loop::EventLoop;
 use crate::py_imports;
 use crate::reactor::{ActorError, Command, ConnId, Event, IoCounts, SharedFd};

@@ -19,7 +19,8 @@ What it does:
    ``--runs`` rounds; the pure-Rust ceiling server is measured alongside; the TLS
    cells (``tls``, ``https``) use a throwaway self-signed certificate for 127.0.0.1
    made in a temporary directory for the run (``openssl`` CLI, else ``trustme``);
-5. runs the loop microbenchmarks (``micro.py``), one process per loop, interleaved;
+5. runs the loop microbenchmarks (``micro.py``), one process per loop, interleaved,
+   each pinned to CPU 0 as the servers are (both threads of ``call_soon_threadsafe``);
 6. prints a markdown report and writes ``latest.md``, ``latest.json`` and
    ``latest.png`` to ``--out``.
 """
@@ -563,13 +564,15 @@ def run_network(
     return results
 
 
-def run_micro(plan: Plan, loops: list[str]) -> dict[str, dict[str, list[float]]]:
+def run_micro(plan: Plan, loops: list[str], pinned: bool) -> dict[str, dict[str, list[float]]]:
     """results[benchmark][loop] -> ops/s of every run."""
     results: dict[str, dict[str, list[float]]] = {}
     for rnd in range(plan.runs):
         for name in rotated(loops, rnd):
             cmd = [sys.executable, str(MICRO_PY), "--loop", name]
             cmd += ["--seconds", str(plan.micro_seconds)]
+            if pinned:
+                cmd += ["--cpu", str(SERVER_CPU)]
             try:
                 proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
                 data: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -979,7 +982,7 @@ def main() -> int:
         log(f"[setup] estimated time: {est / 60:.1f} min")
 
         net = {} if args.no_net else run_network(plan, loops, pinned, with_ceiling, tls)
-    micro = {} if args.no_micro else run_micro(plan, loops)
+    micro = {} if args.no_micro else run_micro(plan, loops, pinned)
     elapsed = time.monotonic() - started
 
     report = build_report(plan, info, availability, net, micro, loops, elapsed)

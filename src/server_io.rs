@@ -492,9 +492,9 @@ impl EventLoop {
         this.transport_sock_fds.lock().clear();
         let mut first_error = None;
         for t in transports {
-            // SAFETY: the loop files only `SocketTransport`s
-            // (`EventLoop::add_transport`).
-            let t = unsafe { t.bind(py).cast_unchecked::<SocketTransport>() };
+            let Ok(t) = t.bind(py).cast::<SocketTransport>() else {
+                continue;
+            };
             if let Err(e) = SocketTransport::on_loop_closed(t) {
                 first_error.get_or_insert(e);
             }

@@ -33,6 +33,10 @@ def _stop_loop_when_done(fut: asyncio.Future[Any]) -> None:
 
 
 class LoopBase(
+    # The Rust core comes first: every call of one of its methods checks
+    # that `self` is an instance of it, walking the instance type's MRO
+    # until it meets the core, and that walk is short this way.
+    LoopCore,
     ServersMixin,
     ConnectionsMixin,
     SocketsMixin,
@@ -42,7 +46,6 @@ class LoopBase(
     ExecutorMixin,
     AsyncGenMixin,
     SignalMixin,
-    LoopCore,
     asyncio.AbstractEventLoop,
 ):
     """What RLoop and TokioLoop share on the Python side."""

@@ -254,3 +254,20 @@ def test_callback_methods_take_keywords(loop: asyncio.AbstractEventLoop, name: s
     getattr(loop, name)(*lead.values(), note, "with arg", context=None)
     loop.run_until_complete(asyncio.wait_for(both, 10))
     assert ran == ["by keyword", "with arg"]
+
+
+def test_no_mixin_method_is_hidden_by_the_core() -> None:
+    """LoopBase lists the Rust core before its Python mixins, so that a call
+    of a core method checks `self` against a type near the front of the MRO;
+    a mixin method named as a core one would then never be called."""
+    from rloop._rloop import BaseEventLoop
+    from rloop.loop import LoopBase
+
+    mro = LoopBase.__mro__
+    mixins = mro[mro.index(BaseEventLoop) + 1 : mro.index(asyncio.AbstractEventLoop)]
+    assert mixins, "the mixins come after the core"
+    core = {name for name in vars(BaseEventLoop) if not name.startswith("__")}
+    hidden = sorted(
+        f"{mixin.__name__}.{name}" for mixin in mixins for name in vars(mixin) if name in core
+    )
+    assert hidden == []

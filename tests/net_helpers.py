@@ -157,3 +157,17 @@ def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     client = ssl.create_default_context()
     ca.configure_trust(client)
     return server, client
+
+
+async def wait_made(protos: list[Recorder], i: int = 0) -> None:
+    """Until the i-th protocol made is connected."""
+    while len(protos) <= i:
+        await asyncio.sleep(0.001)
+    await protos[i].made
+
+
+async def wait_lost(protos: list[Recorder], i: int) -> BaseException | None:
+    """Until the i-th protocol made has lost its connection; what it lost it with."""
+    while len(protos) <= i:
+        await asyncio.sleep(0.001)
+    return await protos[i].lost

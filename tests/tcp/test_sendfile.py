@@ -11,8 +11,8 @@ import tempfile
 import pytest
 from conftest import run
 from net_helpers import tls_contexts
+from sendfile_helpers import Sink, digest, no_uvloop
 from sendfile_scenarios import *
-from sendfile_scenarios import Sink, digest, no_uvloop
 
 
 @pytest.mark.parametrize("fallback", [True, False])

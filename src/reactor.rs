@@ -74,6 +74,7 @@ pub trait Reactor: Send {
     // Connection actors.
     fn add_connection(&mut self, stream: Stream) -> io::Result<ConnId>;
     fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_>;
+    fn read_at_most(&mut self, id: ConnId, max: usize, out: &mut Vec<Event>) -> ReadResult<'_>;
     fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount;
     fn writelines(
         &mut self,

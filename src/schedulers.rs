@@ -58,6 +58,14 @@ macro_rules! reactor_for {
             fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
                 <$scheduler as Actors>::read(self, id, out)
             }
+            fn read_at_most(
+                &mut self,
+                id: ConnId,
+                max: usize,
+                out: &mut Vec<Event>,
+            ) -> ReadResult<'_> {
+                <$scheduler as Actors>::read_at_most(self, id, max, out)
+            }
             fn read_into(&mut self, id: ConnId, buf: &mut [u8], out: &mut Vec<Event>) -> ReadCount {
                 <$scheduler as Actors>::read_into(self, id, buf, out)
             }

@@ -81,7 +81,16 @@ pub trait Actors {
     /// One read. The data borrows the scheduler: copy or consume it
     /// before calling into Python.
     fn read(&mut self, id: ConnId, out: &mut Vec<Event>) -> ReadResult<'_> {
-        match self.supervised_reading(id, out, |c, buf, out| c.read_count(buf, out)) {
+        self.read_at_most(id, usize::MAX, out)
+    }
+
+    /// [`Actors::read`] of at most `max` bytes (at least one).
+    fn read_at_most(&mut self, id: ConnId, max: usize, out: &mut Vec<Event>) -> ReadResult<'_> {
+        let read = |c: &mut Connection, buf: &mut [u8], out: &mut Vec<Event>| {
+            let n = max.max(1).min(buf.len());
+            c.read_count(&mut buf[..n], out)
+        };
+        match self.supervised_reading(id, out, read) {
             Some(ReadCount::Data(n)) => ReadResult::Data(&self.read_buffer()[..n]),
             Some(ReadCount::Eof) => ReadResult::Eof,
             Some(ReadCount::WouldBlock) => ReadResult::WouldBlock,

@@ -353,6 +353,29 @@ fn small_read_buffer_is_re_reported_until_drained() {
 }
 
 #[test]
+fn read_at_most_cuts_each_read_and_loses_nothing() {
+    let mut sched = MioScheduler::new().unwrap();
+    let (id, mut peer) = add_tcp(&mut sched);
+    let data = pattern(10_000);
+    peer.write_all(&data).unwrap();
+    let mut got = Vec::new();
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while got.len() < data.len() {
+        check_deadline(start, "read_at_most");
+        match sched.read_at_most(id, 1000, &mut out) {
+            ReadResult::Data(d) => {
+                assert!(d.len() <= 1000, "a read of {} bytes", d.len());
+                got.extend_from_slice(d);
+            }
+            ReadResult::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, data);
+}
+
+#[test]
 fn read_into_caller_buffer() {
     let mut sched = MioScheduler::new().unwrap();
     let (id, mut peer) = add_tcp(&mut sched);

@@ -54,7 +54,8 @@ impl SocketTransport {
             Eof,
             Nothing,
         }
-        let got = Self::act(slf, |r, out| match r.read(id, out) {
+        let max = feed.as_ref().map_or(usize::MAX, streams::Feed::read_max);
+        let got = Self::act(slf, |r, out| match r.read_at_most(id, max, out) {
             ReadResult::Data(d) => match &feed {
                 Some(feed) => Got::Fed(feed.extend(d)),
                 None => Got::Data(PyBytes::new(py, d)),

@@ -256,9 +256,16 @@ def draw_chart(
         return
     net_h = 0.32 * len(labels) * max(2, len(names)) / 2 + 1.5
     micro_h = 0.32 * len(micro) * max(2, len(loops)) / 2 + 1.5
-    fig = plt.figure(figsize=(15, (net_h if net else 0) + (micro_h if micro else 0) + 0.8))
+    fig_h = (net_h if net else 0) + (micro_h if micro else 0) + 2.5
+    fig = plt.figure(figsize=(15, fig_h))
     heights = ([net_h] if net else []) + ([micro_h] if micro else [])
-    grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, hspace=0.25, wspace=0.05)
+    # Margins and the gap between the panels in inches, not in fractions
+    # of the figure or of a panel: on a tall figure those left inches blank.
+    mean_h = sum(heights) / len(heights)
+    grid = fig.add_gridspec(
+        len(heights), 2, height_ratios=heights, hspace=1.0 / mean_h, wspace=0.05,
+        top=1 - 1.1 / fig_h, bottom=0.4 / fig_h,
+    )  # fmt: skip
 
     def bars(ax: Any, rows: list[str], values: dict[str, list[float | None]]) -> None:
         present = [n for n in values if any(v is not None for v in values[n])]
